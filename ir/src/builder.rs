@@ -1,0 +1,1 @@
+//! Builder API for graphs. (to be written)

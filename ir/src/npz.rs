@@ -1,0 +1,1 @@
+//! `.npy` / `.npz` reading and writing. (to be written)

@@ -1,0 +1,1 @@
+//! The `.dqc` text format. (to be written)

@@ -1,0 +1,1 @@
+//! Verifier and shape inference. (to be written)

@@ -1,0 +1,1 @@
+//! dqc-models: builders for DiT, Mamba and transformer graphs. (to be written)
