@@ -21,6 +21,7 @@ mod conv;
 mod elementwise;
 mod linalg;
 mod movement;
+mod nd;
 mod norm;
 mod quant;
 mod reduce;
