@@ -215,7 +215,7 @@ pub(super) fn gemm(
                 shape_str(&out_shape)
             )));
         }
-        Some((values_f64(c), c.shape().to_vec()))
+        Some((values_f64(c), c.shape().to_vec(), strides(c.shape())))
     } else {
         None
     };
@@ -228,8 +228,8 @@ pub(super) fn gemm(
         for j in 0..n {
             let dot: f64 = (0..ka).map(|p| a_at(i, p) * b_at(p, j)).sum();
             let mut v = alpha * dot;
-            if let Some((cv, cs)) = &c {
-                v += beta * cv[broadcast_offset(&[i, j], cs, &strides(cs))];
+            if let Some((cv, cs, cst)) = &c {
+                v += beta * cv[broadcast_offset(&[i, j], cs, cst)];
             }
             out.push(v);
         }

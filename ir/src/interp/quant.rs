@@ -725,6 +725,54 @@ mod tests {
         assert!(eval_op(&op, &[short, b, sb], &Bindings::new()).is_err());
     }
 
+    #[test]
+    fn dequantize_output_dtype_and_operand_checks() {
+        let q = Tensor::from_i64(DType::I8, vec![2], &[3, -1]).unwrap();
+        let scale = Tensor::scalar_f32(0.1);
+        let op = |out| Op::Dequantize {
+            scheme: QuantScheme::PerTensor,
+            has_zero_point: false,
+            out,
+        };
+        let r = eval_op(
+            &op(DType::F16),
+            &[q.clone(), scale.clone()],
+            &Bindings::new(),
+        )
+        .unwrap();
+        assert_eq!(r[0].dtype(), DType::F16);
+        // 0.3 is rounded to f32 first, then to f16.
+        assert_eq!(
+            r[0].to_f32_vec(),
+            vec![half::f16::from_f32(0.3).to_f32(), -0.099975586]
+        );
+        assert!(
+            eval_op(
+                &op(DType::I32),
+                &[q.clone(), scale.clone()],
+                &Bindings::new()
+            )
+            .is_err()
+        );
+        let nv = Op::Dequantize {
+            scheme: QuantScheme::Nvfp4 { axis: 0 },
+            has_zero_point: false,
+            out: DType::F32,
+        };
+        let bs = Tensor::from_f32(DType::F8E4M3, vec![1], &[1.0]).unwrap();
+        let e = eval_op(&nv, &[q, bs, scale], &Bindings::new()).unwrap_err();
+        assert!(e.to_string().contains("fp4e2m1"), "{e}");
+        let mx = Op::Dequantize {
+            scheme: QuantScheme::Mx { axis: 0 },
+            has_zero_point: false,
+            out: DType::F32,
+        };
+        let q = Tensor::from_f32(DType::Fp4E2M1, vec![33], &[1.0; 33]).unwrap();
+        let one_scale = Tensor::from_i64(DType::U8, vec![1], &[127]).unwrap();
+        let e = eval_op(&mx, &[q, one_scale], &Bindings::new()).unwrap_err();
+        assert!(e.to_string().contains("[2]"), "{e}");
+    }
+
     fn fill(seed: &[f32], n: usize, mul: usize) -> Vec<f32> {
         (0..n).map(|i| seed[(i * mul + 1) % seed.len()]).collect()
     }
