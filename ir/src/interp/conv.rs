@@ -106,7 +106,9 @@ pub(super) fn conv(
                 "conv: spatial axis {d}: padded input {padded} is shorter than the dilated kernel {span}"
             )));
         }
-        sp_out.push(((padded - span) / st[d] as u128 + 1) as u64);
+        let extent = u64::try_from((padded - span) / st[d] as u128 + 1)
+            .map_err(|_| op_err(format!("conv: spatial axis {d}: output extent overflows")))?;
+        sp_out.push(extent);
     }
     let mut out_shape = vec![n, m];
     out_shape.extend(&sp_out);
