@@ -255,7 +255,8 @@ pub enum Op {
 
     // ----- contraction ---------------------------------------------------------------
     /// Numpy `matmul`: batch dimensions broadcast; 1-D operands are promoted and the
-    /// promoted axis removed from the result. Accumulates in f32 (i32 for integers).
+    /// promoted axis removed from the result. Float products accumulate in f64 and round once
+    /// to the output dtype; integer operands give i32 (exact sums, saturated).
     MatMul,
     /// `alpha · op(A) · op(B) + beta · C`, `A`, `B` 2-D; inputs `a, b` and, if `has_c`,
     /// `c` (broadcast to the `[M, N]` result).
@@ -479,8 +480,9 @@ pub enum Op {
         /// Output dtype.
         out: DType,
     },
-    /// `matmul(a, dequantize(b))` (and `dequantize(a)` if `a_scheme` is set), with integer
-    /// products accumulated exactly in i32 when both sides are integers. Inputs: `a`,
+    /// `matmul(a, dequantize(b))` (and `dequantize(a)` if `a_scheme` is set): each operand
+    /// is dequantized to the f32 values `Dequantize` gives, products accumulate in f64 (exact
+    /// for integer codes) and round once to `out`. Inputs: `a`,
     /// `a`'s dequantization inputs (if `a_scheme`), `b`, `b`'s dequantization inputs, in
     /// the order `Dequantize` takes them (no zero points). Output `out`.
     QMatMul {
