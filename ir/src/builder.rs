@@ -35,8 +35,8 @@
 use crate::DType;
 use crate::graph::{Graph, GraphError, NodeId, Value};
 use crate::op::{
-    BinaryOp, CoordTransform, GeluApprox, Op, PadMode, ReduceOp, ResizeMode, StepSchedule,
-    UnaryOp, dequant_extra_inputs,
+    BinaryOp, CoordTransform, GeluApprox, Op, PadMode, ReduceOp, ResizeMode, StepSchedule, UnaryOp,
+    dequant_extra_inputs,
 };
 use crate::quant::QuantScheme;
 use crate::shape::{Shape, TensorType};
@@ -396,11 +396,7 @@ impl Builder {
     }
 
     /// Run the inference hook if installed and every operand has a known type.
-    fn run_inference(
-        &self,
-        op: &Op,
-        inputs: &[Value],
-    ) -> Option<Result<Vec<TensorType>, String>> {
+    fn run_inference(&self, op: &Op, inputs: &[Value]) -> Option<Result<Vec<TensorType>, String>> {
         let f = self.infer.as_ref()?;
         let types: Option<Vec<TensorType>> = inputs
             .iter()
@@ -420,7 +416,11 @@ impl Builder {
     pub fn node1(&mut self, op: Op, inputs: &[Value]) -> Value {
         let base = self.take_name(op.name());
         if op.num_outputs() != 1 {
-            self.invalid(&base, op.name(), "node1 used for an op with several outputs");
+            self.invalid(
+                &base,
+                op.name(),
+                "node1 used for an op with several outputs",
+            );
             return poison();
         }
         self.emit_as(op, inputs, &base)
@@ -848,9 +848,7 @@ impl Builder {
         scheme: QuantScheme,
     ) -> (Value, Option<Value>) {
         let wants_scale = !matches!(scheme, QuantScheme::Mx { .. });
-        if scale.is_some() != wants_scale
-            || (zero_point.is_some() && !scheme.allows_zero_point())
-        {
+        if scale.is_some() != wants_scale || (zero_point.is_some() && !scheme.allows_zero_point()) {
             let base = self.take_name("quantize");
             self.invalid(
                 &base,
@@ -980,7 +978,10 @@ mod tests {
         let x = b.input("x", DType::F32, Shape(vec![Dim::sym("B"), Dim::fixed(4)]));
         let (w, bias, y) = b.scoped("blocks.0", |b| {
             b.scoped("attn", |b| {
-                let w = b.param("qkv.weight", Tensor::zeros(DType::F32, vec![4, 12]).unwrap());
+                let w = b.param(
+                    "qkv.weight",
+                    Tensor::zeros(DType::F32, vec![4, 12]).unwrap(),
+                );
                 let bias = b.param("qkv.bias", Tensor::zeros(DType::F32, vec![12]).unwrap());
                 let y = b.named("qkv").linear(x, w, Some(bias));
                 (w, bias, y)
@@ -1041,7 +1042,14 @@ mod tests {
         let dq = b.dequantize(qv, &[scale], None, QuantScheme::PerTensor, DType::F32);
         let (fp4, bs) = b.quantize(dq, None, None, DType::Fp4E2M1, QuantScheme::Mx { axis: -1 });
         let bs = bs.unwrap();
-        let mm = b.qmatmul(dq, None, fp4, QuantScheme::Mx { axis: 0 }, &[bs], DType::F32);
+        let mm = b.qmatmul(
+            dq,
+            None,
+            fp4,
+            QuantScheme::Mx { axis: 0 },
+            &[bs],
+            DType::F32,
+        );
         let cached = b.cache_read("blk", f32_ty(&[1, 4, 32]));
         let gated = b.step_gate(mm, cached, StepSchedule::Always);
         let out = b.cache_write(gated, "blk");
@@ -1091,14 +1099,21 @@ mod tests {
         let mut b = Builder::new("g");
         let x = b.input("x", DType::F32, Shape::fixed(&[4]));
         b.quantize(x, None, None, DType::I8, QuantScheme::PerTensor);
-        assert!(matches!(b.error(), Some(BuildError::Invalid { op: "quantize", .. })));
+        assert!(matches!(
+            b.error(),
+            Some(BuildError::Invalid { op: "quantize", .. })
+        ));
 
         let mut b = Builder::new("g");
         let x = b.input("x", DType::F32, Shape::fixed(&[4]));
         b.node(Op::MatMul, &[x]);
         assert!(matches!(
             b.error(),
-            Some(BuildError::Arity { expected: 2, actual: 1, .. })
+            Some(BuildError::Arity {
+                expected: 2,
+                actual: 1,
+                ..
+            })
         ));
 
         let mut b = Builder::new("g");
@@ -1108,10 +1123,16 @@ mod tests {
         let mut b = Builder::new("g");
         let x = b.input("x", DType::F32, Shape::fixed(&[4]));
         b.push_scope("open");
-        assert!(matches!(b.finish(&[x]), Err(BuildError::UnclosedScopes { .. })));
+        assert!(matches!(
+            b.finish(&[x]),
+            Err(BuildError::UnclosedScopes { .. })
+        ));
 
         let b = Builder::new("g");
-        assert_eq!(b.finish(&[poison()]).unwrap_err(), BuildError::BadOutput { index: 0 });
+        assert_eq!(
+            b.finish(&[poison()]).unwrap_err(),
+            BuildError::BadOutput { index: 0 }
+        );
     }
 
     #[test]

@@ -279,7 +279,11 @@ fn header_err(message: impl Into<String>) -> NpyError {
 
 impl LitParser<'_> {
     fn skip_ws(&mut self) {
-        while self.s.get(self.pos).is_some_and(|c| c.is_ascii_whitespace()) {
+        while self
+            .s
+            .get(self.pos)
+            .is_some_and(|c| c.is_ascii_whitespace())
+        {
             self.pos += 1;
         }
     }
@@ -542,7 +546,9 @@ fn read_npy_stream(r: &mut impl Read, total_len: u64) -> Result<NpyArray, NpyErr
         NpyDtype::F64 => {
             let vals: Vec<f32> = data
                 .chunks_exact(8)
-                .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+                .map(|c| {
+                    f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
+                })
                 .collect();
             let t = Tensor::from_f32(DType::F32, header.shape.clone(), &vals)
                 .map_err(|e| tensor_err(e, &header.shape))?;
@@ -662,7 +668,11 @@ pub fn read_npz_with_notes(path: impl AsRef<Path>) -> Result<Vec<(String, NpyArr
             });
         };
         let (size, compressed) = (member.size(), member.compressed_size());
-        if size > compressed.saturating_mul(MAX_DEFLATE_RATIO).saturating_add(1024) {
+        if size
+            > compressed
+                .saturating_mul(MAX_DEFLATE_RATIO)
+                .saturating_add(1024)
+        {
             return Err(NpzError::ImplausibleSize {
                 path: path.to_path_buf(),
                 member: member_name,
@@ -780,8 +790,12 @@ mod tests {
     #[test]
     fn round_trip_every_supported_dtype() {
         let cases = vec![
-            Tensor::from_f32(DType::F32, vec![2, 3], &[1.0, -2.5, 0.0, 3.25, f32::MAX, -0.0])
-                .unwrap(),
+            Tensor::from_f32(
+                DType::F32,
+                vec![2, 3],
+                &[1.0, -2.5, 0.0, 3.25, f32::MAX, -0.0],
+            )
+            .unwrap(),
             Tensor::from_f32(DType::F16, vec![3], &[1.0, -0.5, 65504.0]).unwrap(),
             Tensor::from_i64(DType::I64, vec![2], &[i64::MIN, i64::MAX]).unwrap(),
             Tensor::from_i64(DType::I32, vec![1, 2], &[-7, 1 << 30]).unwrap(),
@@ -827,7 +841,9 @@ mod tests {
         // Key order and quoting are free in the header.
         let b = numpy_v1(
             "{\"shape\": (1, 2), \"fortran_order\": False, \"descr\": \"<i8\"}",
-            &[5, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+            &[
+                5, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ],
         );
         assert_eq!(read_npy(&b).unwrap().tensor.to_i64_vec(), vec![5, -1]);
     }
@@ -846,7 +862,10 @@ mod tests {
 
     #[test]
     fn f64_is_converted_with_a_note() {
-        let data: Vec<u8> = [0.1f64, -3.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let data: Vec<u8> = [0.1f64, -3.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
         let bytes = numpy_v1(
             "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }",
             &data,
@@ -864,24 +883,37 @@ mod tests {
         // Truncated data and header.
         assert!(matches!(
             read_npy(&good[..good.len() - 1]),
-            Err(NpyError::Truncated { what: "data", needed: 8, available: 7 })
+            Err(NpyError::Truncated {
+                what: "data",
+                needed: 8,
+                available: 7
+            })
         ));
         assert!(matches!(
             read_npy(&good[..40]),
             Err(NpyError::Truncated { what: "header", .. })
         ));
-        assert!(matches!(read_npy(&good[..5]), Err(NpyError::Truncated { .. })));
+        assert!(matches!(
+            read_npy(&good[..5]),
+            Err(NpyError::Truncated { .. })
+        ));
         // Trailing bytes.
         let mut long = good.clone();
         long.push(0);
-        assert!(matches!(read_npy(&long), Err(NpyError::TrailingBytes { extra: 1, .. })));
+        assert!(matches!(
+            read_npy(&long),
+            Err(NpyError::TrailingBytes { extra: 1, .. })
+        ));
         // Bad magic and version.
         let mut bad = good.clone();
         bad[1] = b'X';
         assert_eq!(read_npy(&bad), Err(NpyError::BadMagic));
         let mut bad = good.clone();
         bad[6] = 4;
-        assert!(matches!(read_npy(&bad), Err(NpyError::UnsupportedVersion { major: 4, minor: 0 })));
+        assert!(matches!(
+            read_npy(&bad),
+            Err(NpyError::UnsupportedVersion { major: 4, minor: 0 })
+        ));
         // Fortran order, big endian, unknown dtypes.
         let f = numpy_v1(
             "{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }",
@@ -897,12 +929,18 @@ mod tests {
             "{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }",
             &[0; 8],
         );
-        assert!(matches!(read_npy(&c), Err(NpyError::UnsupportedDtype { .. })));
+        assert!(matches!(
+            read_npy(&c),
+            Err(NpyError::UnsupportedDtype { .. })
+        ));
         let rec = numpy_v1(
             "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }",
             &[0; 4],
         );
-        assert!(matches!(read_npy(&rec), Err(NpyError::UnsupportedDtype { .. })));
+        assert!(matches!(
+            read_npy(&rec),
+            Err(NpyError::UnsupportedDtype { .. })
+        ));
         // Malformed header.
         let m = numpy_v1("{'descr': '<f4', 'shape': (2,), }", &f32_bytes(&[1.0, 2.0]));
         assert!(matches!(read_npy(&m), Err(NpyError::BadHeader { .. })));
@@ -925,14 +963,21 @@ mod tests {
         );
         assert!(matches!(
             read_npy(&h),
-            Err(NpyError::Truncated { what: "data", needed: 4_000_000_000, available: 16 })
+            Err(NpyError::Truncated {
+                what: "data",
+                needed: 4_000_000_000,
+                available: 16
+            })
         ));
     }
 
     #[test]
     fn non_numpy_dtypes_are_refused_on_write() {
         let t = Tensor::from_f32(DType::BF16, vec![2], &[1.0, 2.0]).unwrap();
-        assert_eq!(write_npy(&t), Err(NpyError::NotNumpyDtype { dtype: DType::BF16 }));
+        assert_eq!(
+            write_npy(&t),
+            Err(NpyError::NotNumpyDtype { dtype: DType::BF16 })
+        );
         let dir = tmpdir("refuse");
         let path = dir.join("x.npz");
         let err = write_npz(&path, &[("weights".to_string(), t)]).unwrap_err();
@@ -941,7 +986,10 @@ mod tests {
         assert!(!path.exists(), "nothing is written on error");
         let one = Tensor::scalar_f32(1.0);
         let dup = [("a".to_string(), one.clone()), ("a".to_string(), one)];
-        assert!(matches!(write_npz(&path, &dup), Err(NpzError::BadName { .. })));
+        assert!(matches!(
+            write_npz(&path, &dup),
+            Err(NpzError::BadName { .. })
+        ));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -950,7 +998,11 @@ mod tests {
         for &b in data {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -1030,12 +1082,18 @@ mod tests {
         let path = dir.join("bad.npz");
         std::fs::write(&path, hand_zip("y.npy", &npy[..npy.len() - 2], 0)).unwrap();
         let msg = read_npz(&path).unwrap_err().to_string();
-        assert!(msg.contains("bad.npz") && msg.contains("`y`") && msg.contains("truncated"), "{msg}");
+        assert!(
+            msg.contains("bad.npz") && msg.contains("`y`") && msg.contains("truncated"),
+            "{msg}"
+        );
         // Not a zip at all.
         std::fs::write(&path, b"hello").unwrap();
         assert!(matches!(read_npz(&path), Err(NpzError::Zip { .. })));
         // Missing file.
-        assert!(matches!(read_npz(dir.join("none.npz")), Err(NpzError::Io { .. })));
+        assert!(matches!(
+            read_npz(dir.join("none.npz")),
+            Err(NpzError::Io { .. })
+        ));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
