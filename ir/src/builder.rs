@@ -1075,6 +1075,109 @@ mod tests {
     }
 
     #[test]
+    fn remaining_helpers_build_the_right_ops() {
+        let mut b = Builder::new("g");
+        let x = b.input("x", DType::F32, Shape::fixed(&[2, 4, 6]));
+        let idx = b.input("i", DType::I64, Shape::fixed(&[3]));
+        let g1 = b.constant(Tensor::zeros(DType::F32, vec![6]).unwrap());
+        let rms = b.rms_norm(x, Some(g1), -1, 1e-5);
+        let gn = b.group_norm(x, Some((g1, g1)), 2, 1e-5);
+        let sm = b.softmax(gn, 1);
+        let ge = b.gelu(sm, GeluApprox::Erf);
+        let red = b.reduce(ge, ReduceOp::Mean, &[-1], true);
+        let sl = b.slice(rms, &[1], &[0], &[2], &[]);
+        let cat = b.concat(&[sl, sl], 1);
+        let ga = b.gather(cat, idx, 0);
+        let ex = b.expand(red, Shape::fixed(&[2, 4, 6]));
+        let pd = b.pad(ex, &[0, 0, 1, 0, 0, 1], PadMode::Edge);
+        let rs = b.resize(
+            pd,
+            Shape::fixed(&[2, 4, 14]),
+            ResizeMode::Linear,
+            CoordTransform::HalfPixel,
+        );
+        let cond = b.binary(BinaryOp::Greater, rs, rs);
+        let wh = b.where_(cond, rs, rs);
+        let ca = b.cast(wh, DType::F16);
+        let m = b.matmul(x, x);
+        let gm = b.gemm(
+            m,
+            m,
+            Some(m),
+            GemmAttrs {
+                trans_b: true,
+                ..GemmAttrs::default()
+            },
+        );
+        let scan = b.selective_scan(
+            ScanInputs {
+                u: x,
+                delta: x,
+                a: m,
+                b: x,
+                c: x,
+                d: None,
+                z: Some(x),
+            },
+            true,
+        );
+        let g = b.finish(&[rms, ga, ca, gm, scan]).unwrap();
+        assert_eq!(g.node(rms.node).inputs(), &[x, g1]);
+        assert_eq!(
+            op_of(&g, gn),
+            &Op::GroupNorm {
+                groups: 2,
+                eps: 1e-5,
+                affine: true
+            }
+        );
+        assert_eq!(g.node(gn.node).inputs(), &[x, g1, g1]);
+        assert_eq!(op_of(&g, sm), &Op::Softmax { axis: 1 });
+        assert_eq!(
+            op_of(&g, red),
+            &Op::Reduce {
+                op: ReduceOp::Mean,
+                axes: vec![-1],
+                keepdims: true
+            }
+        );
+        assert_eq!(
+            op_of(&g, sl),
+            &Op::Slice {
+                axes: vec![1],
+                starts: vec![0],
+                ends: vec![2],
+                steps: vec![1]
+            }
+        );
+        assert_eq!(g.node(cat.node).inputs(), &[sl, sl]);
+        assert_eq!(g.node(ga.node).inputs(), &[cat, idx]);
+        assert_eq!(g.node(wh.node).inputs(), &[cond, rs, rs]);
+        assert_eq!(op_of(&g, ca), &Op::Cast { to: DType::F16 });
+        assert!(matches!(
+            op_of(&g, gm),
+            Op::Gemm {
+                has_c: true,
+                trans_a: false,
+                trans_b: true,
+                ..
+            }
+        ));
+        assert_eq!(g.node(gm.node).inputs(), &[m, m, m]);
+        assert_eq!(
+            op_of(&g, scan),
+            &Op::SelectiveScan {
+                delta_softplus: true,
+                has_d: false,
+                has_z: true
+            }
+        );
+        assert_eq!(g.node(scan.node).inputs(), &[x, x, m, x, x, x]);
+        assert_eq!(g.value_name(pd), "pad");
+        assert_eq!(g.value_name(rs), "resize");
+    }
+
+    #[test]
     fn first_error_is_kept() {
         let mut other = Builder::new("other");
         let mut foreign = other.input("a", DType::F32, Shape::fixed(&[1]));

@@ -278,7 +278,7 @@ pub fn timestep_freqs() -> Vec<f32> {
 /// Builder state shared by the layer functions.
 struct Ctx<'a> {
     b: &'a mut Builder,
-    init: WeightInit,
+    init: &'a mut WeightInit,
     cfg: &'a DitConfig,
 }
 
@@ -464,9 +464,10 @@ pub fn build(cfg: &DitConfig) -> Result<Graph, ModelError> {
     let x = b.input("x", DType::F32, batch_shape(&[c_in, l, l]));
     let t = b.input("t", DType::F32, batch_shape(&[]));
     let y = b.input("y", DType::I64, batch_shape(&[]));
+    let mut init = WeightInit::new(cfg.seed);
     let mut ctx = Ctx {
         b: &mut b,
-        init: WeightInit::new(cfg.seed),
+        init: &mut init,
         cfg,
     };
     let mut h = ctx.embed_patches(x)?;
@@ -490,15 +491,24 @@ pub fn block(cfg: &DitConfig) -> Result<Graph, ModelError> {
     let mut b = Builder::new("dit_block");
     let x = b.input("x", DType::F32, batch_shape(&[cfg.tokens(), cfg.hidden]));
     let c = b.input("c", DType::F32, batch_shape(&[cfg.hidden]));
-    let mut ctx = Ctx {
-        b: &mut b,
-        init: WeightInit::new(cfg.seed),
-        cfg,
-    };
-    ctx.b.push_scope("block");
-    let out = ctx.block(x, c)?;
-    ctx.b.pop_scope();
+    let mut init = WeightInit::new(cfg.seed);
+    b.push_scope("block");
+    let out = add_block(&mut b, &mut init, cfg, x, c)?;
+    b.pop_scope();
     Ok(b.finish(&[out])?)
+}
+
+/// Add one adaLN-Zero block to a graph under construction, in `b`'s current scope:
+/// `x: [B, tokens, hidden]`, `c: [B, hidden]` → `[B, tokens, hidden]`, with weights drawn
+/// from `init`. Does not validate `cfg` (call [`DitConfig::validate`] first).
+pub fn add_block(
+    b: &mut Builder,
+    init: &mut WeightInit,
+    cfg: &DitConfig,
+    x: Value,
+    c: Value,
+) -> Result<Value, ModelError> {
+    Ctx { b, init, cfg }.block(x, c)
 }
 
 #[cfg(test)]
