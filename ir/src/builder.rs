@@ -431,14 +431,15 @@ impl Builder {
 
     // ----- sources ---------------------------------------------------------------------
 
-    /// A graph input of the given type, appended to the signature. The name is scoped but
-    /// not prefixed by a pending [`Builder::named`] name.
+    /// A graph input of the given type, appended to the signature. The name is scoped; a
+    /// pending [`Builder::named`] name is discarded (inputs are always named explicitly).
     pub fn input(&mut self, name: &str, dtype: DType, shape: Shape) -> Value {
         self.input_typed(name, TensorType::new(dtype, shape))
     }
 
     /// A graph input of type `ty`.
     pub fn input_typed(&mut self, name: &str, ty: TensorType) -> Value {
+        self.pending_name = None;
         if self.error.is_some() {
             return poison();
         }
