@@ -512,5 +512,4 @@ pub fn add_block(
 }
 
 #[cfg(test)]
-#[path = "dit_tests.rs"]
 mod tests;

@@ -1,3 +1,5 @@
+//! Unit tests of the DiT builder.
+
 use std::collections::BTreeMap;
 
 use dqc_ir::op::{BinaryOp, UnaryOp};
