@@ -121,21 +121,17 @@ pub(super) fn cast(to: DType, inputs: &[&TensorType]) -> Result<Vec<TensorType>,
 pub(super) fn modulate(inputs: &[&TensorType]) -> Result<Vec<TensorType>, InferError> {
     let x = operand(inputs, 0)?;
     want_float(0, x)?;
-    let dims = x.shape.dims();
-    let (Some(b), Some(c)) = (dims.first(), dims.last()) else {
+    let (Some(b), Some(c), true) = (
+        x.shape.dims().first(),
+        x.shape.dims().last(),
+        x.shape.rank() >= 2,
+    ) else {
         return Err(InferError::Shape {
             operand: 0,
             shape: x.shape.clone(),
             expected: "rank at least 2 ([B, …, C])".to_string(),
         });
     };
-    if dims.len() < 2 {
-        return Err(InferError::Shape {
-            operand: 0,
-            shape: x.shape.clone(),
-            expected: "rank at least 2 ([B, …, C])".to_string(),
-        });
-    }
     let bc = Shape(vec![b.clone(), c.clone()]);
     for i in [1, 2] {
         let t = operand(inputs, i)?;

@@ -83,8 +83,17 @@ mod tests {
             ),
             t
         );
+        let input = Op::Input {
+            index: 0,
+            ty: t.clone(),
+        };
+        says(&err(&input, &[t.clone()]), &["expected 0 operands, got 1"]);
         let c = Tensor::from_i64(I64, vec![2, 3], &[1, 2, 3, 4, 5, 6]).unwrap();
-        assert_eq!(ok1(&Op::Constant(c), &[]), ty(I64, "2,3"));
+        assert_eq!(ok1(&Op::Constant(c.clone()), &[]), ty(I64, "2,3"));
+        says(
+            &err(&Op::Constant(c), &[t.clone()]),
+            &["expected 0 operands, got 1"],
+        );
         let read = Op::CacheRead {
             slot: "blk0".into(),
             ty: t.clone(),

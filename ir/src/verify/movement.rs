@@ -3,7 +3,8 @@
 //! All keep the dtype of their (first) operand. Where a rule would need a sum of
 //! different symbolic dimensions it refuses and says so: concatenating `B` with `N`,
 //! padding a symbolic axis, splitting a symbolic axis into static pieces, slicing a
-//! symbolic axis except for its full range or a static prefix that is provably inside it.
+//! symbolic axis except for its full range or bounds provably inside it (symbols are
+//! assumed to be at least 1, so `f·N` is at least `f`).
 
 use super::{InferError, operand, resolve_axis, sum_dims, want_float, want_same_dtype};
 use crate::DType;
@@ -91,27 +92,75 @@ fn static_slice(n: u64, start: i64, end: i64, step: i64) -> u64 {
     u64::try_from(count).unwrap_or(0)
 }
 
-/// Extent of a slice of a symbolic dimension `d` (at least its factor `f`): the full
-/// range keeps `d`; a forward slice with `0 <= start`, `0 <= end <= f`, or a backward one
-/// with `0 <= start < f`, `end >= 0`, is static. Anything else depends on the symbol.
+/// A slice bound on a symbolic axis of extent `n >= f` (`f` its static factor), as a
+/// position that is known without knowing `n`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    /// Position `p` from the start, `0 <= p <= f` (so no clamping can apply).
+    Start(i128),
+    /// Position `n + k` from the end, `-f <= k <= 0`.
+    End(i128),
+    /// Before the first element (an end of `-SLICE_FULL` or less with a negative step).
+    Before,
+}
+
+/// Classify a bound; `None` if its position depends on `n` in a way the rules below
+/// cannot express.
+fn bound(b: i64, f: i128, is_end: bool, step: i64) -> Option<Bound> {
+    let v = i128::from(b);
+    if b >= SLICE_FULL {
+        // "To the end": position n, clamped to n - 1 when walking backward.
+        return Some(Bound::End(if step < 0 { -1 } else { 0 }));
+    }
+    if is_end && step < 0 && b <= -SLICE_FULL {
+        return Some(Bound::Before);
+    }
+    if (0..=f).contains(&v) {
+        return Some(Bound::Start(v));
+    }
+    if (-f..0).contains(&v) {
+        return Some(Bound::End(v));
+    }
+    None
+}
+
+/// `ceil(span / step)` for a positive step, 0 for an empty span.
+fn count(span: i128, step: i128) -> Option<Dim> {
+    let c = if span > 0 {
+        (span + step - 1) / step
+    } else {
+        0
+    };
+    u64::try_from(c).ok().map(Dim::fixed)
+}
+
+/// Extent of a slice of a symbolic dimension `d` (at least its factor `f`). The full
+/// range (`0:END:1`, or `-1:BEFORE:-1` reversed, where `END >= i64::MAX/2` and `BEFORE
+/// <= -i64::MAX/2`) keeps `d`. Bounds both counted from the start and within `f`
+/// (`x[:, 0:128]` of a `256*N` axis), or both counted from the end and within `f`
+/// (`x[:, -1:]`), give a static extent; so does a backward walk from a start within `f`
+/// to before the first element. Anything else depends on the symbol and gives `None`.
 fn symbolic_slice(d: &Dim, start: i64, end: i64, step: i64) -> Option<Dim> {
     let f = i128::from(d.factor());
-    let (s, e) = (i128::from(start), i128::from(end));
-    if step == 1 && start == 0 && end >= SLICE_FULL {
-        return Some(d.clone());
-    }
-    if step == -1 && (start == -1 || start >= SLICE_FULL) && end <= -SLICE_FULL {
-        return Some(d.clone());
-    }
+    let s = bound(start, f, false, step)?;
+    let e = bound(end, f, true, step)?;
     let st = i128::from(step);
-    let count = if step > 0 && s >= 0 && e >= 0 && e <= f {
-        if e > s { (e - s + st - 1) / st } else { 0 }
-    } else if step < 0 && s >= 0 && s < f && e >= 0 {
-        if s > e { (s - e - st - 1) / -st } else { 0 }
-    } else {
-        return None;
-    };
-    u64::try_from(count).ok().map(Dim::fixed)
+    match (s, e) {
+        (Bound::Start(0), Bound::End(0)) if step == 1 => Some(d.clone()),
+        (Bound::End(-1), Bound::Before) if step == -1 => Some(d.clone()),
+        (Bound::Start(a), Bound::Start(b)) | (Bound::End(a), Bound::End(b)) => {
+            if step > 0 {
+                count(b - a, st)
+            } else if a == f {
+                // A backward start at position f may be clamped to n - 1 < f.
+                None
+            } else {
+                count(a - b, -st)
+            }
+        }
+        (Bound::Start(a), Bound::Before) if a < f => count(a + 1, -st),
+        _ => None,
+    }
 }
 
 /// Slice: `axes`, `starts`, `ends`, `steps` of one length; axes distinct and in range;
@@ -170,7 +219,7 @@ pub(super) fn slice(
                 operand: 0,
                 shape: x.shape.clone(),
                 expected: format!(
-                    "a static extent along axis {a} for slice {start}:{end}:{step}; on the symbolic dimension {d} only the full range or a static prefix within its factor {} has a monomial extent",
+                    "a static extent along axis {a} for slice {start}:{end}:{step}; on the symbolic dimension {d} only the full range, or bounds within its factor {} counted both from the start or both from the end, have a known extent",
                     d.factor()
                 ),
             })?,

@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 
 use super::super::testutil::{err, ok, ok1, says, shape, ty};
-use super::static_slice;
+use super::{static_slice, symbolic_slice};
 use crate::DType::{Bool, F16, F32, I32, I64, U8};
 use crate::op::{CoordTransform, NearestRounding, Op, PadMode, ResizeMode};
 use crate::shape::{Dim, Shape};
@@ -89,6 +89,12 @@ fn slice_symbolic() {
     assert_eq!(ok1(&prefix, &[ty(F32, "256*N")]), ty(F32, "128"));
     let back = slice(&[0], &[3], &[0], &[-1]);
     assert_eq!(ok1(&back, &[ty(F32, "4*N")]), ty(F32, "3"));
+    let last = slice(&[1], &[-1], &[i64::MAX], &[1]);
+    assert_eq!(ok1(&last, &[ty(F32, "B,S,64")]), ty(F32, "B,1,64"));
+    let tail2 = slice(&[0], &[-4], &[-1], &[2]);
+    assert_eq!(ok1(&tail2, &[ty(F32, "4*N")]), ty(F32, "2"));
+    let down = slice(&[0], &[2], &[i64::MIN], &[-1]);
+    assert_eq!(ok1(&down, &[ty(F32, "4*N")]), ty(F32, "3"));
     let m = err(&prefix, &[ty(F32, "N")]);
     says(
         &m,
@@ -358,5 +364,27 @@ proptest! {
             while i > e { count += 1; i += step; }
         }
         prop_assert_eq!(static_slice(n, start, end, step), count);
+    }
+
+    /// Whatever `symbolic_slice` accepts on `f·N` agrees with the static rule for every
+    /// value of `N` tried.
+    #[test]
+    fn symbolic_slice_is_sound(
+        f in 1u64..6, start in prop_oneof![-8i64..8, Just(i64::MAX), Just(i64::MIN)],
+        end in prop_oneof![-8i64..8, Just(i64::MAX), Just(i64::MIN)],
+        step in prop_oneof![-3i64..0, 1i64..4],
+    ) {
+        let d = Dim::fixed(f).checked_mul(&Dim::sym("N")).unwrap_or(Dim::fixed(0));
+        if let Some(got) = symbolic_slice(&d, start, end, step) {
+            for n in 1u64..5 {
+                let extent = f * n;
+                let want = static_slice(extent, start, end, step);
+                let have = match got.as_fixed() {
+                    Some(c) => c,
+                    None => { prop_assert_eq!(&got, &d); extent }
+                };
+                prop_assert_eq!(have, want, "f={} n={}", f, n);
+            }
+        }
     }
 }
