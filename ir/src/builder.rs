@@ -2,7 +2,7 @@
 //!
 //! [`Builder`] wraps a [`Graph`]. Every op helper returns the new [`Value`] directly; the
 //! first error (an operand that is not in the graph, a wrong operand count, inconsistent
-//! arguments, a type error from the optional inference hook) is recorded and returned by
+//! arguments, a type error found by shape inference) is recorded and returned by
 //! [`Builder::finish`]. After an error the helpers add nothing more and return a value that
 //! refers to no node, so a model builder can be written as straight-line code.
 //!
@@ -28,9 +28,9 @@
 //! assert!(g.find_value("fc.weight").is_some());
 //! ```
 //!
-//! Types: graph inputs carry their declared type. Other nodes get types only if an
-//! inference function is installed with [`Builder::set_inference`] (the verifier's rule
-//! set is the natural choice); otherwise [`crate::verify`] fills them in later.
+//! Types: graph inputs carry their declared type; every other node is typed as it is added
+//! by the verifier's rules ([`crate::verify::infer_op`]), so a shape error is reported at
+//! the node that causes it, by name.
 
 use crate::DType;
 use crate::graph::{Graph, GraphError, NodeId, Value};
@@ -103,9 +103,6 @@ pub enum BuildError {
         index: usize,
     },
 }
-
-/// Type inference for one node: op and operand types in, output types out.
-pub type InferFn = Box<dyn Fn(&Op, &[TensorType]) -> Result<Vec<TensorType>, String>>;
 
 /// Attributes of [`Builder::gemm`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -208,7 +205,6 @@ pub struct Builder {
     scopes: Vec<String>,
     pending_name: Option<String>,
     error: Option<BuildError>,
-    infer: Option<InferFn>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -235,17 +231,7 @@ impl Builder {
             scopes: Vec::new(),
             pending_name: None,
             error: None,
-            infer: None,
         }
-    }
-
-    /// Install a type inference function run on every node as it is added; its errors
-    /// are recorded like any other, naming the node.
-    pub fn set_inference(
-        &mut self,
-        f: impl Fn(&Op, &[TensorType]) -> Result<Vec<TensorType>, String> + 'static,
-    ) {
-        self.infer = Some(Box::new(f));
     }
 
     /// The graph built so far (read only).
@@ -395,14 +381,11 @@ impl Builder {
         (0..n_out as u32).map(|i| Value::new(id, i)).collect()
     }
 
-    /// Run the inference hook if installed and every operand has a known type.
+    /// Infer the node's types if every operand has a known type.
     fn run_inference(&self, op: &Op, inputs: &[Value]) -> Option<Result<Vec<TensorType>, String>> {
-        let f = self.infer.as_ref()?;
-        let types: Option<Vec<TensorType>> = inputs
-            .iter()
-            .map(|v| self.graph.value_type(*v).cloned())
-            .collect();
-        Some(f(op, &types?))
+        let types: Option<Vec<&TensorType>> =
+            inputs.iter().map(|v| self.graph.value_type(*v)).collect();
+        Some(crate::verify::infer_op(op, &types?).map_err(|e| e.to_string()))
     }
 
     /// Add any op; the node is named by [`Builder::named`] or after the op. Returns one

@@ -73,13 +73,14 @@ fn op_helpers_set_flags_and_operands() {
     let w = b.constant(Tensor::zeros(DType::F32, vec![8, 3, 2, 2]).unwrap());
     let c = b.conv(x, w, None, ConvAttrs::uniform(2, 2, 0));
     let ln = b.layer_norm(c, None, -1, 1e-6);
-    let q = b.named("q").reshape(ln, Shape::fixed(&[1, 4, 32]));
+    let q = b.named("q").reshape(ln, Shape::fixed(&[1, 8, 4]));
     let att = b.attention(q, q, q, None, AttentionAttrs::mha(4));
     let scale = b.scalar(0.5);
     let (qv, extra) = b.quantize(att, Some(scale), None, DType::I8, QuantScheme::PerTensor);
     assert!(extra.is_none());
     let dq = b.dequantize(qv, &[scale], None, QuantScheme::PerTensor, DType::F32);
-    let (fp4, bs) = b.quantize(dq, None, None, DType::Fp4E2M1, QuantScheme::Mx { axis: -1 });
+    let w2 = b.constant(Tensor::zeros(DType::F32, vec![4, 4]).unwrap());
+    let (fp4, bs) = b.quantize(w2, None, None, DType::Fp4E2M1, QuantScheme::Mx { axis: 0 });
     let bs = bs.unwrap();
     let mm = b.qmatmul(
         dq,
@@ -89,7 +90,7 @@ fn op_helpers_set_flags_and_operands() {
         &[bs],
         DType::F32,
     );
-    let cached = b.cache_read("blk", f32_ty(&[1, 4, 32]));
+    let cached = b.cache_read("blk", f32_ty(&[1, 8, 4]));
     let gated = b.step_gate(mm, cached, StepSchedule::Always);
     let out = b.cache_write(gated, "blk");
     let g = b.finish(&[out]).unwrap();
@@ -119,8 +120,10 @@ fn remaining_helpers_build_the_right_ops() {
     let x = b.input("x", DType::F32, Shape::fixed(&[2, 4, 6]));
     let idx = b.input("i", DType::I64, Shape::fixed(&[3]));
     let g1 = b.constant(Tensor::zeros(DType::F32, vec![6]).unwrap());
+    let g4 = b.constant(Tensor::zeros(DType::F32, vec![4]).unwrap());
+    let sq = b.input("sq", DType::F32, Shape::fixed(&[4, 4]));
     let rms = b.rms_norm(x, Some(g1), -1, 1e-5);
-    let gn = b.group_norm(x, Some((g1, g1)), 2, 1e-5);
+    let gn = b.group_norm(x, Some((g4, g4)), 2, 1e-5);
     let sm = b.softmax(gn, 1);
     let ge = b.gelu(sm, GeluApprox::Erf);
     let red = b.reduce(ge, ReduceOp::Mean, &[-1], true);
@@ -138,11 +141,12 @@ fn remaining_helpers_build_the_right_ops() {
     let cond = b.binary(BinaryOp::Greater, rs, rs);
     let wh = b.where_(cond, rs, rs);
     let ca = b.cast(wh, DType::F16);
-    let m = b.matmul(x, x);
+    let xt = b.transpose(x, &[0, 2, 1]);
+    let m = b.matmul(x, xt);
     let gm = b.gemm(
-        m,
-        m,
-        Some(m),
+        sq,
+        sq,
+        Some(sq),
         GemmAttrs {
             trans_b: true,
             ..GemmAttrs::default()
@@ -152,7 +156,7 @@ fn remaining_helpers_build_the_right_ops() {
         ScanInputs {
             u: x,
             delta: x,
-            a: m,
+            a: sq,
             b: x,
             c: x,
             d: None,
@@ -160,7 +164,7 @@ fn remaining_helpers_build_the_right_ops() {
         },
         true,
     );
-    let g = b.finish(&[rms, ga, ca, gm, scan]).unwrap();
+    let g = b.finish(&[rms, ga, ca, m, gm, scan]).unwrap();
     assert_eq!(g.node(rms.node).inputs(), &[x, g1]);
     assert_eq!(
         op_of(&g, gn),
@@ -170,7 +174,7 @@ fn remaining_helpers_build_the_right_ops() {
             affine: true
         }
     );
-    assert_eq!(g.node(gn.node).inputs(), &[x, g1, g1]);
+    assert_eq!(g.node(gn.node).inputs(), &[x, g4, g4]);
     assert_eq!(op_of(&g, sm), &Op::Softmax { axis: 1 });
     assert_eq!(
         op_of(&g, red),
@@ -202,7 +206,7 @@ fn remaining_helpers_build_the_right_ops() {
             ..
         }
     ));
-    assert_eq!(g.node(gm.node).inputs(), &[m, m, m]);
+    assert_eq!(g.node(gm.node).inputs(), &[sq, sq, sq]);
     assert_eq!(
         op_of(&g, scan),
         &Op::SelectiveScan {
@@ -211,7 +215,7 @@ fn remaining_helpers_build_the_right_ops() {
             has_z: true
         }
     );
-    assert_eq!(g.node(scan.node).inputs(), &[x, x, m, x, x, x]);
+    assert_eq!(g.node(scan.node).inputs(), &[x, x, sq, x, x, x]);
     assert_eq!(g.value_name(pd), "pad");
     assert_eq!(g.value_name(rs), "resize");
 }
@@ -278,23 +282,19 @@ fn argument_errors() {
 }
 
 #[test]
-fn inference_hook_types_nodes_and_reports_errors() {
+fn nodes_are_typed_as_added_and_type_errors_name_the_node() {
     let mut b = Builder::new("g");
-    b.set_inference(|op, tys| match op {
-        Op::Unary(_) => Ok(vec![tys[0].clone()]),
-        other => Err(format!("no rule for {}", other.name())),
-    });
     let x = b.input("x", DType::F32, Shape::fixed(&[3]));
     let y = b.exp(x);
     assert_eq!(b.value_type(y), Some(&f32_ty(&[3])));
-    let z = b.named("bad").silu(y);
-    let err = b.finish(&[z]).unwrap_err();
-    assert_eq!(
-        err,
-        BuildError::Type {
-            node: "bad".into(),
-            op: "silu",
-            message: "no rule for silu".into()
+    let w = b.input("w", DType::F32, Shape::fixed(&[4, 5]));
+    let z = b.named("bad").matmul(y, w);
+    match b.finish(&[z]).unwrap_err() {
+        BuildError::Type { node, op, message } => {
+            assert_eq!(node, "bad");
+            assert_eq!(op, "matmul");
+            assert!(message.contains("[4,5]"), "{message}");
         }
-    );
+        other => panic!("expected a type error, got {other:?}"),
+    }
 }
