@@ -14,7 +14,9 @@ models/fixtures/<name>/ as
   meta.json     exporter, opset, config, input/output names/shapes/dtypes,
                 ORT-vs-PyTorch max abs diff, op histogram
 
-A fixture whose export fails gets only meta.json with status "failed" and the error.
+A fixture whose export fails gets meta.json with status "failed" and the error; if
+the exporter wrote a model that onnx/onnxruntime reject, it is kept as
+model.rejected.onnx (a negative fixture).
 """
 
 import collections
@@ -452,7 +454,7 @@ def run_fixture(name: str) -> dict:
     builder, exporter, opset = FIXTURE_SPECS[name]
     out_dir = FIXTURES / name
     out_dir.mkdir(parents=True, exist_ok=True)
-    for f in ("model.onnx", "model.onnx.data", "inputs.npz", "outputs.npz", "meta.json"):
+    for f in ("model.onnx", "model.rejected.onnx", "model.onnx.data", "inputs.npz", "outputs.npz", "meta.json"):
         (out_dir / f).unlink(missing_ok=True)
     meta = dict(
         name=name,
@@ -518,6 +520,10 @@ def run_fixture(name: str) -> dict:
         meta["status"] = "failed"
         meta["error"] = f"{type(e).__name__}: {str(e)[:4000]}"
         meta["traceback_tail"] = traceback.format_exc()[-4000:]
+        # an exported-but-rejected model is kept as a negative fixture for frontends
+        if (out_dir / "model.onnx").exists() and not (out_dir / "model.onnx.data").exists():
+            (out_dir / "model.onnx").rename(out_dir / "model.rejected.onnx")
+            meta["kept_as"] = "model.rejected.onnx"
         for f in ("model.onnx", "model.onnx.data", "inputs.npz", "outputs.npz"):
             (out_dir / f).unlink(missing_ok=True)
     meta["seconds"] = round(time.time() - t0, 1)
