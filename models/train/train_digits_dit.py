@@ -344,8 +344,12 @@ def main() -> None:
     grid = np.concatenate(list(img), axis=1)
     Image.fromarray(grid).resize((grid.shape[1] * 4, grid.shape[0] * 4), Image.NEAREST).save(OUT / "samples.png")
 
+    sys.path.insert(0, str(ROOT / "models" / "export"))
+    from export_onnx import op_histogram
+
     meta = dict(
         name="digits_dit",
+        status="ok",
         exporter="torch.onnx.export(dynamo=False) (TorchScript)",
         opset=cfg["opset"],
         torch_version=torch.__version__,
@@ -357,6 +361,7 @@ def main() -> None:
             dict(name="y", shape=["batch"], dtype="int64", note="class label 0..9"),
         ],
         outputs=[dict(name="eps", shape=["batch", 1, 16, 16], dtype="float32")],
+        op_histogram=op_histogram(m),
         train_seconds=round(train_seconds, 1),
         train_log=log,
         ort_vs_torch_max_abs_diff=batch_diff,
