@@ -17,8 +17,8 @@ pub struct ParseError {
     pub line: usize,
     /// 1-based column (in characters).
     pub column: usize,
-    /// What is wrong.
-    pub kind: ParseErrorKind,
+    /// What is wrong (boxed to keep `Result<_, ParseError>` small).
+    pub kind: Box<ParseErrorKind>,
     /// The offending source line and a caret line under `column`.
     pub snippet: String,
 }
@@ -43,7 +43,7 @@ impl ParseError {
         ParseError {
             line,
             column,
-            kind,
+            kind: Box::new(kind),
             snippet: format!("{text}\n{caret_pad}^"),
         }
     }

@@ -71,6 +71,15 @@ pub struct SafetensorsWeights {
     entries: HashMap<String, Entry>,
 }
 
+impl std::fmt::Debug for SafetensorsWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SafetensorsWeights")
+            .field("path", &self.path)
+            .field("tensors", &self.entries.len())
+            .finish()
+    }
+}
+
 struct Entry {
     dtype: DType,
     shape: Vec<u64>,

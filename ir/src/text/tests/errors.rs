@@ -29,7 +29,7 @@ fn at(e: &ParseError) -> (usize, usize) {
 fn syntax_error_says_what_was_expected() {
     let e = err("  %y neg(%x)");
     assert_eq!(at(&e), (2, 6), "{e}");
-    let ParseErrorKind::Syntax { expected } = &e.kind else {
+    let ParseErrorKind::Syntax { expected } = &*e.kind else {
         panic!("{e}")
     };
     assert!(
@@ -45,7 +45,7 @@ fn syntax_error_missing_return() {
     let src = "graph @g(%x: f32[2]) -> (?) {\n  %y = neg(%x)\n}\n";
     let e = parse(src, None).expect_err("no return");
     assert_eq!(at(&e), (3, 1), "{e}");
-    let ParseErrorKind::Syntax { expected } = &e.kind else {
+    let ParseErrorKind::Syntax { expected } = &*e.kind else {
         panic!("{e}")
     };
     assert!(expected.contains("`return`"), "{expected}");
@@ -63,20 +63,20 @@ fn unknown_op() {
     let e = err("  %y = frobnicate(%x)");
     assert_eq!(at(&e), (2, 8));
     assert_eq!(
-        e.kind,
+        *e.kind,
         ParseErrorKind::UnknownOp {
             name: "frobnicate".into()
         }
     );
     let e = err("  %y = input()");
-    assert!(matches!(e.kind, ParseErrorKind::UnknownOp { .. }), "{e}");
+    assert!(matches!(*e.kind, ParseErrorKind::UnknownOp { .. }), "{e}");
 }
 
 #[test]
 fn unknown_dtype() {
     let e = parse("graph @g(%x: f31[2]) -> (?) {\n  return %x\n}", None).expect_err("bad dtype");
     assert_eq!(at(&e), (1, 14));
-    assert_eq!(e.kind, ParseErrorKind::UnknownDType { name: "f31".into() });
+    assert_eq!(*e.kind, ParseErrorKind::UnknownDType { name: "f31".into() });
 }
 
 #[test]
@@ -84,14 +84,14 @@ fn used_before_definition_and_undefined() {
     let e = err("  %y = neg(%z)\n  %z = neg(%x)");
     assert_eq!(at(&e), (2, 12));
     assert_eq!(
-        e.kind,
+        *e.kind,
         ParseErrorKind::UsedBeforeDefinition { name: "z".into() }
     );
     assert!(e.to_string().contains("used before its definition"));
     let e = err("  %y = neg(%nope)");
     assert_eq!(at(&e), (2, 12));
     assert_eq!(
-        e.kind,
+        *e.kind,
         ParseErrorKind::Undefined {
             name: "nope".into()
         }
@@ -107,7 +107,7 @@ fn duplicate_names() {
     let e = err("  %x = neg(%x)");
     assert_eq!(at(&e), (2, 3));
     assert_eq!(
-        e.kind,
+        *e.kind,
         ParseErrorKind::DuplicateName {
             name: "x".into(),
             first_line: 1
@@ -128,7 +128,7 @@ fn attribute_errors() {
     let e = err("  %y = softmax(%x) {axes = 1}");
     assert_eq!(at(&e), (2, 21));
     assert_eq!(
-        e.kind,
+        *e.kind,
         ParseErrorKind::UnknownAttribute {
             op: "softmax".into(),
             name: "axes".into(),
@@ -138,7 +138,7 @@ fn attribute_errors() {
     let e = err("  %y = softmax(%x)");
     assert_eq!(at(&e), (2, 8));
     assert_eq!(
-        e.kind,
+        *e.kind,
         ParseErrorKind::MissingAttribute {
             op: "softmax".into(),
             name: "axis".into()
@@ -147,13 +147,13 @@ fn attribute_errors() {
     let e = err("  %y = softmax(%x) {axis = 1.5}");
     assert_eq!(at(&e), (2, 28));
     assert!(
-        matches!(&e.kind, ParseErrorKind::AttributeType { name, found, .. } if name == "axis" && found == "`1.5`"),
+        matches!(&*e.kind, ParseErrorKind::AttributeType { name, found, .. } if name == "axis" && found == "`1.5`"),
         "{e}"
     );
     let e = err("  %y = softmax(%x) {axis = 1, axis = 2}");
     assert_eq!(at(&e), (2, 31));
     assert!(
-        matches!(e.kind, ParseErrorKind::DuplicateAttribute { .. }),
+        matches!(*e.kind, ParseErrorKind::DuplicateAttribute { .. }),
         "{e}"
     );
     // A mistyped element inside a list points at the element.
@@ -161,7 +161,7 @@ fn attribute_errors() {
     assert_eq!(at(&e), (2, 34));
     let e = err("  %y = neg(%x) {axis = 0}");
     assert!(
-        matches!(&e.kind, ParseErrorKind::UnknownAttribute { expected, .. } if expected == "none"),
+        matches!(&*e.kind, ParseErrorKind::UnknownAttribute { expected, .. } if expected == "none"),
         "{e}"
     );
     let e = err("  %y = step_gate(%x, %x) {schedule = every(period = 2)}");
@@ -177,7 +177,7 @@ fn operand_and_result_counts() {
     let e = err("  %y = add(%x)");
     assert_eq!(at(&e), (2, 12));
     assert_eq!(
-        e.kind,
+        *e.kind,
         ParseErrorKind::OperandCount {
             op: "add".into(),
             expected: "2".into(),
@@ -186,18 +186,18 @@ fn operand_and_result_counts() {
     );
     let e = err("  %y = layer_norm(%x) {axis = -1, eps = 1e-5, affine = true}");
     assert!(
-        matches!(&e.kind, ParseErrorKind::OperandCount { expected, .. } if expected == "3"),
+        matches!(&*e.kind, ParseErrorKind::OperandCount { expected, .. } if expected == "3"),
         "{e}"
     );
     let e = err("  %y = concat() {axis = 0}");
     assert!(
-        matches!(&e.kind, ParseErrorKind::OperandCount { expected, .. } if expected == "at least 1"),
+        matches!(&*e.kind, ParseErrorKind::OperandCount { expected, .. } if expected == "at least 1"),
         "{e}"
     );
     let e = err("  %a, %b = neg(%x)");
     assert_eq!(at(&e), (2, 3));
     assert_eq!(
-        e.kind,
+        *e.kind,
         ParseErrorKind::ResultCount {
             op: "neg".into(),
             expected: 1,
@@ -207,7 +207,7 @@ fn operand_and_result_counts() {
     let e = err("  %y = neg(%x) : f32[2], f32[2]");
     assert_eq!(at(&e), (2, 16));
     assert_eq!(
-        e.kind,
+        *e.kind,
         ParseErrorKind::AnnotationCount {
             expected: 1,
             actual: 2
@@ -220,7 +220,7 @@ fn return_errors() {
     let e = parse("graph @g(%x: f32[2]) -> (?, ?) {\n  return %x\n}", None).expect_err("count");
     assert_eq!(at(&e), (2, 3));
     assert_eq!(
-        e.kind,
+        *e.kind,
         ParseErrorKind::ReturnCount {
             expected: 2,
             actual: 1
@@ -229,7 +229,7 @@ fn return_errors() {
     let e = parse("graph @g(%x: f32[2]) -> (f32[3]) {\n  return %x\n}", None).expect_err("type");
     assert_eq!(at(&e), (2, 10));
     assert!(
-        matches!(e.kind, ParseErrorKind::ReturnType { index: 0, .. }),
+        matches!(*e.kind, ParseErrorKind::ReturnType { index: 0, .. }),
         "{e}"
     );
 }
@@ -239,7 +239,7 @@ fn constant_errors() {
     let e = err("  %w = constant() {value = dense<f32[3]> [1, 2]}");
     assert_eq!(at(&e), (2, 28));
     assert_eq!(
-        e.kind,
+        *e.kind,
         ParseErrorKind::DenseCount {
             ty: "f32[3]".into(),
             expected: 3,
@@ -249,7 +249,7 @@ fn constant_errors() {
     let e = err("  %w = constant() {value = dense<f16[1]> [0.1]}");
     assert_eq!(at(&e), (2, 43));
     assert_eq!(
-        e.kind,
+        *e.kind,
         ParseErrorKind::DenseValue {
             value: "0.1".into(),
             dtype: "f16".into()
@@ -263,7 +263,7 @@ fn constant_errors() {
     assert_eq!(at(&e), (2, 47));
     let e = err("  %w = constant() {value = dense<f32[B]> []}");
     assert!(
-        matches!(e.kind, ParseErrorKind::ConstantShape { .. }),
+        matches!(*e.kind, ParseErrorKind::ConstantShape { .. }),
         "{e}"
     );
 }
@@ -273,11 +273,11 @@ fn external_errors() {
     let body = "  %w = constant() {value = external<f32[2]> \"w\"}";
     let e = err(body);
     assert_eq!(at(&e), (2, 28));
-    assert_eq!(e.kind, ParseErrorKind::NoWeights { key: "w".into() });
+    assert_eq!(*e.kind, ParseErrorKind::NoWeights { key: "w".into() });
     let empty: HashMap<String, Tensor> = HashMap::new();
     let e = err_with(body, Some(&empty));
     assert_eq!(at(&e), (2, 28));
-    assert_eq!(e.kind, ParseErrorKind::ExternalMissing { key: "w".into() });
+    assert_eq!(*e.kind, ParseErrorKind::ExternalMissing { key: "w".into() });
     let mut wrong = HashMap::new();
     wrong.insert(
         "w".to_string(),
@@ -285,7 +285,7 @@ fn external_errors() {
     );
     let e = err_with(body, Some(&wrong));
     assert_eq!(
-        e.kind,
+        *e.kind,
         ParseErrorKind::ExternalType {
             key: "w".into(),
             declared: "f32[2]".into(),
@@ -298,10 +298,10 @@ fn external_errors() {
 fn bad_strings() {
     let e = err("  %\"a\\u{d800}\" = neg(%x)");
     assert_eq!(at(&e), (2, 6));
-    assert!(matches!(e.kind, ParseErrorKind::BadEscape(_)), "{e}");
+    assert!(matches!(*e.kind, ParseErrorKind::BadEscape(_)), "{e}");
     // An unknown escape is a syntax error after the backslash.
     let e = err("  %\"a\\q\" = neg(%x)");
     assert_eq!(at(&e), (2, 7), "{e}");
     let e = err("  %\"\" = neg(%x)");
-    assert_eq!(e.kind, ParseErrorKind::EmptyName);
+    assert_eq!(*e.kind, ParseErrorKind::EmptyName);
 }

@@ -60,11 +60,19 @@ pub(super) fn constants() -> Vec<Tensor> {
                 0.099_975_586,
             ],
         ),
-        f(DType::BF16, &[1.0, -2.0, 3.389_531_4e38, 9.183_549e-41]),
+        f(
+            DType::BF16,
+            &[
+                1.0,
+                -2.0,
+                f32::from_bits(0x7f7f_0000),
+                f32::from_bits(0x0001_0000),
+            ],
+        ),
         f(DType::F8E4M3, &[448.0, -0.001_953_125, 0.0, -0.0, 1.125]),
         f(
             DType::F8E5M2,
-            &[57344.0, f32::NEG_INFINITY, 1.52587890625e-5, -3.0],
+            &[57344.0, f32::NEG_INFINITY, 2f32.powi(-16), -3.0],
         ),
         f(DType::Fp4E2M1, &[0.5, -6.0, 1.5, -0.0, 3.0]),
         i(DType::I64, vec![4], &[i64::MIN, i64::MAX, -1, 0]),
@@ -529,7 +537,8 @@ pub(super) fn assert_same(a: &Graph, b: &Graph) {
             .collect()
     };
     assert_eq!(sig(a), sig(b), "signature");
-    let body = |g: &Graph| -> Vec<(Vec<String>, Op, Vec<String>, Vec<TensorType>)> {
+    type Stmt = (Vec<String>, Op, Vec<String>, Vec<TensorType>);
+    let body = |g: &Graph| -> Vec<Stmt> {
         g.topo_order()
             .expect("acyclic")
             .into_iter()

@@ -195,7 +195,7 @@ fn unsupported_safetensors_dtype_is_refused() {
         .expect("view");
     let bytes = safetensors::tensor::serialize(vec![("d", view)], None).expect("serialize");
     std::fs::write(&path, bytes).expect("write");
-    let e = SafetensorsWeights::open(&path).err().expect("refused");
+    let e = SafetensorsWeights::open(&path).expect_err("refused");
     assert!(
         matches!(&e, WeightsError::Entry { name, .. } if name == "d"),
         "{e}"
@@ -245,15 +245,13 @@ fn file_errors_name_the_file() {
         "graph @g(%x: f32[2]) -> (?) {\n  %y = nope(%x)\n  return %y\n}\n",
     )
     .expect("write");
-    let e = read_model(&path).err().expect("error");
+    let e = read_model(&path).expect_err("error");
     let msg = e.to_string();
     assert!(
         msg.starts_with(&format!("{}:2:8: unknown op `nope`", path.display())),
         "{msg}"
     );
-    let missing = read_model(&dir.path().join("missing.dqc"))
-        .err()
-        .expect("error");
+    let missing = read_model(&dir.path().join("missing.dqc")).expect_err("error");
     assert!(matches!(missing, TextError::Io { .. }));
     // A weights line naming a file that does not exist.
     std::fs::write(
