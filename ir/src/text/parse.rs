@@ -45,28 +45,32 @@ fn syntax_error(src: &str, rule: Rule, e: pest::error::Error<Rule>) -> ParseErro
     pest::set_error_detail(true);
     let detailed = DqcParser::parse(rule, src).err();
     pest::set_error_detail(false);
-    let e = detailed.unwrap_or(e);
     let mut expected: BTreeSet<String> = BTreeSet::new();
-    let offset = match e.parse_attempts() {
-        Some(attempts) => {
-            for t in attempts.expected_tokens() {
-                // Literal tokens only: character ranges (`0..9`) and built-in rules are
-                // covered by the rule names below, and comments are allowed anywhere.
-                let token = t.to_string();
-                let is_range = token.chars().count() == 4 && token.contains("..");
-                if token != "BUILTIN_RULE" && token != "//" && !is_range && !token.trim().is_empty()
-                {
-                    expected.insert(format!("`{token}`"));
-                }
+    let mut offset = None;
+    if let Some(attempts) = detailed.as_ref().and_then(|d| d.parse_attempts()) {
+        for t in attempts.expected_tokens() {
+            // Literal tokens only: character ranges (`0..9`) and built-in rules are covered
+            // by the rule names below, and comments are allowed anywhere.
+            let token = t.to_string();
+            let is_range = token.chars().count() == 4 && token.contains("..");
+            if token != "BUILTIN_RULE" && token != "//" && !is_range && !token.trim().is_empty() {
+                expected.insert(format!("`{token}`"));
             }
-            for stack in attempts.call_stacks() {
-                let r = stack.deepest.get_rule().copied();
-                if let Some(d) = r.and_then(describe) {
-                    expected.insert(d.to_string());
-                }
-            }
-            attempts.max_position
         }
+        for stack in attempts.call_stacks() {
+            let r = stack.deepest.get_rule().copied();
+            if let Some(d) = r.and_then(describe) {
+                expected.insert(d.to_string());
+            }
+        }
+        if !expected.is_empty() {
+            offset = Some(attempts.max_position);
+        }
+    }
+    // Without detail (or when it names nothing, as for trailing input), fall back to the
+    // rules pest reports at its own error position.
+    let offset = match offset {
+        Some(o) => o,
         None => {
             if let pest::error::ErrorVariant::ParsingError { positives, .. } = &e.variant {
                 for r in positives {
@@ -94,8 +98,6 @@ fn syntax_error(src: &str, rule: Rule, e: pest::error::Error<Rule>) -> ParseErro
 fn describe(r: Rule) -> Option<&'static str> {
     Some(match r {
         Rule::EOI => "end of input",
-        Rule::graph => "`graph`",
-        Rule::weights_decl => "`weights`",
         Rule::value_name => "a value name (`%name`)",
         Rule::graph_name => "a graph name (`@name`)",
         Rule::stmt => "a statement",

@@ -220,14 +220,20 @@ fn is_ident(s: &str) -> bool {
         && cs.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// A dimension: `256`, `B`, `256*B`, `B*N`; symbols that are not identifiers are quoted.
+/// A dimension: `256`, `B`, `256*B`, `B*N`; symbols that are not identifiers (or are `inf`
+/// or `nan`) are quoted.
 pub(crate) fn dim(d: &Dim) -> String {
     let mut parts: Vec<String> = Vec::new();
     if d.factor() != 1 || d.symbols().is_empty() {
         parts.push(d.factor().to_string());
     }
     for (s, e) in d.symbols() {
-        let s = if is_ident(s) { s.clone() } else { quote(s) };
+        // `inf` and `nan` would read as numbers in an attribute shape.
+        let s = if is_ident(s) && s != "inf" && s != "nan" {
+            s.clone()
+        } else {
+            quote(s)
+        };
         for _ in 0..*e {
             parts.push(s.clone());
         }

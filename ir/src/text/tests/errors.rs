@@ -305,3 +305,16 @@ fn bad_strings() {
     let e = err("  %\"\" = neg(%x)");
     assert_eq!(*e.kind, ParseErrorKind::EmptyName);
 }
+
+#[test]
+fn trailing_input() {
+    let e =
+        parse("graph @g(%x: f32[2]) -> (?) {\n  return %x\n} extra", None).expect_err("trailing");
+    assert_eq!(at(&e), (3, 3));
+    assert_eq!(
+        *e.kind,
+        ParseErrorKind::Syntax {
+            expected: "end of input".into()
+        }
+    );
+}

@@ -332,7 +332,13 @@ pub(super) fn every_op() -> Graph {
     let r = add(
         &mut g,
         Op::Reshape {
-            shape: Shape(vec![two_b.clone(), 16.into(), bn.clone(), odd]),
+            shape: Shape(vec![
+                two_b.clone(),
+                16.into(),
+                bn.clone(),
+                odd,
+                Dim::sym("nan"),
+            ]),
         },
         &[x],
         "reshape",

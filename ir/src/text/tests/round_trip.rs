@@ -110,7 +110,7 @@ fn spellings() {
         "dense<fp4e2m1[5]> [0.5, -6, 1.5, -0, 3]",
         "dense<f32[0,3]> []",
         "dense<f8e5m2[2]> [inf, -inf]",
-        "{shape = [2*B,16,B*N*N,3*\"seq len\"]} : f32[2*B,16,B*N*N]",
+        "{shape = [2*B,16,B*N*N,3*\"seq len\",\"nan\"]} : f32[2*B,16,B*N*N]",
         "{scheme = per_group(axis = 1, size = 64)",
         "%split, %split_1, %split_2 = split(%x) {axis = 2, sizes = [2, 2, 4]} : f32[B,4,2], f32[B,4,2], f32[B,4,4]",
         "mode = constant(-0.5)}",
