@@ -40,11 +40,19 @@ pub(crate) fn parse_rule(src: &str, rule: Rule) -> Result<Pair<'_, Rule>, ParseE
 
 fn syntax_error(src: &str, rule: Rule, e: pest::error::Error<Rule>) -> ParseError {
     // Parse again with pest's error detail on to learn which literal tokens were tried at
-    // the failure position; the detail switch is process-wide, so it is only on for this
-    // second, failing parse.
-    pest::set_error_detail(true);
-    let detailed = DqcParser::parse(rule, src).err();
-    pest::set_error_detail(false);
+    // the failure position. The detail switch is process-wide and read when a parse starts,
+    // so it is only on for this second, failing parse, and the lock keeps concurrent error
+    // reports of this parser from switching it off under each other.
+    static DETAIL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let detailed = {
+        let _guard = DETAIL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        pest::set_error_detail(true);
+        let d = DqcParser::parse(rule, src).err();
+        pest::set_error_detail(false);
+        d
+    };
     let mut expected: BTreeSet<String> = BTreeSet::new();
     let mut offset = None;
     if let Some(attempts) = detailed.as_ref().and_then(|d| d.parse_attempts()) {
