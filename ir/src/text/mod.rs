@@ -114,9 +114,11 @@
 //! are stored.
 
 mod attrs;
+mod constant;
 mod error;
 mod parse;
 mod print;
+mod reader;
 mod value;
 mod weights;
 

@@ -11,9 +11,10 @@ use crate::graph::{Graph, Value};
 use crate::shape::TensorType;
 
 use super::WeightStore;
-use super::attrs::{Attrs, attr_names, build_op};
+use super::attrs::{attr_names, build_op};
 use super::error::{ParseError, ParseErrorKind};
 use super::print::tensor_type as type_text;
+use super::reader::Attrs;
 use super::value::{Spanned, Val, attr_value, string, tensor_type};
 
 /// The pest parser generated from `grammar.pest`.
