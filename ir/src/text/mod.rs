@@ -1,10 +1,12 @@
 //! The `.dqc` text format: a printer and a pest parser with an exact round trip.
 //!
-//! `parse(&print(g))` rebuilds `g`: the same graph name, inputs, statements, names, op
-//! attributes, constant bytes and type annotations, and `print` of the result is the same
-//! text. The only things not kept bit for bit are NaN payloads (every NaN is printed `nan`
-//! and read back as the dtype's canonical NaN) and bool bytes other than 0/1 (read back as
-//! 1).
+//! `parse(&print(g), None)` rebuilds `g`: the same graph name, inputs, statements, names,
+//! op attributes, constant bytes and type annotations, and `print` of the result is the
+//! same text. The only things not kept bit for bit are NaN payloads (every NaN is printed
+//! `nan` and read back as the dtype's canonical NaN), bool bytes other than 0/1 (read back
+//! as 1) and the unused padding nibble of an odd-length i4/fp4e2m1 tensor (read back as 0).
+//! Nodes that are not graph inputs but hold an `Op::Input` cannot be written (inputs are
+//! the signature), and value names must be non-empty.
 //!
 //! # Example
 //!

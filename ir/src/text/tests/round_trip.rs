@@ -309,3 +309,13 @@ fn snapshot_small_graph() {
     insta::assert_snapshot!(text);
     assert_same(&g, &reparse(&text));
 }
+
+#[test]
+fn empty_graph_round_trips() {
+    let g = Graph::new("");
+    let text = print(&g);
+    assert_eq!(text, "graph @\"\"() -> () {\n  return\n}\n");
+    let g2 = reparse(&text);
+    assert_same(&g, &g2);
+    assert_eq!(print(&g2), text);
+}
