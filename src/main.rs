@@ -1,1 +1,47 @@
-fn main() {}
+//! `dqc`: the command-line front of the dqc compiler.
+//!
+//! Every subcommand reports failures as one `error: …` message and a non-zero exit status;
+//! nothing here panics on bad input.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// dqc — a compiler for quantized diffusion graphs.
+#[derive(Parser)]
+#[command(name = "dqc", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and verify a model (`.dqc`), print its IR and a summary.
+    Inspect(cmd::inspect::Args),
+    /// Run a model in the reference interpreter on inputs from an `.npz` file.
+    Eval(cmd::eval::Args),
+    /// Write a model built by dqc-models (a DiT) as `.dqc` + `.safetensors`.
+    NewModel(cmd::new_model::Args),
+    /// Write random inputs for a model's signature to an `.npz` file.
+    MakeInputs(cmd::make_inputs::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::NewModel(a) => cmd::new_model::run(a),
+        Command::MakeInputs(a) => cmd::make_inputs::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! End-to-end tests of the `dqc` binary: the demo path works, and bad input gives one
+//! clear error and a non-zero exit, never a panic.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn dqc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dqc"))
+        .args(args)
+        .output()
+        .expect("the dqc binary runs")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn assert_clean_failure(o: &Output, needle: &str) {
+    let (out, err) = text(o);
+    assert!(!o.status.success(), "expected failure, got success: {out}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert!(err.contains(needle), "stderr lacks `{needle}`: {err}");
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 temp path")
+}
+
+#[test]
+fn new_model_inspect_make_inputs_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.dqc");
+    let o = dqc(&["new-model", "dit", "--preset", "tiny", "-o", p(&model)]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = dqc(&["inspect", p(&model), "--summary"]);
+    let (out, _) = text(&o);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(out.contains("attention"), "{out}");
+    assert!(out.contains("layer_norm"), "{out}");
+
+    let inputs = dir.path().join("in.npz");
+    let o = dqc(&[
+        "make-inputs",
+        p(&model),
+        "--batch",
+        "2",
+        "--seed",
+        "1",
+        "-o",
+        p(&inputs),
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+
+    let outputs = dir.path().join("out.npz");
+    let o = dqc(&[
+        "eval",
+        p(&model),
+        "--inputs",
+        p(&inputs),
+        "--outputs",
+        p(&outputs),
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let outs = dqc_ir::npz::read_npz(&outputs).unwrap();
+    assert_eq!(outs.len(), 1);
+    let y = &outs[0].1;
+    assert_eq!(y.shape()[0], 2);
+    assert!(y.to_f32_vec().iter().all(|v| v.is_finite()));
+
+    // Same inputs, same outputs: the interpreter is deterministic.
+    let outputs2 = dir.path().join("out2.npz");
+    let o = dqc(&[
+        "eval",
+        p(&model),
+        "--inputs",
+        p(&inputs),
+        "--outputs",
+        p(&outputs2),
+    ]);
+    assert!(o.status.success());
+    let outs2 = dqc_ir::npz::read_npz(&outputs2).unwrap();
+    assert!(outs2[0].1.bit_eq(y));
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let o = dqc(&["inspect", "/nonexistent/model.dqc"]);
+    assert_clean_failure(&o, "/nonexistent/model.dqc");
+}
+
+#[test]
+fn unsupported_extension_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("model.txt");
+    std::fs::write(&f, "hello").unwrap();
+    let o = dqc(&["inspect", p(&f)]);
+    assert_clean_failure(&o, "unsupported model file");
+}
+
+#[test]
+fn parse_error_names_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.dqc");
+    std::fs::write(
+        &f,
+        "graph @g(%x: f32[2]) -> (f32[2]) {\n  %y = add(%x, %x\n  return %y\n}\n",
+    )
+    .unwrap();
+    let o = dqc(&["inspect", p(&f)]);
+    assert_clean_failure(&o, "bad.dqc:");
+}
+
+#[test]
+fn verifier_error_names_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.dqc");
+    std::fs::write(
+        &f,
+        "graph @g(%x: f32[2,3], %w: f32[4,5]) -> (f32[2,5]) {\n  %y = matmul(%x, %w)\n  return %y\n}\n",
+    )
+    .unwrap();
+    let o = dqc(&["inspect", p(&f)]);
+    assert_clean_failure(&o, "`y`");
+}
+
+#[test]
+fn eval_reports_missing_and_unknown_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.dqc");
+    std::fs::write(
+        &model,
+        "graph @g(%x: f32[2], %z: f32[2]) -> (f32[2]) {\n  %y = add(%x, %z)\n  return %y\n}\n",
+    )
+    .unwrap();
+    let inputs = dir.path().join("in.npz");
+    let x = dqc_ir::Tensor::from_f32(dqc_ir::DType::F32, vec![2], &[1.0, 2.0]).unwrap();
+    dqc_ir::npz::write_npz(&inputs, &[("x".into(), x.clone()), ("w".into(), x.clone())]).unwrap();
+    let out = dir.path().join("out.npz");
+    let o = dqc(&["eval", p(&model), "--inputs", p(&inputs), "--outputs", p(&out)]);
+    assert_clean_failure(&o, "missing inputs z");
+    dqc_ir::npz::write_npz(
+        &inputs,
+        &[("x".into(), x.clone()), ("z".into(), x.clone()), ("w".into(), x.clone())],
+    )
+    .unwrap();
+    let o = dqc(&["eval", p(&model), "--inputs", p(&inputs), "--outputs", p(&out)]);
+    assert_clean_failure(&o, "unknown inputs w");
+    // Wrong shape: names the input and both types.
+    let bad = dqc_ir::Tensor::from_f32(dqc_ir::DType::F32, vec![3], &[1.0, 2.0, 3.0]).unwrap();
+    dqc_ir::npz::write_npz(&inputs, &[("x".into(), x), ("z".into(), bad)]).unwrap();
+    let o = dqc(&["eval", p(&model), "--inputs", p(&inputs), "--outputs", p(&out)]);
+    assert_clean_failure(&o, "input `z`");
+    assert!(!out.exists(), "no output is written on failure");
+}
+
+#[test]
+fn help_works_for_every_command() {
+    for c in ["inspect", "eval", "new-model", "make-inputs"] {
+        let o = dqc(&[c, "--help"]);
+        assert!(o.status.success(), "{c} --help failed");
+    }
+}
