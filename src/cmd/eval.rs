@@ -51,7 +51,8 @@ pub fn run(args: Args) -> Result<()> {
             input_list(&g)
         );
     }
-    let outs = dqc_ir::interp::run(&g, &inputs).with_context(|| format!("{}", args.file.display()))?;
+    let outs =
+        dqc_ir::interp::run(&g, &inputs).with_context(|| format!("{}", args.file.display()))?;
     let named: Vec<(String, dqc_ir::Tensor)> = g
         .outputs()
         .iter()
@@ -65,6 +66,7 @@ pub fn run(args: Args) -> Result<()> {
             super::checksum(t.bytes())
         );
     }
+    super::ensure_parent(&args.outputs)?;
     npz::write_npz(&args.outputs, &named)?;
     println!("wrote {}", args.outputs.display());
     Ok(())

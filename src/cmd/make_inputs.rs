@@ -72,6 +72,7 @@ pub fn run(args: Args) -> Result<()> {
         };
         out.push((node.name().to_string(), t));
     }
+    super::ensure_parent(&args.output)?;
     dqc_ir::npz::write_npz(&args.output, &out)?;
     for (name, t) in &out {
         println!("{name}: {}", t.ty());

@@ -26,6 +26,17 @@ pub fn load_model(path: &Path) -> Result<Graph> {
     }
 }
 
+/// Create the folder an output file goes into, if it does not exist yet.
+pub fn ensure_parent(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create folder {}", dir.display()))?;
+    }
+    Ok(())
+}
+
 /// A short, stable fingerprint of a tensor's bytes (FNV-1a, 64 bit) for summaries.
 pub fn checksum(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -72,6 +72,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let mut g = dqc_models::dit::build(&cfg)?;
     dqc_ir::verify::verify(&mut g)?;
+    super::ensure_parent(&args.output)?;
     dqc_ir::text::write_model(&args.output, &g, 64)?;
     println!("wrote {} ({} nodes)", args.output.display(), g.node_count());
     Ok(())
