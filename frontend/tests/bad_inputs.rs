@@ -54,7 +54,9 @@ fn every_truncation_is_an_error_or_a_model_never_a_panic() {
 
 #[test]
 fn garbage_bytes_are_not_onnx() {
-    let garbage: Vec<u8> = (0u32..512).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 | 0x80).collect();
+    let garbage: Vec<u8> = (0u32..512)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 | 0x80)
+        .collect();
     let e = load_bytes(&garbage).unwrap_err();
     assert!(matches!(e, FrontendError::NotOnnx { .. }), "{e}");
     let e = load_bytes(b"hello, this is plainly not a model\n").unwrap_err();
@@ -105,7 +107,10 @@ fn missing_initializer_names_node_and_tensor() {
         }
         other => panic!("wrong error: {other}"),
     }
-    assert!(e.to_string().contains("missing initializer or producer"), "{e}");
+    assert!(
+        e.to_string().contains("missing initializer or producer"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -115,7 +120,10 @@ fn missing_graph_output_is_refused() {
         g.output.push(vi("nowhere", &[1]));
     }
     let e = load_bytes(&encode(&m)).unwrap_err();
-    assert!(matches!(&e, FrontendError::MissingOutput { output, .. } if output == "nowhere"), "{e}");
+    assert!(
+        matches!(&e, FrontendError::MissingOutput { output, .. } if output == "nowhere"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -134,7 +142,10 @@ fn graph_cycle_is_refused_naming_a_node_on_it() {
     let e = load_bytes(&encode(&m)).unwrap_err();
     match &e {
         FrontendError::Cycle { node, .. } => {
-            assert!(["n1", "n2", "n3"].iter().any(|n| node.contains(n)), "{node}");
+            assert!(
+                ["n1", "n2", "n3"].iter().any(|n| node.contains(n)),
+                "{node}"
+            );
         }
         other => panic!("wrong error: {other}"),
     }
@@ -170,9 +181,17 @@ fn duplicate_value_names_are_refused() {
     ));
     let e = load_bytes(&encode(&m)).unwrap_err();
     match &e {
-        FrontendError::DuplicateValue { value, first, second, .. } => {
+        FrontendError::DuplicateValue {
+            value,
+            first,
+            second,
+            ..
+        } => {
             assert_eq!(value, "y");
-            assert!(first.contains('p') && second.contains('q'), "{first} / {second}");
+            assert!(
+                first.contains('p') && second.contains('q'),
+                "{first} / {second}"
+            );
         }
         other => panic!("wrong error: {other}"),
     }
@@ -221,7 +240,10 @@ fn unknown_domain_is_refused() {
         g.node[1].domain = "com.example".into();
     }
     let e = load_bytes(&encode(&m)).unwrap_err();
-    assert!(matches!(&e, FrontendError::UnknownDomain { domain, .. } if domain == "com.example"), "{e}");
+    assert!(
+        matches!(&e, FrontendError::UnknownDomain { domain, .. } if domain == "com.example"),
+        "{e}"
+    );
     m.opset_import.push(OperatorSetIdProto {
         domain: "com.example".into(),
         version: Some(1),
@@ -233,10 +255,23 @@ fn unknown_domain_is_refused() {
 #[test]
 fn subgraph_may_read_outer_values_and_orders_its_node() {
     // `if` reads `a` through its then-branch; `a` is produced by a node listed after it.
-    let then_g = graph(vec![node("t", "Relu", &["a"], &["r"])], vec![], vec![], vec![vi("r", &[1])]);
-    let else_g = graph(vec![node("e", "Neg", &["a"], &["r2"])], vec![], vec![], vec![vi("r2", &[1])]);
+    let then_g = graph(
+        vec![node("t", "Relu", &["a"], &["r"])],
+        vec![],
+        vec![],
+        vec![vi("r", &[1])],
+    );
+    let else_g = graph(
+        vec![node("e", "Neg", &["a"], &["r2"])],
+        vec![],
+        vec![],
+        vec![vi("r2", &[1])],
+    );
     let mut if_node = node("if", "If", &["cond"], &["y"]);
-    if_node.attribute = vec![graph_attr("then_branch", then_g), graph_attr("else_branch", else_g)];
+    if_node.attribute = vec![
+        graph_attr("then_branch", then_g),
+        graph_attr("else_branch", else_g),
+    ];
     let m = model(graph(
         vec![if_node, node("mk", "Relu", &["x"], &["a"])],
         vec![],
@@ -249,12 +284,27 @@ fn subgraph_may_read_outer_values_and_orders_its_node() {
 
 #[test]
 fn subgraph_reading_an_undefined_value_is_refused() {
-    let then_g = graph(vec![node("t", "Relu", &["ghost"], &["r"])], vec![], vec![], vec![vi("r", &[1])]);
+    let then_g = graph(
+        vec![node("t", "Relu", &["ghost"], &["r"])],
+        vec![],
+        vec![],
+        vec![vi("r", &[1])],
+    );
     let mut if_node = node("if", "If", &["cond"], &["y"]);
-    if_node.attribute = vec![AttributeProto { ..graph_attr("then_branch", then_g) }];
-    let m = model(graph(vec![if_node], vec![], vec![vi("cond", &[])], vec![vi("y", &[1])]));
+    if_node.attribute = vec![AttributeProto {
+        ..graph_attr("then_branch", then_g)
+    }];
+    let m = model(graph(
+        vec![if_node],
+        vec![],
+        vec![vi("cond", &[])],
+        vec![vi("y", &[1])],
+    ));
     let e = load_bytes(&encode(&m)).unwrap_err();
-    assert!(matches!(&e, FrontendError::MissingInput { input, .. } if input == "ghost"), "{e}");
+    assert!(
+        matches!(&e, FrontendError::MissingInput { input, .. } if input == "ghost"),
+        "{e}"
+    );
 }
 
 fn with_init(t: TensorProto) -> Vec<u8> {
@@ -270,7 +320,10 @@ fn raw_data_length_must_match_dims_and_dtype() {
     let mut t = f32_raw("w", &[2, 3], &[0.0; 6]);
     t.raw_data = t.raw_data.slice(..20);
     let e = load_bytes(&with_init(t)).unwrap_err();
-    assert!(matches!(&e, FrontendError::BadData { tensor, .. } if tensor == "w"), "{e}");
+    assert!(
+        matches!(&e, FrontendError::BadData { tensor, .. } if tensor == "w"),
+        "{e}"
+    );
     let msg = e.to_string();
     assert!(msg.contains("20") && msg.contains("24"), "{msg}");
 
@@ -285,7 +338,10 @@ fn raw_data_length_must_match_dims_and_dtype() {
 fn negative_dimension_is_refused() {
     let t = f32_raw("w", &[-1, 3], &[0.0; 3]);
     let e = load_bytes(&with_init(t)).unwrap_err();
-    assert!(matches!(&e, FrontendError::BadShape { tensor, .. } if tensor == "w"), "{e}");
+    assert!(
+        matches!(&e, FrontendError::BadShape { tensor, .. } if tensor == "w"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -294,11 +350,22 @@ fn external_data_outside_the_model_folder_is_refused() {
     let dir = root.path().join("model");
     std::fs::create_dir(&dir).expect("mkdir");
     write(root.path(), "secret.bin", &[0u8; 16]);
-    for loc in ["../secret.bin", "/etc/passwd", "sub/../../secret.bin", "..\\secret.bin"] {
-        let p = write(&dir, "m.onnx", &with_init(external("w", &[2, 3], loc, None)));
+    for loc in [
+        "../secret.bin",
+        "/etc/passwd",
+        "sub/../../secret.bin",
+        "..\\secret.bin",
+    ] {
+        let p = write(
+            &dir,
+            "m.onnx",
+            &with_init(external("w", &[2, 3], loc, None)),
+        );
         let e = load_model(&p).unwrap_err();
         match &e {
-            FrontendError::ExternalData { tensor, location, .. } => {
+            FrontendError::ExternalData {
+                tensor, location, ..
+            } => {
                 assert_eq!(tensor, "w");
                 assert_eq!(location, loc);
             }
@@ -315,7 +382,11 @@ fn external_data_symlink_out_of_the_folder_is_refused() {
     std::fs::create_dir(&dir).expect("mkdir");
     let secret = write(root.path(), "secret.bin", &[0u8; 24]);
     std::os::unix::fs::symlink(&secret, dir.join("link.bin")).expect("symlink");
-    let p = write(&dir, "m.onnx", &with_init(external("w", &[2, 3], "link.bin", None)));
+    let p = write(
+        &dir,
+        "m.onnx",
+        &with_init(external("w", &[2, 3], "link.bin", None)),
+    );
     let e = load_model(&p).unwrap_err();
     assert!(e.to_string().contains("outside the model's folder"), "{e}");
 }
@@ -324,12 +395,23 @@ fn external_data_symlink_out_of_the_folder_is_refused() {
 fn external_data_beyond_the_file_end_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "w.bin", &[0u8; 32]);
-    let p = write(dir.path(), "m.onnx", &with_init(external("w", &[2, 3], "w.bin", Some(16))));
+    let p = write(
+        dir.path(),
+        "m.onnx",
+        &with_init(external("w", &[2, 3], "w.bin", Some(16))),
+    );
     let e = load_model(&p).unwrap_err();
-    assert!(matches!(&e, FrontendError::ExternalData { tensor, .. } if tensor == "w"), "{e}");
+    assert!(
+        matches!(&e, FrontendError::ExternalData { tensor, .. } if tensor == "w"),
+        "{e}"
+    );
     assert!(e.to_string().contains("beyond the end"), "{e}");
 
-    let p = write(dir.path(), "m2.onnx", &with_init(external("w", &[2, 3], "w.bin", Some(u64::MAX))));
+    let p = write(
+        dir.path(),
+        "m2.onnx",
+        &with_init(external("w", &[2, 3], "w.bin", Some(u64::MAX))),
+    );
     assert!(load_model(&p).is_err());
 }
 
@@ -338,10 +420,11 @@ fn external_data_length_must_match() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "w.bin", &[0u8; 64]);
     let mut t = external("w", &[2, 3], "w.bin", None);
-    t.external_data.push(dqc_frontend::onnx::proto::StringStringEntryProto {
-        key: "length".into(),
-        value: "8".into(),
-    });
+    t.external_data
+        .push(dqc_frontend::onnx::proto::StringStringEntryProto {
+            key: "length".into(),
+            value: "8".into(),
+        });
     let p = write(dir.path(), "m.onnx", &with_init(t));
     let e = load_model(&p).unwrap_err();
     assert!(e.to_string().contains("`length` is 8"), "{e}");
@@ -350,9 +433,16 @@ fn external_data_length_must_match() {
 #[test]
 fn missing_external_file_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = write(dir.path(), "m.onnx", &with_init(external("w", &[2, 3], "nope.bin", None)));
+    let p = write(
+        dir.path(),
+        "m.onnx",
+        &with_init(external("w", &[2, 3], "nope.bin", None)),
+    );
     let e = load_model(&p).unwrap_err();
-    assert!(matches!(&e, FrontendError::ExternalData { location, .. } if location == "nope.bin"), "{e}");
+    assert!(
+        matches!(&e, FrontendError::ExternalData { location, .. } if location == "nope.bin"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -365,6 +455,9 @@ fn unsupported_initializer_dtype_is_named() {
         ..Default::default()
     };
     let e = load_bytes(&with_init(t)).unwrap_err();
-    assert!(matches!(&e, FrontendError::UnsupportedDataType { tensor, .. } if tensor == "w"), "{e}");
+    assert!(
+        matches!(&e, FrontendError::UnsupportedDataType { tensor, .. } if tensor == "w"),
+        "{e}"
+    );
     assert!(e.to_string().contains("STRING"), "{e}");
 }

@@ -54,7 +54,10 @@ fn dimension_of_2_pow_40_is_refused_without_allocating() {
     let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let t = f32_raw("w", &[1 << 40], &[1.0]);
     let (e, largest) = load_with(t);
-    assert!(matches!(&e, FrontendError::BadShape { tensor, .. } if tensor == "w"), "{e}");
+    assert!(
+        matches!(&e, FrontendError::BadShape { tensor, .. } if tensor == "w"),
+        "{e}"
+    );
     assert!(largest < LIMIT, "allocated {largest} bytes");
 }
 
@@ -64,7 +67,10 @@ fn size_just_under_the_limit_is_refused_by_the_data_check() {
     // 2^36 f32 = 256 GiB: under the 1 TiB cap, but only 4 bytes of data are present.
     let t = f32_raw("w", &[1 << 18, 1 << 18], &[1.0]);
     let (e, largest) = load_with(t);
-    assert!(matches!(&e, FrontendError::BadData { tensor, .. } if tensor == "w"), "{e}");
+    assert!(
+        matches!(&e, FrontendError::BadData { tensor, .. } if tensor == "w"),
+        "{e}"
+    );
     assert!(largest < LIMIT, "allocated {largest} bytes");
 
     // The same with a typed field.
@@ -76,7 +82,10 @@ fn size_just_under_the_limit_is_refused_by_the_data_check() {
         ..Default::default()
     };
     let (e, largest) = load_with(t);
-    assert!(matches!(&e, FrontendError::BadData { tensor, .. } if tensor == "w"), "{e}");
+    assert!(
+        matches!(&e, FrontendError::BadData { tensor, .. } if tensor == "w"),
+        "{e}"
+    );
     assert!(largest < LIMIT, "allocated {largest} bytes");
 }
 
@@ -85,6 +94,9 @@ fn element_count_overflow_is_refused() {
     let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let t = f32_raw("w", &[1 << 40, 1 << 40, 1 << 40], &[1.0]);
     let (e, largest) = load_with(t);
-    assert!(matches!(&e, FrontendError::BadShape { tensor, .. } if tensor == "w"), "{e}");
+    assert!(
+        matches!(&e, FrontendError::BadShape { tensor, .. } if tensor == "w"),
+        "{e}"
+    );
     assert!(largest < LIMIT, "allocated {largest} bytes");
 }

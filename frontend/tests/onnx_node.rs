@@ -48,6 +48,7 @@ fn every_model_loads_or_fails_clearly() {
     let Some(dirs) = cases() else { return };
     assert!(dirs.len() > 1000, "only {} cases found", dirs.len());
     let mut ok = 0;
+    let mut attr_tensors = 0;
     let mut panics = Vec::new();
     let mut failures: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     for dir in &dirs {
@@ -56,6 +57,21 @@ fn every_model_loads_or_fails_clearly() {
             Ok(Ok(m)) => {
                 assert!(!m.opsets().is_empty());
                 assert_eq!(m.node_order().len(), m.graph().node.len());
+                // Tensor attributes (Constant values and the like) convert too, or are
+                // of a type dqc does not have.
+                for n in m.nodes() {
+                    for t in n.attribute.iter().filter_map(|a| a.t.as_ref()) {
+                        match catch_unwind(AssertUnwindSafe(|| m.tensor(t))) {
+                            Ok(Ok(_)) => attr_tensors += 1,
+                            Ok(Err(FrontendError::UnsupportedDataType { .. })) => {}
+                            Ok(Err(e)) => failures
+                                .entry("attribute tensor")
+                                .or_default()
+                                .push(e.to_string()),
+                            Err(_) => panics.push(format!("{} (attribute tensor)", path.display())),
+                        }
+                    }
+                }
                 ok += 1;
             }
             Ok(Err(e)) => failures.entry(kind(&e)).or_default().push(e.to_string()),
@@ -63,7 +79,10 @@ fn every_model_loads_or_fails_clearly() {
         }
     }
     let failed: usize = failures.values().map(Vec::len).sum();
-    println!("onnx-node models: {ok} loaded, {failed} refused, {} panicked", panics.len());
+    println!(
+        "onnx-node models: {ok} loaded, {failed} refused, {} panicked; {attr_tensors} attribute tensors converted",
+        panics.len()
+    );
     for (k, msgs) in &failures {
         println!("  {k}: {}", msgs.len());
         for m in msgs.iter().take(3) {
@@ -88,9 +107,17 @@ fn every_pb_tensor_decodes_or_is_unsupported() {
     let mut other = Vec::new();
     let mut panics = Vec::new();
     for dir in &dirs {
-        let Ok(sets) = std::fs::read_dir(dir) else { continue };
-        for set in sets.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()) {
-            let Ok(files) = std::fs::read_dir(&set) else { continue };
+        let Ok(sets) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for set in sets
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+        {
+            let Ok(files) = std::fs::read_dir(&set) else {
+                continue;
+            };
             for file in files.filter_map(|e| e.ok()).map(|e| e.path()) {
                 if file.extension().is_none_or(|x| x != "pb") {
                     continue;
@@ -140,4 +167,52 @@ fn abs_case_matches_hand_computation() {
     assert_eq!(x.shape(), &[3, 4, 5]);
     let want: Vec<f32> = x.to_f32_vec().iter().map(|v| v.abs()).collect();
     assert_eq!(y.to_f32_vec(), want);
+}
+
+#[test]
+fn every_case_loads_with_named_tensors() {
+    let Some(dirs) = cases() else { return };
+    let (mut ok, mut unsupported) = (0, 0);
+    for dir in &dirs {
+        match load_case(dir) {
+            Ok(case) => {
+                let graph_inputs: Vec<&str> = case
+                    .model
+                    .graph()
+                    .input
+                    .iter()
+                    .map(|v| v.name.as_str())
+                    .collect();
+                let graph_outputs: Vec<&str> = case
+                    .model
+                    .outputs()
+                    .iter()
+                    .map(|v| v.name.as_str())
+                    .collect();
+                for set in &case.data_sets {
+                    for (name, _) in &set.inputs {
+                        assert!(
+                            graph_inputs.contains(&name.as_str()),
+                            "{}: input {name}",
+                            case.name
+                        );
+                    }
+                    for (name, _) in &set.outputs {
+                        assert!(
+                            graph_outputs.contains(&name.as_str()),
+                            "{}: output {name}",
+                            case.name
+                        );
+                    }
+                }
+                ok += 1;
+            }
+            Err(FrontendError::UnsupportedDataType { .. }) => unsupported += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    println!(
+        "onnx-node cases: {ok} loaded with their data, {unsupported} have an unsupported dtype"
+    );
+    assert!(ok > 1500);
 }

@@ -74,7 +74,11 @@ fn scalar_and_empty_tensors() {
 #[test]
 fn half_types_from_int32_bit_patterns() {
     // f16: 1.0 = 0x3C00, -2.0 = 0xC000 (also accepted sign-extended).
-    let a = conv(&int32(DataType::Float16, &[3], &[0x3C00, 0xC000, 0xC000u16 as i16 as i32]));
+    let a = conv(&int32(
+        DataType::Float16,
+        &[3],
+        &[0x3C00, 0xC000, 0xC000u16 as i16 as i32],
+    ));
     assert_eq!(a.dtype(), DType::F16);
     assert_eq!(a.to_f32_vec(), vec![1.0, -2.0, -2.0]);
     // bf16: 1.0 = 0x3F80, -0.5 = 0xBF00.
@@ -110,8 +114,16 @@ fn int4_packed_and_unpacked() {
     assert!(packed.bit_eq(&one_each));
     let from_raw = conv(&raw(DataType::Int4, &[3], &[0xE1, 0x03]));
     assert!(packed.bit_eq(&from_raw));
-    assert!(err(&int32(DataType::Int4, &[3], &[1, 9, 3])).to_string().contains("int32_data[1]"));
-    assert!(err(&raw(DataType::Int4, &[3], &[0xE1])).to_string().contains("raw_data"));
+    assert!(
+        err(&int32(DataType::Int4, &[3], &[1, 9, 3]))
+            .to_string()
+            .contains("int32_data[1]")
+    );
+    assert!(
+        err(&raw(DataType::Int4, &[3], &[0xE1]))
+            .to_string()
+            .contains("raw_data")
+    );
 }
 
 #[test]
@@ -136,10 +148,24 @@ fn fp4_packed() {
 
 #[test]
 fn narrow_integers_from_int32_data_are_range_checked() {
-    assert_eq!(conv(&int32(DataType::Int8, &[2], &[-128, 127])).to_i64_vec(), vec![-128, 127]);
-    assert_eq!(conv(&int32(DataType::Uint8, &[1], &[255])).to_i64_vec(), vec![255]);
-    assert!(err(&int32(DataType::Int8, &[1], &[200])).to_string().contains("INT8"));
-    assert!(err(&int32(DataType::Uint8, &[1], &[-1])).to_string().contains("UINT8"));
+    assert_eq!(
+        conv(&int32(DataType::Int8, &[2], &[-128, 127])).to_i64_vec(),
+        vec![-128, 127]
+    );
+    assert_eq!(
+        conv(&int32(DataType::Uint8, &[1], &[255])).to_i64_vec(),
+        vec![255]
+    );
+    assert!(
+        err(&int32(DataType::Int8, &[1], &[200]))
+            .to_string()
+            .contains("INT8")
+    );
+    assert!(
+        err(&int32(DataType::Uint8, &[1], &[-1]))
+            .to_string()
+            .contains("UINT8")
+    );
 }
 
 #[test]
@@ -152,7 +178,11 @@ fn int16_and_uint16_widen_to_i32() {
     assert_eq!(b.to_i64_vec(), vec![65535]);
     let c = conv(&int32(DataType::Uint16, &[1], &[65535]));
     assert!(b.bit_eq(&c));
-    assert!(err(&int32(DataType::Int16, &[1], &[40000])).to_string().contains("INT16"));
+    assert!(
+        err(&int32(DataType::Int16, &[1], &[40000]))
+            .to_string()
+            .contains("INT16")
+    );
 }
 
 #[test]
@@ -160,7 +190,11 @@ fn unsigned_32_and_64_become_i64() {
     let mut p = t(DataType::Uint32, &[1]);
     p.uint64_data = vec![4_000_000_000];
     assert_eq!(conv(&p).to_i64_vec(), vec![4_000_000_000]);
-    let a = conv(&raw(DataType::Uint32, &[1], &4_000_000_000u32.to_le_bytes()));
+    let a = conv(&raw(
+        DataType::Uint32,
+        &[1],
+        &4_000_000_000u32.to_le_bytes(),
+    ));
     assert_eq!(a.dtype(), DType::I64);
     assert_eq!(a.to_i64_vec(), vec![4_000_000_000]);
     let b = conv(&raw(DataType::Uint64, &[1], &5u64.to_le_bytes()));
@@ -174,7 +208,10 @@ fn unsigned_32_and_64_become_i64() {
 
 #[test]
 fn double_narrows_to_f32() {
-    let bytes: Vec<u8> = [1.5f64, 1e300].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let bytes: Vec<u8> = [1.5f64, 1e300]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
     let a = conv(&raw(DataType::Double, &[2], &bytes));
     assert_eq!(a.dtype(), DType::F32);
     assert_eq!(a.to_f32_vec(), vec![1.5, f32::INFINITY]);
@@ -236,7 +273,10 @@ fn unsupported_types_are_named() {
 #[test]
 fn external_data_is_mapped_once_and_not_copied() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut bytes: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut bytes: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
     bytes.extend([5.0f32, 6.0].iter().flat_map(|v| v.to_le_bytes()));
     std::fs::write(dir.path().join("weights.bin"), &bytes).expect("write");
     let files = DataFiles::new(&dir.path().join("m.onnx"), dir.path(), None);
@@ -246,7 +286,12 @@ fn external_data_is_mapped_once_and_not_copied() {
     assert_eq!(b.to_f32_vec(), vec![5.0, 6.0]);
     assert_eq!(files.mapped_files(), 1);
     match (a.storage(), b.storage()) {
-        (Storage::Mapped { map: ma, .. }, Storage::Mapped { map: mb, offset, .. }) => {
+        (
+            Storage::Mapped { map: ma, .. },
+            Storage::Mapped {
+                map: mb, offset, ..
+            },
+        ) => {
             assert!(Arc::ptr_eq(ma, mb));
             assert_eq!(*offset, 16);
         }
@@ -261,7 +306,10 @@ fn raw_data_initializers_stay_in_the_model_mapping() {
     std::fs::write(&path, encode(&small_model())).expect("write");
     let m = load_model(&path).expect("load");
     let w = m.initializer("w").expect("w").clone();
-    assert!(matches!(w.storage(), Storage::Mapped { .. }), "raw_data was copied");
+    assert!(
+        matches!(w.storage(), Storage::Mapped { .. }),
+        "raw_data was copied"
+    );
     assert_eq!(w.to_f32_vec(), vec![1.0, -2.0, 3.0, -4.0, 5.0, -6.0]);
     drop(m);
     // The tensor keeps the mapping alive on its own.

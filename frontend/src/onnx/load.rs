@@ -106,7 +106,10 @@ pub fn load_model_from_bytes(bytes: &[u8], dir: &Path) -> Result<OnnxModel, Fron
 fn sniff_format(b: &[u8]) -> Option<&'static str> {
     let sigs: [(&[u8], &str); 8] = [
         (b"\x89PNG", "a PNG image"),
-        (b"PK\x03\x04", "a ZIP archive (a PyTorch .pt checkpoint or .npz is one)"),
+        (
+            b"PK\x03\x04",
+            "a ZIP archive (a PyTorch .pt checkpoint or .npz is one)",
+        ),
         (b"\x1f\x8b", "a gzip file"),
         (b"\x93NUMPY", "a NumPy .npy file"),
         (b"\xff\xd8\xff", "a JPEG image"),

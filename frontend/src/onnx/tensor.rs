@@ -115,9 +115,7 @@ impl DataFiles {
         if location.is_empty() {
             return Err(self.err_ext(tensor, location, "the location is empty"));
         }
-        let has_parent = location
-            .split(['/', '\\'])
-            .any(|c| c == "..")
+        let has_parent = location.split(['/', '\\']).any(|c| c == "..")
             || Path::new(location)
                 .components()
                 .any(|c| matches!(c, Component::ParentDir));
@@ -151,7 +149,10 @@ impl DataFiles {
             self.err_ext(
                 tensor,
                 location,
-                format!("cannot resolve the model folder {}: {e}", self.dir.display()),
+                format!(
+                    "cannot resolve the model folder {}: {e}",
+                    self.dir.display()
+                ),
             )
         })?;
         if !canon.starts_with(&dir) {
@@ -374,8 +375,7 @@ pub fn tensor_from_proto(t: &TensorProto, files: &DataFiles) -> Result<Tensor, F
     } else {
         numel.saturating_mul(dtype.bits() as u64 / 8)
     };
-    if out_bytes > MAX_TENSOR_BYTES || conv.raw_bytes(numel.min(u64::MAX / 8)) > MAX_TENSOR_BYTES
-    {
+    if out_bytes > MAX_TENSOR_BYTES || conv.raw_bytes(numel.min(u64::MAX / 8)) > MAX_TENSOR_BYTES {
         return Err(bad_shape(format!(
             "{numel} elements of {dtype} need {out_bytes} bytes, over the {MAX_TENSOR_BYTES}-byte limit"
         )));
@@ -430,7 +430,11 @@ fn external_storage(
         }
     }
     let location = location.ok_or_else(|| {
-        files.err_ext(name, "", "data_location is EXTERNAL but external_data has no `location`")
+        files.err_ext(
+            name,
+            "",
+            "data_location is EXTERNAL but external_data has no `location`",
+        )
     })?;
     let parse = |key: &str, v: Option<&str>| -> Result<Option<u64>, FrontendError> {
         v.map(|s| {
@@ -570,7 +574,10 @@ fn from_typed(
     let pairs = packed && have == numel.div_ceil(2);
     if have != numel && !pairs {
         let want = if packed {
-            format!("{} (two 4-bit elements per entry) or {numel}", numel.div_ceil(2))
+            format!(
+                "{} (two 4-bit elements per entry) or {numel}",
+                numel.div_ceil(2)
+            )
         } else {
             numel.to_string()
         };

@@ -56,11 +56,10 @@ pub fn load_tensor_file(path: &Path) -> Result<(String, Tensor), FrontendError> 
         path: path.to_path_buf(),
         source,
     })?;
-    let proto =
-        TensorProto::decode(Bytes::from(bytes)).map_err(|e| FrontendError::NotTensor {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+    let proto = TensorProto::decode(Bytes::from(bytes)).map_err(|e| FrontendError::NotTensor {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let files = DataFiles::new(path, dir, None);
     let tensor = tensor_from_proto(&proto, &files)?;
@@ -107,28 +106,29 @@ pub fn load_case(dir: &Path) -> Result<Case, FrontendError> {
         if !set_dir.is_dir() {
             continue;
         }
-        let read = |prefix: &str, names: &[String]| -> Result<Vec<(String, Tensor)>, FrontendError> {
-            let mut v = Vec::new();
-            for (k, file) in numbered(&set_dir, prefix, ".pb")? {
-                let (name, tensor) = load_tensor_file(&file)?;
-                let name = if name.is_empty() {
-                    usize::try_from(k)
-                        .ok()
-                        .and_then(|k| names.get(k))
-                        .cloned()
-                        .ok_or_else(|| FrontendError::BadCase {
-                            path: file.clone(),
-                            reason: format!(
-                                "the tensor has no name and the model has no {prefix}{k}"
-                            ),
-                        })?
-                } else {
-                    name
-                };
-                v.push((name, tensor));
-            }
-            Ok(v)
-        };
+        let read =
+            |prefix: &str, names: &[String]| -> Result<Vec<(String, Tensor)>, FrontendError> {
+                let mut v = Vec::new();
+                for (k, file) in numbered(&set_dir, prefix, ".pb")? {
+                    let (name, tensor) = load_tensor_file(&file)?;
+                    let name = if name.is_empty() {
+                        usize::try_from(k)
+                            .ok()
+                            .and_then(|k| names.get(k))
+                            .cloned()
+                            .ok_or_else(|| FrontendError::BadCase {
+                                path: file.clone(),
+                                reason: format!(
+                                    "the tensor has no name and the model has no {prefix}{k}"
+                                ),
+                            })?
+                    } else {
+                        name
+                    };
+                    v.push((name, tensor));
+                }
+                Ok(v)
+            };
         let inputs = read("input_", &input_names)?;
         let outputs = read("output_", &output_names)?;
         data_sets.push(DataSet {
