@@ -157,6 +157,17 @@ pub enum FrontendError {
         reason: String,
     },
 
+    /// A graph input or output whose declared type dqc cannot represent.
+    #[error("{}: value `{value}`: {reason}", path.display())]
+    BadValueType {
+        /// File.
+        path: PathBuf,
+        /// Value name.
+        value: String,
+        /// What is wrong (not a tensor, unknown rank, unsupported element type, …).
+        reason: String,
+    },
+
     /// A conformance test case folder is malformed.
     #[error("{}: invalid test case: {reason}", path.display())]
     BadCase {

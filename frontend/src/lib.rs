@@ -8,6 +8,8 @@
 //!   without copying raw or external data;
 //! - [`onnx::tensor_from_proto`] — every ONNX element type that has a dqc dtype, from
 //!   raw, typed or external data, with external locations confined to the model's folder;
+//! - [`onnx::tensor_type`] — the declared type of a graph input/output as a
+//!   [`dqc_ir::TensorType`] (symbolic dims from `dim_param`);
 //! - [`onnx::testdata`] — the ONNX backend node conformance cases (`model.onnx` plus
 //!   `test_data_set_N/{input,output}_K.pb`).
 //!

@@ -7,8 +7,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use dqc_frontend::FrontendError;
-use dqc_frontend::onnx::load_model;
 use dqc_frontend::onnx::testdata::{find_onnx_node_dir, load_case, load_tensor_file};
+use dqc_frontend::onnx::{load_model, tensor_type};
 
 fn cases() -> Option<Vec<PathBuf>> {
     let Some(root) = find_onnx_node_dir(Path::new(env!("CARGO_MANIFEST_DIR"))) else {
@@ -39,6 +39,7 @@ fn kind(e: &FrontendError) -> &'static str {
         FrontendError::BadShape { .. } => "BadShape",
         FrontendError::BadData { .. } => "BadData",
         FrontendError::ExternalData { .. } => "ExternalData",
+        FrontendError::BadValueType { .. } => "BadValueType",
         FrontendError::BadCase { .. } => "BadCase",
     }
 }
@@ -49,6 +50,7 @@ fn every_model_loads_or_fails_clearly() {
     assert!(dirs.len() > 1000, "only {} cases found", dirs.len());
     let mut ok = 0;
     let mut attr_tensors = 0;
+    let mut value_types = 0;
     let mut panics = Vec::new();
     let mut failures: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
     for dir in &dirs {
@@ -72,6 +74,18 @@ fn every_model_loads_or_fails_clearly() {
                         }
                     }
                 }
+                // Declared input and output types convert, or have a type dqc lacks.
+                for v in m.graph().input.iter().chain(m.outputs()) {
+                    match tensor_type(v, m.path()) {
+                        Ok(_) => value_types += 1,
+                        Err(FrontendError::BadValueType { reason, .. })
+                            if reason.contains("not supported") => {}
+                        Err(e) => failures
+                            .entry("value type")
+                            .or_default()
+                            .push(e.to_string()),
+                    }
+                }
                 ok += 1;
             }
             Ok(Err(e)) => failures.entry(kind(&e)).or_default().push(e.to_string()),
@@ -80,7 +94,7 @@ fn every_model_loads_or_fails_clearly() {
     }
     let failed: usize = failures.values().map(Vec::len).sum();
     println!(
-        "onnx-node models: {ok} loaded, {failed} refused, {} panicked; {attr_tensors} attribute tensors converted",
+        "onnx-node models: {ok} loaded, {failed} refused, {} panicked; {attr_tensors} attribute tensors and {value_types} value types converted",
         panics.len()
     );
     for (k, msgs) in &failures {
