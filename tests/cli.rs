@@ -139,19 +139,44 @@ fn eval_reports_missing_and_unknown_inputs() {
     let x = dqc_ir::Tensor::from_f32(dqc_ir::DType::F32, vec![2], &[1.0, 2.0]).unwrap();
     dqc_ir::npz::write_npz(&inputs, &[("x".into(), x.clone()), ("w".into(), x.clone())]).unwrap();
     let out = dir.path().join("out.npz");
-    let o = dqc(&["eval", p(&model), "--inputs", p(&inputs), "--outputs", p(&out)]);
+    let o = dqc(&[
+        "eval",
+        p(&model),
+        "--inputs",
+        p(&inputs),
+        "--outputs",
+        p(&out),
+    ]);
     assert_clean_failure(&o, "missing inputs z");
     dqc_ir::npz::write_npz(
         &inputs,
-        &[("x".into(), x.clone()), ("z".into(), x.clone()), ("w".into(), x.clone())],
+        &[
+            ("x".into(), x.clone()),
+            ("z".into(), x.clone()),
+            ("w".into(), x.clone()),
+        ],
     )
     .unwrap();
-    let o = dqc(&["eval", p(&model), "--inputs", p(&inputs), "--outputs", p(&out)]);
+    let o = dqc(&[
+        "eval",
+        p(&model),
+        "--inputs",
+        p(&inputs),
+        "--outputs",
+        p(&out),
+    ]);
     assert_clean_failure(&o, "unknown inputs w");
     // Wrong shape: names the input and both types.
     let bad = dqc_ir::Tensor::from_f32(dqc_ir::DType::F32, vec![3], &[1.0, 2.0, 3.0]).unwrap();
     dqc_ir::npz::write_npz(&inputs, &[("x".into(), x), ("z".into(), bad)]).unwrap();
-    let o = dqc(&["eval", p(&model), "--inputs", p(&inputs), "--outputs", p(&out)]);
+    let o = dqc(&[
+        "eval",
+        p(&model),
+        "--inputs",
+        p(&inputs),
+        "--outputs",
+        p(&out),
+    ]);
     assert_clean_failure(&o, "input `z`");
     assert!(!out.exists(), "no output is written on failure");
 }
