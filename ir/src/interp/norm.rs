@@ -8,9 +8,9 @@ use super::util::{from_f64, norm_axis, numel, require_float, require_shape};
 use super::{InterpError, op_err};
 use crate::tensor::Tensor;
 
-/// Check the affine parameters of a norm: each must have `x`'s dtype and shape `shape`.
+/// Check the affine parameters of a norm: each must have a float dtype (any: they are
+/// decoded to f32; the output keeps `x`'s dtype) and shape `shape`.
 fn affine_params(
-    x: &Tensor,
     params: &[Tensor],
     names: &[&str],
     shape: &[u64],
@@ -18,13 +18,7 @@ fn affine_params(
 ) -> Result<Vec<Vec<f32>>, InterpError> {
     let mut out = Vec::with_capacity(params.len());
     for (p, name) in params.iter().zip(names) {
-        if p.dtype() != x.dtype() {
-            return Err(op_err(format!(
-                "{op}: {name} must have x's dtype {}, got {}",
-                x.dtype(),
-                p.dtype()
-            )));
-        }
+        require_float(p, &format!("{op} {name}"))?;
         require_shape(p, shape, &format!("{op} {name}"))?;
         out.push(p.to_f32_vec());
     }
@@ -59,7 +53,7 @@ pub(super) fn layer_norm(
     require_float(x, "layer_norm x")?;
     let a = norm_axis(axis, x.shape().len(), "layer_norm axis")?;
     let trailing = &x.shape()[a..];
-    let p = affine_params(x, params, &["gamma", "beta"], trailing, "layer_norm")?;
+    let p = affine_params(params, &["gamma", "beta"], trailing, "layer_norm")?;
     let n = numel(trailing);
     let v = x.to_f32_vec();
     let mut out = vec![0f64; v.len()];
@@ -94,7 +88,7 @@ pub(super) fn rms_norm(
     require_float(x, "rms_norm x")?;
     let a = norm_axis(axis, x.shape().len(), "rms_norm axis")?;
     let trailing = &x.shape()[a..];
-    let p = affine_params(x, params, &["gamma"], trailing, "rms_norm")?;
+    let p = affine_params(params, &["gamma"], trailing, "rms_norm")?;
     let n = numel(trailing);
     let v = x.to_f32_vec();
     let mut out = vec![0f64; v.len()];
@@ -135,7 +129,7 @@ pub(super) fn group_norm(
             "group_norm: {groups} groups do not divide the {c} channels of x {s:?}"
         )));
     }
-    let p = affine_params(x, params, &["gamma", "beta"], &[c], "group_norm")?;
+    let p = affine_params(params, &["gamma", "beta"], &[c], "group_norm")?;
     let spatial: usize = s[2..].iter().map(|&d| d as usize).product();
     let per_group = (c / groups) as usize * spatial;
     let v = x.to_f32_vec();
