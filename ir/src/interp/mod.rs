@@ -27,6 +27,7 @@ mod quant;
 mod reduce;
 mod resize;
 mod scan;
+mod util;
 
 /// Errors while interpreting.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
