@@ -373,11 +373,40 @@ pub(super) fn cast(x: &Tensor, to: DType) -> Result<Tensor, InterpError> {
     }
     // integer or bool source
     let v = x.to_i64_vec();
+    if to == DType::BF16 {
+        // Round once, to bf16's 8 significant bits: going through f32 (24 bits) first
+        // could land on a tie and round a second time.
+        let f: Vec<f32> = v.iter().map(|&i| round_int_to_bits(i, 8)).collect();
+        return Ok(Tensor::from_f32(to, shape, &f)?);
+    }
     if to.is_float() {
+        // i64 → f32 rounds once; every other float target is exact or saturates within
+        // f32's 24 bits.
         return Ok(Tensor::from_i64(to, shape, &v)?);
     }
     let w: Vec<i64> = v.into_iter().map(|i| wrap_int(i, to)).collect();
     Ok(Tensor::from_i64(to, shape, &w)?)
+}
+
+/// `v` rounded to `bits` significant bits (ties to even), as an f32 that holds it exactly
+/// (`bits` ≤ 24).
+fn round_int_to_bits(v: i64, bits: u32) -> f32 {
+    let a = v.unsigned_abs();
+    let len = u64::BITS - a.leading_zeros();
+    let r = if len <= bits {
+        a
+    } else {
+        let shift = len - bits;
+        let (q, rem, half) = (a >> shift, a & ((1u64 << shift) - 1), 1u64 << (shift - 1));
+        let q = if rem > half || (rem == half && q & 1 == 1) {
+            q + 1
+        } else {
+            q
+        };
+        // q ≤ 2^bits, so q · 2^shift is exact in f32
+        return (q as f32 * 2f32.powi(shift as i32)).copysign(v as f32);
+    };
+    (r as f32).copysign(v as f32)
 }
 
 /// `x·(1 + scale) + shift` with `x: [B, …, C]` and `shift`, `scale: [B, C]` broadcast over
@@ -666,6 +695,13 @@ mod tests {
             &[Tensor::from_i64(DType::I64, vec![1], &[70000]).unwrap()],
         );
         assert_eq!(r.to_f32_vec(), vec![f32::INFINITY]);
+        // 2^32 + 2^24 + 1 is just above a bf16 tie: it must round up to 2^32 + 2^25
+        // (via f32 it would become the tie 2^32 + 2^24 and round down to 2^32)
+        let r = run1(
+            Op::Cast { to: DType::BF16 },
+            &[Tensor::from_i64(DType::I64, vec![2], &[(1 << 32) + (1 << 24) + 1, -3]).unwrap()],
+        );
+        assert_eq!(r.to_f32_vec(), vec![4_328_521_728.0, -3.0]);
         let same = Tensor::from_bytes(DType::F8E5M2, vec![1], vec![0x7e].into()).unwrap();
         assert!(run1(Op::Cast { to: DType::F8E5M2 }, std::slice::from_ref(&same)).bit_eq(&same));
     }
