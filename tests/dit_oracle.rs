@@ -58,12 +58,21 @@ fn dit_block_matches_a_naive_implementation() {
     let cfg = DitConfig::tiny();
     let mut g = dit::block(&cfg).expect("block builds");
     dqc_ir::verify::verify(&mut g).expect("block verifies");
-    let (b, n, c, heads) = (2usize, cfg.tokens() as usize, cfg.hidden as usize, cfg.heads as usize);
+    let (b, n, c, heads) = (
+        2usize,
+        cfg.tokens() as usize,
+        cfg.hidden as usize,
+        cfg.heads as usize,
+    );
     let dh = c / heads;
 
     // Deterministic inputs.
-    let xs: Vec<f32> = (0..b * n * c).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
-    let cs: Vec<f32> = (0..b * c).map(|i| ((i * 13 % 29) as f32 / 14.0) - 1.0).collect();
+    let xs: Vec<f32> = (0..b * n * c)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
+    let cs: Vec<f32> = (0..b * c)
+        .map(|i| ((i * 13 % 29) as f32 / 14.0) - 1.0)
+        .collect();
     let x_t = Tensor::from_f32(DType::F32, vec![b as u64, n as u64, c as u64], &xs).unwrap();
     let c_t = Tensor::from_f32(DType::F32, vec![b as u64, c as u64], &cs).unwrap();
     let got = dqc_ir::interp::run(&g, &[x_t, c_t]).expect("interpreter runs");
