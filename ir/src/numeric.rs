@@ -433,4 +433,68 @@ mod tests {
         assert_eq!(b.len(), 3);
         assert_eq!(b[0], 0x88);
     }
+
+    /// Brute-force reference: the nearest finite code by scanning every code, ties to the
+    /// even code (even mantissa LSB), saturating beyond the largest finite value.
+    fn nearest_code(fmt: &MiniFloat, x: f32) -> u8 {
+        let width = 1 + fmt.exp_bits + fmt.man_bits;
+        let codes = 1u16 << width;
+        let sign = if x.is_sign_negative() {
+            1u8 << (width - 1)
+        } else {
+            0
+        };
+        let a = (x as f64).abs();
+        let mut best: Option<(f64, u8)> = None;
+        for c in 0..codes / 2 {
+            let v = fmt.decode(c as u8) as f64;
+            if !v.is_finite() {
+                continue;
+            }
+            let d = (v - a).abs();
+            best = match best {
+                None => Some((d, c as u8)),
+                Some((bd, bc)) if d < bd || (d == bd && c as u8 & 1 == 0 && bc & 1 == 1) => {
+                    Some((d, c as u8))
+                }
+                keep => keep,
+            };
+        }
+        let (_, c) = best.expect("every format has finite codes");
+        let c = if a > fmt.max_finite() {
+            fmt.encode_finite(fmt.max_finite())
+        } else {
+            c
+        };
+        sign | c
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn encode_matches_brute_force_nearest(bits in proptest::prelude::any::<u32>(), scale in -12i32..12) {
+            // Spread values over the formats' ranges: a random mantissa times 2^scale.
+            let m = f32::from_bits((bits & 0x807f_ffff) | 0x3f80_0000);
+            let x = m * 2f32.powi(scale);
+            for fmt in [E4M3, E5M2, E2M1] {
+                let got = fmt.encode(x, true);
+                let want = nearest_code(&fmt, x);
+                proptest::prop_assert_eq!(got, want, "{:?} x = {}", fmt, x);
+            }
+        }
+
+        #[test]
+        fn midpoints_round_to_even(code in 0u8..0x7e) {
+            // The midpoint between two neighbouring codes goes to the one with even mantissa.
+            for fmt in [E4M3, E5M2] {
+                let lo = fmt.decode(code) as f64;
+                let hi = fmt.decode(code + 1) as f64;
+                if !lo.is_finite() || !hi.is_finite() || code & 0x7f == 0x7f {
+                    continue;
+                }
+                let mid = ((lo + hi) / 2.0) as f32;
+                let want = if code & 1 == 0 { code } else { code + 1 };
+                proptest::prop_assert_eq!(fmt.encode(mid, true), want);
+            }
+        }
+    }
 }
