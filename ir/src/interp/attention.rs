@@ -9,8 +9,8 @@
 //! weighted sum of values are all computed in f64 and rounded once into q's dtype. A row
 //! whose every key is masked (or whose logits are all −∞) yields zeros, not NaN.
 
-use super::nd::{
-    broadcast_offset, broadcasts_to, encode_f64, numel, require_float, require_rank, shape_str,
+use super::util::{
+    broadcast_offset, broadcasts_to, from_f64, new_numel, require_float, require_rank, shape_str,
     strides, values_f64,
 };
 use super::{InterpError, op_err};
@@ -96,7 +96,7 @@ pub(super) fn attention(
         None
     };
     let out_shape = vec![b, sq, heads * dv];
-    numel(&out_shape)?;
+    new_numel(&out_shape)?;
     let (qv, kv, vv) = (values_f64(q), values_f64(k), values_f64(v));
     let (b, sq, sk, h, hkv, d, dv) = (
         b as usize,
@@ -164,7 +164,7 @@ pub(super) fn attention(
             }
         }
     }
-    encode_f64(q.dtype(), out_shape, &out)
+    from_f64(q.dtype(), out_shape, &out)
 }
 
 #[cfg(test)]

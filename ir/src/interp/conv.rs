@@ -6,8 +6,8 @@
 //! Empty `strides`, `pads` or `dilations` mean the ONNX defaults (1, 0, 1). Products are
 //! accumulated in f64 (bias included) and rounded once.
 
-use super::nd::{
-    encode_f64, next_index, numel, require_float, require_shape, shape_str, strides, values_f64,
+use super::util::{
+    from_f64, new_numel, next_index, require_float, require_shape, shape_str, strides, values_f64,
 };
 use super::{InterpError, op_err};
 use crate::tensor::Tensor;
@@ -112,16 +112,16 @@ pub(super) fn conv(
     }
     let mut out_shape = vec![n, m];
     out_shape.extend(&sp_out);
-    let total = numel(&out_shape)?;
+    let total = new_numel(&out_shape)?;
     let (xv, wv) = (values_f64(x), values_f64(w));
     let bias = has_bias.then(|| values_f64(&inputs[2]));
     let (xst, wst) = (strides(xs), strides(ws));
     let mg = m / groups;
     let mut out = Vec::with_capacity(total);
     if total == 0 {
-        return encode_f64(x.dtype(), out_shape, &out);
+        return from_f64(x.dtype(), out_shape, &out);
     }
-    let kvol = numel(kern)?;
+    let kvol = new_numel(kern)?;
     // Iterate the output in row-major order: (n, m, *spatial).
     let mut idx = vec![0usize; out_shape.len()];
     let mut kidx = vec![0usize; sr];
@@ -165,7 +165,7 @@ pub(super) fn conv(
             break;
         }
     }
-    encode_f64(x.dtype(), out_shape, &out)
+    from_f64(x.dtype(), out_shape, &out)
 }
 
 #[cfg(test)]

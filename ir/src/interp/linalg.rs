@@ -6,8 +6,8 @@
 //! and the result saturates to i32 (i64 if either operand is i64) — saturation, not
 //! wrapping, so an overflow is visible as a clamped value rather than garbage.
 
-use super::nd::{
-    broadcast_offset, broadcast_shapes, broadcasts_to, encode_f64, numel, require_float,
+use super::util::{
+    broadcast_offset, broadcast_shapes, broadcasts_to, from_f64, new_numel, require_float,
     require_rank, shape_str, strides, values_f64,
 };
 use super::{InterpError, op_err};
@@ -60,7 +60,7 @@ pub(super) fn plan(a: &[u64], b: &[u64]) -> Result<MatmulPlan, InterpError> {
         )));
     }
     let (ba, bb) = (&a2[..ra - 2], &b2[..rb - 2]);
-    let batch = broadcast_shapes(ba, bb).ok_or_else(|| {
+    let batch = broadcast_shapes(ba, bb).map_err(|_| {
         op_err(format!(
             "matmul: batch dimensions {} and {} do not broadcast",
             shape_str(ba),
@@ -74,8 +74,8 @@ pub(super) fn plan(a: &[u64], b: &[u64]) -> Result<MatmulPlan, InterpError> {
     if b.len() > 1 {
         out_shape.push(n);
     }
-    numel(&out_shape)?;
-    let nbatch = numel(&batch)?;
+    new_numel(&out_shape)?;
+    let nbatch = new_numel(&batch)?;
     let (m, k, n) = (m as usize, ka as usize, n as usize);
     let (sa, sb) = (strides(ba), strides(bb));
     let mut pairs = Vec::with_capacity(nbatch);
@@ -85,7 +85,7 @@ pub(super) fn plan(a: &[u64], b: &[u64]) -> Result<MatmulPlan, InterpError> {
             let oa = broadcast_offset(&idx, ba, &sa) * m * k;
             let ob = broadcast_offset(&idx, bb, &sb) * k * n;
             pairs.push((oa, ob));
-            if !super::nd::next_index(&mut idx, &batch) {
+            if !super::util::next_index(&mut idx, &batch) {
                 break;
             }
         }
@@ -131,7 +131,7 @@ pub(super) fn matmul_values(
     out: DType,
 ) -> Result<Tensor, InterpError> {
     let v = contract(plan, a, b, 0.0f64, |acc, x, y| acc + x * y);
-    encode_f64(out, plan.out_shape.clone(), &v)
+    from_f64(out, plan.out_shape.clone(), &v)
 }
 
 /// Numpy `matmul` (see the module docs for dtypes and accumulation).
@@ -234,7 +234,7 @@ pub(super) fn gemm(
             out.push(v);
         }
     }
-    encode_f64(dtype, out_shape, &out)
+    from_f64(dtype, out_shape, &out)
 }
 
 #[cfg(test)]

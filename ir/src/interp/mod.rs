@@ -21,7 +21,6 @@ mod conv;
 mod elementwise;
 mod linalg;
 mod movement;
-mod nd;
 mod norm;
 mod quant;
 mod reduce;

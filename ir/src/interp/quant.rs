@@ -29,7 +29,7 @@
 //!   and the result encoded into `out`. `b` must be `[K, N]`.
 
 use super::linalg;
-use super::nd::{require_dtype, require_float, require_shape, resolve_axis, shape_str};
+use super::util::{norm_axis, require_dtype, require_float, require_shape, shape_str};
 use super::{InterpError, op_err};
 use crate::DType;
 use crate::numeric::{e8m0_from_exponent, e8m0_to_f32, round_half_even};
@@ -66,7 +66,7 @@ impl Layout {
                 kind: Kind::Tensor,
             });
         };
-        let a = resolve_axis(axis, shape.len(), &what)?;
+        let a = norm_axis(axis, shape.len(), &what)?;
         let d = shape[a];
         let inner = shape[a + 1..].iter().product::<u64>() as usize;
         match scheme.block_size() {

@@ -14,7 +14,7 @@
 //! An input axis of extent 0 can only be resized to 0.
 
 use super::Bindings;
-use super::nd::{encode_f64, next_index, numel, shape_str, strides, values_f64};
+use super::util::{from_f64, new_numel, next_index, shape_str, strides, values_f64};
 use super::{InterpError, op_err};
 use crate::op::{CoordTransform, NearestRounding, ResizeMode};
 use crate::shape::Shape;
@@ -81,7 +81,7 @@ pub(super) fn resize(
             )));
         }
     }
-    let total = numel(&out_shape)?;
+    let total = new_numel(&out_shape)?;
     let ist = strides(in_shape);
     let rank = in_shape.len();
     if total == 0 {
@@ -175,7 +175,7 @@ pub(super) fn resize(
                     break;
                 }
             }
-            encode_f64(x.dtype(), out_shape, &out)
+            from_f64(x.dtype(), out_shape, &out)
         }
     }
 }

@@ -7,7 +7,7 @@
 //! `h_t = exp(δ_t·A[d]) ⊙ h_{t−1} + δ_t·Bm_t·u_t`, `y_t = ⟨Cm_t, h_t⟩ + Dskip[d]·u_t`, then
 //! `y_t ·= z_t·sigmoid(z_t)`. Everything is computed in f64 and rounded once.
 
-use super::nd::{encode_f64, require_float, require_shape, shape_str, values_f64};
+use super::util::{from_f64, require_float, require_shape, shape_str, values_f64};
 use super::{InterpError, op_err};
 use crate::tensor::Tensor;
 
@@ -109,7 +109,7 @@ pub(super) fn selective_scan(
             }
         }
     }
-    encode_f64(u.dtype(), vec![bs as u64, ds as u64, ls as u64], &out)
+    from_f64(u.dtype(), vec![bs as u64, ds as u64, ls as u64], &out)
 }
 
 #[cfg(test)]

@@ -228,10 +228,82 @@ pub(super) fn require_shape(t: &Tensor, expected: &[u64], what: &str) -> Result<
         Ok(())
     } else {
         Err(op_err(format!(
-            "{what} must have shape {expected:?}, got {:?}",
-            t.shape()
+            "{what} must have shape {}, got {}",
+            shape_str(expected),
+            shape_str(t.shape())
         )))
     }
+}
+
+/// `[2,3,4]`-style rendering of a static shape for error messages.
+pub(super) fn shape_str(shape: &[u64]) -> String {
+    let dims: Vec<String> = shape.iter().map(u64::to_string).collect();
+    format!("[{}]", dims.join(","))
+}
+
+/// Advance the multi-index `idx` over `shape` in row-major order; false once it wraps
+/// around (all indices visited). An empty shape has a single index, so this returns false.
+pub(super) fn next_index(idx: &mut [usize], shape: &[u64]) -> bool {
+    for i in (0..idx.len()).rev() {
+        idx[i] += 1;
+        if (idx[i] as u64) < shape[i] {
+            return true;
+        }
+        idx[i] = 0;
+    }
+    false
+}
+
+/// True if `from` broadcasts to exactly `to` (one-directional numpy rule).
+pub(super) fn broadcasts_to(from: &[u64], to: &[u64]) -> bool {
+    from.len() <= to.len()
+        && from
+            .iter()
+            .rev()
+            .zip(to.iter().rev())
+            .all(|(&f, &t)| f == t || f == 1)
+}
+
+/// Flat offset into an operand of shape `shape` (row-major, strides `st`) of the element
+/// that a broadcast output multi-index `idx` reads. `shape` is right-aligned with `idx`
+/// and must broadcast to the output's shape.
+pub(super) fn broadcast_offset(idx: &[usize], shape: &[u64], st: &[usize]) -> usize {
+    let lead = idx.len() - shape.len();
+    shape
+        .iter()
+        .zip(st)
+        .zip(&idx[lead..])
+        .map(|((&d, &s), &i)| if d == 1 { 0 } else { i * s })
+        .sum()
+}
+
+/// Refuse an operand whose dtype differs from `expected`.
+pub(super) fn require_dtype(t: &Tensor, expected: DType, what: &str) -> Result<(), InterpError> {
+    if t.dtype() == expected {
+        Ok(())
+    } else {
+        Err(op_err(format!(
+            "{what}: expected dtype {expected}, got {}",
+            t.dtype()
+        )))
+    }
+}
+
+/// Refuse an operand whose rank differs from `rank`.
+pub(super) fn require_rank(t: &Tensor, rank: usize, what: &str) -> Result<(), InterpError> {
+    if t.shape().len() == rank {
+        Ok(())
+    } else {
+        Err(op_err(format!(
+            "{what}: expected rank {rank}, got shape {}",
+            shape_str(t.shape())
+        )))
+    }
+}
+
+/// Every element of a tensor as f64 (through its exact f32 decoding).
+pub(super) fn values_f64(t: &Tensor) -> Vec<f64> {
+    t.to_f32_vec().into_iter().map(f64::from).collect()
 }
 
 /// Wrap an integer to the width of `dtype` (two's complement; `u8` modulo 256; `i4` to
@@ -439,5 +511,35 @@ mod tests {
         assert_eq!(wrap_int(-2, DType::U8), 254);
         assert_eq!(wrap_int(8, DType::I4), -8);
         assert_eq!(wrap_int(1 << 31, DType::I32), i64::from(i32::MIN));
+    }
+}
+
+#[cfg(test)]
+mod nd_tests {
+    use super::*;
+
+    #[test]
+    fn strides_and_odometer() {
+        assert_eq!(strides(&[2, 3, 4]), vec![12, 4, 1]);
+        assert_eq!(strides(&[]), Vec::<usize>::new());
+        let shape = [2u64, 3];
+        let mut idx = vec![0usize; 2];
+        let mut seen = vec![idx.clone()];
+        while next_index(&mut idx, &shape) {
+            seen.push(idx.clone());
+        }
+        assert_eq!(seen.len(), 6);
+        assert_eq!(seen[4], vec![1, 1]);
+    }
+
+    #[test]
+    fn broadcasting() {
+        assert_eq!(broadcast_shapes(&[2, 1, 4], &[3, 1]), Ok(vec![2, 3, 4]));
+        assert!(broadcast_shapes(&[2], &[3]).is_err());
+        assert!(broadcasts_to(&[1, 4], &[3, 4]));
+        assert!(!broadcasts_to(&[2, 4], &[3, 4]));
+        assert!(!broadcasts_to(&[1, 3, 4], &[3, 4]));
+        // shape [3,1] read at output index [1,2,0] → element 2 of the first axis.
+        assert_eq!(broadcast_offset(&[1, 2, 0], &[3, 1], &strides(&[3, 1])), 2);
     }
 }
