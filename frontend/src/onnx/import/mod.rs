@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use dqc_ir::verify::verify;
-use dqc_ir::{Dim, Graph, Shape, TensorType};
+use dqc_ir::{Dim, Graph, Shape, Tensor, TensorType};
 
 use crate::FrontendError;
 use crate::onnx::load::{OnnxModel, load_model};
@@ -47,6 +47,18 @@ pub fn import_model(model: &OnnxModel) -> Result<Graph, FrontendError> {
 /// Errors: an op without a converter ([`FrontendError::UnsupportedOp`], with close
 /// names), a converter's error (naming the node), or a graph that does not verify.
 pub fn import_with(model: &OnnxModel, registry: &Registry) -> Result<Graph, FrontendError> {
+    import_with_constants(model, registry, &BTreeMap::new())
+}
+
+/// Import `model`, binding the runtime inputs named in `constants` to those tensors
+/// instead of making them graph inputs ("freezing" them: shapes, axes or sizes fed as
+/// inputs then fold at compile time). A frozen tensor must match the input's declared
+/// dtype and rank.
+pub fn import_with_constants(
+    model: &OnnxModel,
+    registry: &Registry,
+    constants: &BTreeMap<String, Tensor>,
+) -> Result<Graph, FrontendError> {
     let path = model.path();
     let gname = &model.graph().name;
     let mut ctx = Ctx::new(model, if gname.is_empty() { "main" } else { gname });
@@ -56,6 +68,20 @@ pub fn import_with(model: &OnnxModel, registry: &Registry) -> Result<Graph, Fron
     let mut symbols = SymbolNames::default();
     for vi in model.runtime_inputs() {
         let ty = tensor_type(vi, path)?;
+        if let Some(t) = constants.get(&vi.name) {
+            if t.dtype() != ty.dtype || t.shape().len() != ty.shape.rank() {
+                return Err(FrontendError::BadValueType {
+                    path: path.to_path_buf(),
+                    value: vi.name.clone(),
+                    reason: format!(
+                        "the frozen value {} does not match the declared type {ty}",
+                        t.ty()
+                    ),
+                });
+            }
+            ctx.set(&vi.name, OVal::Const(t.clone()));
+            continue;
+        }
         let ty = symbols.rename_type(&ty);
         let v = ctx.graph_mut().add_input(&vi.name, ty);
         ctx.set(&vi.name, OVal::Node(v));

@@ -230,14 +230,28 @@ fn cast(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendErr
         .map_err(|_| format!("{code} is not a data type"))
         .and_then(dtype_for_onnx)
         .map_err(|e| node.attr_error("to", e))?;
+    check_saturate(node, to)?;
     let x = ctx.req(node, 0)?;
     Ok(vec![cast_to(ctx, node, x, to)?])
+}
+
+/// `saturate = 0` (opset 19: overflow to NaN/inf in float8 casts) is not what the IR
+/// `cast` does; refuse it rather than compute something else.
+fn check_saturate(node: &NodeView<'_>, to: DType) -> Result<(), FrontendError> {
+    if matches!(to, DType::F8E4M3 | DType::F8E5M2) && node.attr_i("saturate", 1)? == 0 {
+        return Err(node.attr_error(
+            "saturate",
+            "0 (overflow to NaN/inf) is not supported: the IR cast saturates to the finite range",
+        ));
+    }
+    Ok(())
 }
 
 fn cast_like(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendError> {
     let x = ctx.req(node, 0)?;
     let like = ctx.req(node, 1)?;
     let to = ctx.ty(&like)?.dtype;
+    check_saturate(node, to)?;
     Ok(vec![cast_to(ctx, node, x, to)?])
 }
 
