@@ -129,7 +129,83 @@ fn constant_of_shape(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>
     )?])
 }
 
+/// `Range(start, limit, delta)` with a symbolic `limit` (e.g. `arange(seq_len)`): when
+/// `(limit − start) / delta` is an exact monomial `n`, the result is
+/// `start + delta · exclusive_cumsum(ones[n])`.
+fn symbolic_range(
+    ctx: &mut Ctx<'_>,
+    node: &NodeView<'_>,
+    start: &OVal,
+    limit: &OVal,
+    delta: &OVal,
+) -> Result<Option<OVal>, FrontendError> {
+    let (Some(s), Some(l), Some(d)) = (start.sym_ints(), limit.sym_ints(), delta.sym_ints()) else {
+        return Ok(None);
+    };
+    let (Some(s0), Some(l0), Some(d0)) = (s.vals.first(), l.vals.first(), d.vals.first()) else {
+        return Ok(None);
+    };
+    let Some(n) = l0
+        .sub(s0)
+        .and_then(|span| span.div(d0))
+        .and_then(|n| n.as_dim())
+    else {
+        return Ok(None);
+    };
+    let dtype = ctx.ty(start)?.dtype;
+    let one = Tensor::from_i64(dtype, Vec::new(), &[1]).map_err(|e| node.error(e.to_string()))?;
+    let ones = ctx.emit1(
+        Op::Expand {
+            shape: Shape(vec![n]),
+        },
+        &[OVal::Const(one)],
+        &node.sub("ones"),
+    )?;
+    let mut r = ctx.emit1(
+        Op::CumSum {
+            axis: 0,
+            exclusive: true,
+            reverse: false,
+        },
+        &[ones],
+        &node.sub("index"),
+    )?;
+    if d0.as_int() != Some(1) {
+        let dv = delta
+            .as_const()
+            .ok_or_else(|| node.input_error(2, "must be static"))?;
+        let dv = dv
+            .reshaped(Vec::new())
+            .map_err(|e| node.error(e.to_string()))?;
+        r = ctx.emit1(
+            Op::Binary(dqc_ir::op::BinaryOp::Mul),
+            &[r, OVal::Const(dv)],
+            &node.sub("scaled"),
+        )?;
+    }
+    if s0.as_int() != Some(0) {
+        let sv = start
+            .as_const()
+            .ok_or_else(|| node.input_error(0, "must be static"))?;
+        let sv = sv
+            .reshaped(Vec::new())
+            .map_err(|e| node.error(e.to_string()))?;
+        r = ctx.emit1(
+            Op::Binary(dqc_ir::op::BinaryOp::Add),
+            &[r, OVal::Const(sv)],
+            &node.name(),
+        )?;
+    }
+    Ok(Some(r))
+}
+
 fn range(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendError> {
+    let (start, limit, delta) = (ctx.req(node, 0)?, ctx.req(node, 1)?, ctx.req(node, 2)?);
+    if (start.is_dims() || limit.is_dims() || delta.is_dims())
+        && let Some(r) = symbolic_range(ctx, node, &start, &limit, &delta)?
+    {
+        return Ok(vec![r]);
+    }
     let mut parts = Vec::new();
     for i in 0..3 {
         let v = ctx.req(node, i)?;

@@ -16,6 +16,7 @@ pub fn register(r: &mut Registry) {
     r.register("", "Split", 2, split);
     r.register("", "Gather", 1, gather);
     r.register("", "Pad", 2, pad);
+    r.register("", "GatherND", 11, gather_nd);
 }
 
 /// Bounds at or beyond this mean "to the end" (exporters write `INT_MAX` or
@@ -319,6 +320,112 @@ fn pad(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendErro
     Ok(vec![ctx.emit1(
         Op::Pad { pads, mode },
         &[x],
+        &node.name(),
+    )?])
+}
+
+/// `GatherND` with `batch_dims = 0`: `indices[..., k]` address the first `k` axes of
+/// `data`. Expanded to one flat index `Σ idx_m · stride_m` (negative indices wrapped on
+/// static axes) and a `gather` on `data` reshaped to `[d0·…·d(k−1), rest…]`. The axes
+/// after the first must be static; indices into a symbolic first axis must be
+/// non-negative.
+fn gather_nd(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendError> {
+    use dqc_ir::Shape;
+    use dqc_ir::op::BinaryOp;
+    if node.attr_i("batch_dims", 0)? != 0 {
+        return Err(node.attr_error("batch_dims", "only 0 is supported"));
+    }
+    let data = ctx.req(node, 0)?;
+    let idx = ctx.req(node, 1)?;
+    let dims = ctx.ty(&data)?.shape.0;
+    let ity = ctx.ty(&idx)?;
+    let Some(k_dim) = ity.shape.dims().last() else {
+        return Err(node.input_error(1, "indices must have rank ≥ 1"));
+    };
+    let k = fixed_dim(node, k_dim, "the index tuple length")? as usize;
+    if k == 0 || k > dims.len() {
+        return Err(node.input_error(
+            1,
+            format!("index tuples of length {k} for data of rank {}", dims.len()),
+        ));
+    }
+    let idx_dtype = ity.dtype;
+    let scalar = |v: i64| {
+        dqc_ir::Tensor::from_i64(idx_dtype, Vec::new(), &[v])
+            .map(OVal::Const)
+            .map_err(|e| node.error(e.to_string()))
+    };
+    // Strides of the addressed axes: stride_m = d(m+1)·…·d(k−1) (static).
+    let mut strides = vec![1i64; k];
+    for m in (0..k.saturating_sub(1)).rev() {
+        let d = fixed_dim(node, &dims[m + 1], "an indexed axis after the first")?;
+        strides[m] = strides[m + 1]
+            .checked_mul(i64::try_from(d).map_err(|_| node.error("extent too large"))?)
+            .ok_or_else(|| node.error("the flat index overflows"))?;
+    }
+    let mut flat: Option<OVal> = None;
+    for (m, &stride) in strides.iter().enumerate() {
+        let pick = scalar(m as i64)?;
+        let mut c = ctx.emit1(
+            Op::Gather { axis: -1 },
+            &[idx.clone(), pick],
+            &node.sub(&format!("idx{m}")),
+        )?;
+        if let Some(n) = dims[m].as_fixed() {
+            let n = i64::try_from(n).map_err(|_| node.error("extent too large"))?;
+            let zero = scalar(0)?;
+            let neg = ctx.emit1(
+                Op::Binary(BinaryOp::Less),
+                &[c.clone(), zero],
+                &node.sub(&format!("neg{m}")),
+            )?;
+            let wrapped = ctx.emit1(
+                Op::Binary(BinaryOp::Add),
+                &[c.clone(), scalar(n)?],
+                &node.sub(&format!("wrap{m}")),
+            )?;
+            c = ctx.emit1(
+                Op::Where,
+                &[neg, wrapped, c],
+                &node.sub(&format!("norm{m}")),
+            )?;
+        }
+        if stride != 1 {
+            c = ctx.emit1(
+                Op::Binary(BinaryOp::Mul),
+                &[c, scalar(stride)?],
+                &node.sub(&format!("off{m}")),
+            )?;
+        }
+        flat = Some(match flat {
+            None => c,
+            Some(acc) => ctx.emit1(
+                Op::Binary(BinaryOp::Add),
+                &[acc, c],
+                &node.sub(&format!("flat{m}")),
+            )?,
+        });
+    }
+    let flat = flat.ok_or_else(|| node.error("no index components"))?;
+    let lead = Shape(dims[..k].to_vec())
+        .numel()
+        .ok_or_else(|| node.error("the element count overflows"))?;
+    let mut merged = vec![lead];
+    merged.extend(dims[k..].iter().cloned());
+    let data = if k == 1 {
+        data
+    } else {
+        ctx.emit1(
+            Op::Reshape {
+                shape: Shape(merged),
+            },
+            &[data],
+            &node.sub("flat_data"),
+        )?
+    };
+    Ok(vec![ctx.emit1(
+        Op::Gather { axis: 0 },
+        &[data, flat],
         &node.name(),
     )?])
 }
