@@ -152,11 +152,13 @@ impl Registry {
     }
 }
 
-/// Close names: edit distance ≤ 3 (case-insensitive) or a common prefix of at least four
-/// characters (or the whole shorter name).
+/// Close names: a case-insensitive edit distance of at most a third of the name's length
+/// (at least 1, at most 3), or a common prefix of at least four characters (or of the
+/// whole shorter name, if it has three).
 fn is_near(a: &str, b: &str) -> bool {
     let (la, lb) = (a.to_lowercase(), b.to_lowercase());
-    if edit_distance(&la, &lb) <= 3 {
+    let limit = (la.chars().count() / 3).clamp(1, 3);
+    if edit_distance(&la, &lb) <= limit {
         return true;
     }
     let common = la
@@ -214,7 +216,7 @@ mod tests {
         let near = r.lookup("", "Slic", 13).err().map(|m| m.detail);
         assert_eq!(
             near.as_deref(),
-            Some("supported ops nearby: Slice, Split (2 ops of `ai.onnx` are supported)")
+            Some("supported ops nearby: Slice (2 ops of `ai.onnx` are supported)")
         );
         let far = r.lookup("", "Mamba", 13).err().map(|m| m.detail);
         assert_eq!(
