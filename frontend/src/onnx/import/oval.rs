@@ -218,3 +218,72 @@ impl OVal {
         matches!(self, OVal::Dims(_))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn b() -> SymInt {
+        SymInt::Sym(Dim::sym("B"))
+    }
+
+    #[test]
+    fn symbolic_arithmetic_is_exact_or_refused() {
+        let two_b = b().mul(&SymInt::Int(2));
+        assert_eq!(
+            two_b.as_ref().map(ToString::to_string).as_deref(),
+            Some("2*B")
+        );
+        assert_eq!(
+            two_b.as_ref().and_then(|x| x.div(&SymInt::Int(2))),
+            Some(b())
+        );
+        assert_eq!(
+            two_b.as_ref().and_then(|x| x.div(&b())),
+            Some(SymInt::Int(2))
+        );
+        assert_eq!(b().div(&SymInt::Int(2)), None);
+        assert_eq!(b().mul(&SymInt::Int(-1)), None);
+        assert_eq!(b().mul(&SymInt::Int(0)), Some(SymInt::Int(0)));
+        assert_eq!(b().add(&SymInt::Int(0)), Some(b()));
+        assert_eq!(b().add(&SymInt::Int(1)), None);
+        assert_eq!(b().sub(&b()), Some(SymInt::Int(0)));
+        assert_eq!(b().equals(&SymInt::Int(-1)), Some(false));
+        assert_eq!(b().equals(&SymInt::Int(0)), Some(false));
+        assert_eq!(b().equals(&SymInt::Int(3)), None);
+        assert_eq!(b().equals(&b()), Some(true));
+    }
+
+    #[test]
+    fn normal_form_of_values() {
+        let v = SymInts::vector(vec![SymInt::Int(3), SymInt::Int(-1)]);
+        assert!(matches!(OVal::ints(v), OVal::Const(_)));
+        let v = SymInts::vector(vec![b(), SymInt::Int(-1)]);
+        let o = OVal::ints(v);
+        assert!(o.is_dims() && !o.is_const());
+        assert_eq!(
+            o.sym_ints().map(|s| s.to_string()).as_deref(),
+            Some("[B, -1]")
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn static_arithmetic_agrees_with_i64(a in -1000i64..1000, c in -1000i64..1000) {
+            let (x, y) = (SymInt::Int(a), SymInt::Int(c));
+            prop_assert_eq!(x.add(&y), Some(SymInt::Int(a + c)));
+            prop_assert_eq!(x.sub(&y), Some(SymInt::Int(a - c)));
+            prop_assert_eq!(x.mul(&y), Some(SymInt::Int(a * c)));
+            prop_assert_eq!(x.div(&y), a.checked_div(c).map(SymInt::Int));
+            prop_assert_eq!(x.equals(&y), Some(a == c));
+        }
+
+        #[test]
+        fn products_divide_back(k in 1i64..1000) {
+            let p = b().mul(&SymInt::Int(k));
+            prop_assert_eq!(p.as_ref().and_then(|p| p.div(&SymInt::Int(k))), Some(b()));
+            prop_assert_eq!(p.and_then(|p| p.div(&b())), Some(SymInt::Int(k)));
+        }
+    }
+}

@@ -429,3 +429,19 @@ fn gather_nd(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
         &node.name(),
     )?])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::slice_indices;
+
+    #[test]
+    fn slice_indices_follow_onnx_clamping() {
+        assert_eq!(slice_indices(5, 1, 3, 1), [1, 2]);
+        assert_eq!(slice_indices(5, -2, i64::MAX, 1), [3, 4]);
+        assert_eq!(slice_indices(5, 0, 10, 2), [0, 2, 4]);
+        assert_eq!(slice_indices(5, -1, i64::MIN, -1), [4, 3, 2, 1, 0]);
+        assert_eq!(slice_indices(5, 10, 0, -2), [4, 2]);
+        assert!(slice_indices(5, 3, 1, 1).is_empty());
+        assert!(slice_indices(0, 0, 1, 1).is_empty());
+    }
+}
