@@ -217,3 +217,29 @@ fn squeeze_of_a_non_unit_axis_is_refused() {
     let msg = import(&m).expect_err("axis 0 has extent 2").to_string();
     says(&msg, &["cannot squeeze axis 0 of extent 2"]);
 }
+
+#[test]
+fn model_local_functions_are_refused_with_advice() {
+    use dqc_frontend::onnx::proto::FunctionProto;
+    let mut n = node("f", "MyRelu", &["x"], &["y"]);
+    n.domain = "local".into();
+    let mut m = model(graph(
+        vec![n],
+        vec![],
+        vec![vi("x", &[2, 3])],
+        vec![vi("y", &[2, 3])],
+    ));
+    m.functions.push(FunctionProto {
+        name: "MyRelu".into(),
+        domain: "local".into(),
+        input: vec!["a".into()],
+        output: vec!["b".into()],
+        node: vec![node("r", "Relu", &["a"], &["b"])],
+        ..Default::default()
+    });
+    let msg = import(&m).expect_err("not inlined").to_string();
+    says(
+        &msg,
+        &["node `f` (#0, MyRelu)", "model-local function", "inline"],
+    );
+}

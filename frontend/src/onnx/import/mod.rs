@@ -94,9 +94,22 @@ pub fn import_with_constants(
         let opset = model.opset_version(&proto.domain).unwrap_or(0);
         let view = NodeView::new(model, proto, index, opset);
         ctx.begin(view);
-        let convert = registry
-            .lookup(&proto.domain, &proto.op_type, opset)
-            .map_err(|_| registry.unsupported(&view, &proto.domain, opset))?;
+        let is_local_function = model
+            .proto()
+            .functions
+            .iter()
+            .any(|f| f.name == proto.op_type && f.domain == proto.domain);
+        let convert = match registry.lookup(&proto.domain, &proto.op_type, opset) {
+            Ok(f) => f,
+            Err(_) if is_local_function => {
+                return Err(view.error(format!(
+                    "`{}` is a model-local function, which dqc does not inline; export with \
+                     functions inlined (e.g. `onnx.inliner.inline_local_functions`)",
+                    proto.op_type
+                )));
+            }
+            Err(_) => return Err(registry.unsupported(&view, &proto.domain, opset)),
+        };
         let outs = convert(&mut ctx, &view)?;
         for (i, name) in proto.output.iter().enumerate() {
             if name.is_empty() {

@@ -3,6 +3,28 @@
 //!
 //! To add a family: write `ops/NAME.rs` with its `register`, declare the module here and
 //! add one line to [`default_registry`].
+//!
+//! A converter reads its inputs with [`Ctx::req`] / [`Ctx::input`] (optional inputs),
+//! attributes with `node.attr_i` / `attr_is` / `attr_f` / `attr_s` / `attr_tensor` (errors
+//! name the node and attribute), inputs that must be known at compile time with
+//! [`Ctx::const_i64s`] or [`Ctx::dims`], and emits IR ops with [`Ctx::emit1`] /
+//! [`Ctx::emit`] (which type-check with the verifier and fold constant inputs). Name the
+//! op that produces the ONNX output `node.name()` and helper ops of a composite
+//! expansion `node.sub("suffix")`:
+//!
+//! ```ignore
+//! fn softmax(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendError> {
+//!     let x = ctx.req(node, 0)?;
+//!     let axis = node.attr_i("axis", -1)?;
+//!     Ok(vec![ctx.emit1(Op::Softmax { axis }, &[x], &node.name())?])
+//! }
+//! pub fn register(r: &mut Registry) {
+//!     r.register("", "Softmax", 13, softmax);
+//! }
+//! ```
+//!
+//! Return one [`OVal`] per ONNX output slot. Use [`unify_dtypes`] where ONNX lets
+//! exporters mix a constant of another dtype into a broadcasting op.
 
 use dqc_ir::interp::{Bindings, eval_op};
 use dqc_ir::{DType, Op, Tensor};
