@@ -138,3 +138,42 @@ fn static_shapes_fold_to_constants_and_dim_params_are_sanitized() {
     assert!(ops(&g).is_empty(), "{:?}", ops(&g));
     assert_eq!(out_type(&g), "f32[batch_size_0,4,6]");
 }
+
+#[test]
+fn torchscript_expand_pattern_folds() {
+    // target = [B, 4, 6]; ones = ConstantOfShape([3]) = [1, 1, 1];
+    // w = Where(Equal(target, -ones), ones, target) = target; y = Expand(x, w).
+    let mut cos = node("cos", "ConstantOfShape", &["three"], &["ones"]);
+    cos.attribute
+        .push(dqc_frontend::onnx::proto::AttributeProto {
+            name: "value".into(),
+            r#type: dqc_frontend::onnx::proto::AttributeType::Tensor as i32,
+            t: Some(i64s("v", &[1], &[1])),
+            ..Default::default()
+        });
+    let m = model(graph(
+        vec![
+            node("shape", "Shape", &["x"], &["s"]),
+            node("gather", "Gather", &["s", "zero"], &["b"]),
+            node("unsqueeze", "Unsqueeze", &["b", "axes0"], &["b1"]),
+            concat_node("concat", &["b1", "rest"], "target"),
+            cos,
+            node("neg", "Mul", &["ones", "minus1"], &["negs"]),
+            node("eq", "Equal", &["target", "negs"], &["e"]),
+            node("where", "Where", &["e", "ones", "target"], &["w"]),
+            node("expand", "Expand", &["x", "w"], &["y"]),
+        ],
+        vec![
+            i64s("zero", &[], &[0]),
+            i64s("axes0", &[1], &[0]),
+            i64s("rest", &[2], &[4, 6]),
+            i64s("three", &[1], &[3]),
+            i64s("minus1", &[], &[-1]),
+        ],
+        vec![vi_f("x", &["B", "1", "6"])],
+        vec![vi_f("y", &["B", "4", "6"])],
+    ));
+    let g = import(&m).expect("imports");
+    assert_eq!(ops(&g), ["expand"]);
+    assert_eq!(out_type(&g), "f32[B,4,6]");
+}

@@ -252,8 +252,6 @@ fn variadic(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronten
             &[acc, OVal::Const(n)],
             &node.name(),
         )?;
-    } else if count == 1 {
-        return Ok(vec![acc]);
     }
     Ok(vec![acc])
 }
