@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Parse and verify a model (`.dqc`), print its IR and a summary.
     Inspect(cmd::inspect::Args),
+    /// Convert an ONNX model to the IR; print it or write it (`-o model.dqc`).
+    Import(cmd::import::Args),
     /// Run a model in the reference interpreter on inputs from an `.npz` file.
     Eval(cmd::eval::Args),
     /// Write a model built by dqc-models (a DiT) as `.dqc` + `.safetensors`.
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Import(a) => cmd::import::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::NewModel(a) => cmd::new_model::run(a),
         Command::MakeInputs(a) => cmd::make_inputs::run(a),

@@ -176,4 +176,102 @@ pub enum FrontendError {
         /// What is wrong.
         reason: String,
     },
+
+    /// No converter is registered for a node's operator at the model's opset.
+    #[error("{}: node {node}: operator `{op_type}` of domain `{domain}` at opset {opset} is not supported; {detail}", path.display())]
+    UnsupportedOp {
+        /// File.
+        path: PathBuf,
+        /// The node (name, index and op type).
+        node: String,
+        /// The operator.
+        op_type: String,
+        /// Its domain (`ai.onnx` for the default domain).
+        domain: Box<str>,
+        /// The opset version the model imports for that domain.
+        opset: i64,
+        /// Which versions exist and which supported ops have close names.
+        detail: Box<str>,
+    },
+
+    /// A node attribute is missing, has the wrong type or an invalid value.
+    #[error("{}: node {node}: attribute `{attr}`: {reason}", path.display())]
+    Attribute {
+        /// File.
+        path: PathBuf,
+        /// The node.
+        node: String,
+        /// Attribute name.
+        attr: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A node input is missing, or must be known at compile time and is not, or has a
+    /// value the converter cannot use.
+    #[error("{}: node {node}: input {index} (`{input}`): {reason}", path.display())]
+    NodeInput {
+        /// File.
+        path: PathBuf,
+        /// The node.
+        node: String,
+        /// Input position.
+        index: usize,
+        /// The ONNX value name (`` for an omitted optional input).
+        input: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The IR op a node converts to does not type-check on its operands.
+    #[error("{}: node {node}: {op} does not accept operands {operands}: {source}", path.display())]
+    OpType {
+        /// File.
+        path: PathBuf,
+        /// The node.
+        node: String,
+        /// The IR op name.
+        op: String,
+        /// The operand types, e.g. `(f32[2,3], i64[2])`.
+        operands: String,
+        /// The verifier's reason.
+        #[source]
+        source: Box<dqc_ir::verify::InferError>,
+    },
+
+    /// Constant folding a node on compile-time inputs failed.
+    #[error("{}: node {node}: evaluating {op} on constant inputs failed: {source}", path.display())]
+    Fold {
+        /// File.
+        path: PathBuf,
+        /// The node.
+        node: String,
+        /// The IR op name.
+        op: String,
+        /// The interpreter's reason.
+        #[source]
+        source: Box<dqc_ir::interp::InterpError>,
+    },
+
+    /// A node cannot be converted for a reason specific to it (unsupported attribute
+    /// value, a shape that monomial dimensions cannot express, …).
+    #[error("{}: node {node}: {reason}", path.display())]
+    Convert {
+        /// File.
+        path: PathBuf,
+        /// The node.
+        node: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The imported graph does not verify (an importer bug or a model the IR cannot hold).
+    #[error("{}: the imported graph does not verify: {source}", path.display())]
+    Verify {
+        /// File.
+        path: PathBuf,
+        /// The verifier's error.
+        #[source]
+        source: Box<dqc_ir::verify::VerifyError>,
+    },
 }

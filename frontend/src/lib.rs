@@ -13,9 +13,13 @@
 //! - [`onnx::testdata`] — the ONNX backend node conformance cases (`model.onnx` plus
 //!   `test_data_set_N/{input,output}_K.pb`).
 //!
-//! Planned next: the op registry (one file per op family under `onnx/ops/`), the ONNX →
-//! `dqc_ir::Graph` conversion and constant folding of shape subgraphs. It depends only on
-//! `dqc-ir`. See `docs/frontend.md` and `../shared/docs/DESIGN.md`.
+//! - [`onnx::import`] — ONNX → [`dqc_ir::Graph`]: [`onnx::import_model`] /
+//!   [`onnx::import_file`] walk the nodes with the converters of an
+//!   [`onnx::import::Registry`] (one file per op family under [`onnx::ops`], each with
+//!   `register`), folding constant and shape subgraphs at compile time (symbolic shapes
+//!   are [`onnx::import::OVal::Dims`]) and verifying the result.
+//!
+//! It depends only on `dqc-ir`. See `docs/frontend.md` and `../shared/docs/DESIGN.md`.
 #![warn(missing_docs)]
 
 mod error;

@@ -41,6 +41,13 @@ fn kind(e: &FrontendError) -> &'static str {
         FrontendError::ExternalData { .. } => "ExternalData",
         FrontendError::BadValueType { .. } => "BadValueType",
         FrontendError::BadCase { .. } => "BadCase",
+        FrontendError::UnsupportedOp { .. } => "UnsupportedOp",
+        FrontendError::Attribute { .. } => "Attribute",
+        FrontendError::NodeInput { .. } => "NodeInput",
+        FrontendError::OpType { .. } => "OpType",
+        FrontendError::Fold { .. } => "Fold",
+        FrontendError::Convert { .. } => "Convert",
+        FrontendError::Verify { .. } => "Verify",
     }
 }
 

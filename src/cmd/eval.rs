@@ -9,7 +9,7 @@ use dqc_ir::npz;
 /// Arguments of `dqc eval`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The model file (`.dqc`).
+    /// The model file (`.dqc` or `.onnx`).
     pub file: PathBuf,
     /// Inputs: an `.npz` whose array names are the graph's input names.
     #[arg(long)]

@@ -9,7 +9,7 @@ use dqc_ir::Op;
 /// Arguments of `dqc inspect`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The model file (`.dqc`).
+    /// The model file (`.dqc` or `.onnx`).
     pub file: PathBuf,
     /// Print only the summary, not the IR text.
     #[arg(long)]
@@ -53,5 +53,10 @@ pub fn run(args: Args) -> Result<()> {
     );
     let ops: Vec<String> = hist.iter().map(|(k, v)| format!("{k} {v}")).collect();
     println!("//   ops: {}", ops.join(", "));
+    if args.file.extension().and_then(|e| e.to_str()) == Some("onnx") {
+        for line in super::import::onnx_summary(&args.file)? {
+            println!("{line}");
+        }
+    }
     Ok(())
 }

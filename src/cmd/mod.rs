@@ -1,6 +1,7 @@
 //! One module per subcommand, each with its clap `Args` and a `run` function.
 
 pub mod eval;
+pub mod import;
 pub mod inspect;
 pub mod make_inputs;
 pub mod new_model;
@@ -10,8 +11,9 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use dqc_ir::Graph;
 
-/// Read and verify a model file. `.dqc` files are parsed with their weights; other
-/// extensions are refused with a message that lists what is accepted.
+/// Read and verify a model file. `.dqc` files are parsed with their weights; `.onnx`
+/// files are imported (and verified) by the ONNX frontend; other extensions are refused
+/// with a message that lists what is accepted.
 pub fn load_model(path: &Path) -> Result<Graph> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("dqc") => {
@@ -19,8 +21,9 @@ pub fn load_model(path: &Path) -> Result<Graph> {
             dqc_ir::verify::verify(&mut g).with_context(|| format!("{}", path.display()))?;
             Ok(g)
         }
+        Some("onnx") => Ok(dqc_frontend::onnx::import_file(path)?),
         _ => bail!(
-            "{}: unsupported model file (expected a `.dqc` IR file)",
+            "{}: unsupported model file (expected a `.dqc` IR file or an `.onnx` model)",
             path.display()
         ),
     }
