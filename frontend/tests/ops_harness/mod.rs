@@ -67,8 +67,8 @@ pub fn compare(got: &Tensor, want: &Tensor) -> Result<(), String> {
     }
 }
 
-/// The model with the runtime inputs that are small integer vectors, or float vectors
-/// of at most 8 entries (axes, `k`, pads, sizes, scales), made initializers holding the
+/// The model with the runtime inputs that are integer vectors, or float and 8-bit vectors
+/// of at most 8 entries (axes, `k`, pads, sizes, scales, zero points), made initializers holding the
 /// data set's values: dqc needs such operands at compile time, and real exports have
 /// them as constants; the conformance cases feed them as inputs.
 fn freeze(model: &OnnxModel, dir: &Path, set: &[(String, Tensor)]) -> Result<OnnxModel, String> {
@@ -96,6 +96,16 @@ fn freeze(model: &OnnxModel, dir: &Path, set: &[(String, Tensor)]) -> Result<Onn
             DType::F32 if t.numel() <= 8 => {
                 tp.data_type = 1;
                 tp.float_data = t.to_f32_vec();
+            }
+            DType::F8E4M3 | DType::F8E5M2 | DType::I8 | DType::U8 if t.numel() <= 8 => {
+                // Bit patterns in int32_data, as ONNX stores 8-bit types.
+                tp.data_type = match t.dtype() {
+                    DType::F8E4M3 => 17,
+                    DType::F8E5M2 => 19,
+                    DType::I8 => 3,
+                    _ => 2,
+                };
+                tp.int32_data = t.bytes().iter().map(|&b| i32::from(b)).collect();
             }
             _ => continue,
         }
