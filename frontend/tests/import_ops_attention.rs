@@ -4,5 +4,9 @@ mod ops_harness;
 
 #[test]
 fn attention_conformance() {
-    ops_harness::run_family("attention", &["test_attention_", "test_rotary_embedding"], 10);
+    ops_harness::run_family(
+        "attention",
+        &["test_attention_", "test_rotary_embedding"],
+        10,
+    );
 }

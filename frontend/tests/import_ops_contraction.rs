@@ -6,7 +6,12 @@ mod ops_harness;
 fn contraction_conformance() {
     ops_harness::run_family(
         "contraction",
-        &["test_matmul", "test_gemm", "test_einsum", "test_matmulinteger"],
+        &[
+            "test_matmul",
+            "test_gemm",
+            "test_einsum",
+            "test_matmulinteger",
+        ],
         15,
     );
 }

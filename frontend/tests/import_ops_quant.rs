@@ -6,7 +6,11 @@ mod ops_harness;
 fn quant_conformance() {
     ops_harness::run_family(
         "quant",
-        &["test_quantizelinear", "test_dequantizelinear", "test_dynamicquantizelinear"],
+        &[
+            "test_quantizelinear",
+            "test_dequantizelinear",
+            "test_dynamicquantizelinear",
+        ],
         10,
     );
 }

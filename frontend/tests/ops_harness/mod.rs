@@ -32,7 +32,11 @@ pub fn known_failures() -> BTreeMap<String, String> {
 /// Compare one output; `Err` says how it differs.
 pub fn compare(got: &Tensor, want: &Tensor) -> Result<(), String> {
     if got.shape() != want.shape() {
-        return Err(format!("shape {:?}, expected {:?}", got.shape(), want.shape()));
+        return Err(format!(
+            "shape {:?}, expected {:?}",
+            got.shape(),
+            want.shape()
+        ));
     }
     if want.dtype().is_float() {
         let (g, w) = (got.to_f32_vec(), want.to_f32_vec());
@@ -61,7 +65,11 @@ pub fn compare(got: &Tensor, want: &Tensor) -> Result<(), String> {
         }
         let (g, w) = (got.to_i64_vec(), want.to_i64_vec());
         match g.iter().zip(&w).position(|(a, b)| a != b) {
-            Some(i) => Err(format!("element {i}: got {:?}, expected {:?}", g.get(i), w.get(i))),
+            Some(i) => Err(format!(
+                "element {i}: got {:?}, expected {:?}",
+                g.get(i),
+                w.get(i)
+            )),
             None => Ok(()),
         }
     }
@@ -174,11 +182,9 @@ pub fn cases(prefixes: &[&str]) -> Option<Vec<PathBuf>> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("model.onnx").is_file())
         .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| {
-                    !n.contains("_expanded") && prefixes.iter().any(|pre| n.starts_with(pre))
-                })
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                !n.contains("_expanded") && prefixes.iter().any(|pre| n.starts_with(pre))
+            })
         })
         .collect();
     dirs.sort();
@@ -226,7 +232,11 @@ pub fn run_family(family: &str, prefixes: &[&str], min_cases: usize) {
         failed.len()
     );
     for (n, r) in &failed {
-        let mark = if unexpected.contains(n) { "UNEXPECTED" } else { "known" };
+        let mark = if unexpected.contains(n) {
+            "UNEXPECTED"
+        } else {
+            "known"
+        };
         println!("  [{mark}] {n}: {r}");
     }
     assert!(

@@ -82,12 +82,24 @@ fn exp_linear(
     let one = fscalar(node, dt, 1.0)?;
     let neg = bin(ctx, BinaryOp::Less, x, &zero, &node.sub("neg"))?;
     let arg = match inner_div {
-        Some(d) => bin(ctx, BinaryOp::Div, x, &fscalar(node, dt, d)?, &node.sub("arg"))?,
+        Some(d) => bin(
+            ctx,
+            BinaryOp::Div,
+            x,
+            &fscalar(node, dt, d)?,
+            &node.sub("arg"),
+        )?,
         None => x.clone(),
     };
     let e = un(ctx, UnaryOp::Exp, &arg, &node.sub("exp"))?;
     let em1 = bin(ctx, BinaryOp::Sub, &e, &one, &node.sub("expm1"))?;
-    let a = bin(ctx, BinaryOp::Mul, &em1, &fscalar(node, dt, alpha)?, &node.sub("alpha"))?;
+    let a = bin(
+        ctx,
+        BinaryOp::Mul,
+        &em1,
+        &fscalar(node, dt, alpha)?,
+        &node.sub("alpha"),
+    )?;
     match gamma {
         None => ctx.emit1(Op::Where, &[neg, a, x.clone()], &node.name()),
         Some(g) => {
@@ -130,9 +142,27 @@ fn hard_sigmoid_of(
     name: &str,
 ) -> Result<OVal, FrontendError> {
     let dt = dtype_of(ctx, x)?;
-    let ax = bin(ctx, BinaryOp::Mul, x, &fscalar(node, dt, alpha)?, &node.sub("ax"))?;
-    let axb = bin(ctx, BinaryOp::Add, &ax, &fscalar(node, dt, beta)?, &node.sub("axb"))?;
-    let lo = bin(ctx, BinaryOp::Min, &axb, &fscalar(node, dt, 1.0)?, &node.sub("min1"))?;
+    let ax = bin(
+        ctx,
+        BinaryOp::Mul,
+        x,
+        &fscalar(node, dt, alpha)?,
+        &node.sub("ax"),
+    )?;
+    let axb = bin(
+        ctx,
+        BinaryOp::Add,
+        &ax,
+        &fscalar(node, dt, beta)?,
+        &node.sub("axb"),
+    )?;
+    let lo = bin(
+        ctx,
+        BinaryOp::Min,
+        &axb,
+        &fscalar(node, dt, 1.0)?,
+        &node.sub("min1"),
+    )?;
     bin(ctx, BinaryOp::Max, &lo, &fscalar(node, dt, 0.0)?, name)
 }
 
@@ -170,7 +200,13 @@ fn softsign(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronten
     let x = ctx.req(node, 0)?;
     let dt = dtype_of(ctx, &x)?;
     let a = un(ctx, UnaryOp::Abs, &x, &node.sub("abs"))?;
-    let d = bin(ctx, BinaryOp::Add, &a, &fscalar(node, dt, 1.0)?, &node.sub("denom"))?;
+    let d = bin(
+        ctx,
+        BinaryOp::Add,
+        &a,
+        &fscalar(node, dt, 1.0)?,
+        &node.sub("denom"),
+    )?;
     Ok(vec![bin(ctx, BinaryOp::Div, &x, &d, &node.name())?])
 }
 
@@ -256,5 +292,9 @@ fn trilu(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendEr
     let mask = bin(ctx, cmp, &diag, &k, &node.sub("mask"))?;
     let dt = dtype_of(ctx, &x)?;
     let zero = iconst(node, dt, Vec::new(), &[0])?;
-    Ok(vec![ctx.emit1(Op::Where, &[mask, x, zero], &node.name())?])
+    Ok(vec![ctx.emit1(
+        Op::Where,
+        &[mask, x, zero],
+        &node.name(),
+    )?])
 }

@@ -22,7 +22,12 @@ pub fn register(r: &mut Registry) {
 }
 
 /// `[B, H, S, D]` → `[B, S, H·D]`.
-fn pack_heads(ctx: &mut Ctx<'_>, node: &NodeView<'_>, x: &OVal, what: &str) -> Result<(OVal, Dim), FrontendError> {
+fn pack_heads(
+    ctx: &mut Ctx<'_>,
+    node: &NodeView<'_>,
+    x: &OVal,
+    what: &str,
+) -> Result<(OVal, Dim), FrontendError> {
     let s = shape_of(ctx, x)?;
     let [b, h, seq, d] = s.dims() else {
         return Err(node.error(format!("{what} must be 3-D or 4-D, found {s}")));
@@ -31,16 +36,23 @@ fn pack_heads(ctx: &mut Ctx<'_>, node: &NodeView<'_>, x: &OVal, what: &str) -> R
         .checked_mul(d)
         .ok_or_else(|| node.error("head dims overflow"))?;
     let t = transpose(ctx, x, vec![0, 2, 1, 3], &node.sub(&format!("{what}_bshd")))?;
-    let p = reshape(ctx, &t, vec![b.clone(), seq.clone(), hd], &node.sub(&format!("{what}_packed")))?;
+    let p = reshape(
+        ctx,
+        &t,
+        vec![b.clone(), seq.clone(), hd],
+        &node.sub(&format!("{what}_packed")),
+    )?;
     Ok((p, h.clone()))
 }
 
 fn heads_attr(node: &NodeView<'_>, name: &str) -> Result<u64, FrontendError> {
     let v = node.attr_i(name, 0)?;
-    u64::try_from(v)
-        .ok()
-        .filter(|&v| v > 0)
-        .ok_or_else(|| node.attr_error(name, format!("3-D inputs need a positive head count, found {v}")))
+    u64::try_from(v).ok().filter(|&v| v > 0).ok_or_else(|| {
+        node.attr_error(
+            name,
+            format!("3-D inputs need a positive head count, found {v}"),
+        )
+    })
 }
 
 fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendError> {
@@ -52,7 +64,11 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
     if ctx.input(node, 6)?.is_some() {
         return Err(node.input_error(6, "nonpad_kv_seqlen is not supported"));
     }
-    for (i, what) in [(1, "present_key"), (2, "present_value"), (3, "qk_matmul_output")] {
+    for (i, what) in [
+        (1, "present_key"),
+        (2, "present_value"),
+        (3, "qk_matmul_output"),
+    ] {
         if !node.output_name(i).is_empty() {
             return Err(node.error(format!("output {what} is not supported")));
         }
@@ -81,7 +97,13 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
         };
         (q, k, v, h, hk)
     } else {
-        (q, k, v, heads_attr(node, "q_num_heads")?, heads_attr(node, "kv_num_heads")?)
+        (
+            q,
+            k,
+            v,
+            heads_attr(node, "q_num_heads")?,
+            heads_attr(node, "kv_num_heads")?,
+        )
     };
     let sq = shape_of(ctx, &q)?.dims().get(1).cloned();
     let sk = shape_of(ctx, &k)?.dims().get(1).cloned();
@@ -92,15 +114,24 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
     let mut mask = match ctx.input(node, 3)? {
         Some(m) => {
             let mdt = dtype_of(ctx, &m)?;
-            Some(if mdt == DType::Bool { m } else { cast(ctx, &m, dt, &node.sub("mask_cast"))? })
+            Some(if mdt == DType::Bool {
+                m
+            } else {
+                cast(ctx, &m, dt, &node.sub("mask_cast"))?
+            })
         }
         None => None,
     };
     let mut causal = node.attr_i("is_causal", 0)? != 0;
     if causal && sq != sk {
         // ONNX aligns the causal mask to the upper left (key j ≤ query i).
-        let (Some(n), Some(m)) = (sq.as_ref().and_then(Dim::as_fixed), sk.as_ref().and_then(Dim::as_fixed)) else {
-            return Err(node.error("is_causal with different query and key lengths needs static lengths"));
+        let (Some(n), Some(m)) = (
+            sq.as_ref().and_then(Dim::as_fixed),
+            sk.as_ref().and_then(Dim::as_fixed),
+        ) else {
+            return Err(
+                node.error("is_causal with different query and key lengths needs static lengths")
+            );
         };
         let mut keep = Vec::new();
         for i in 0..n {
@@ -111,7 +142,9 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
         let cm = iconst(node, DType::Bool, vec![n, m], &keep)?;
         mask = Some(match mask {
             None => cm,
-            Some(mk) if dtype_of(ctx, &mk)? == DType::Bool => bin(ctx, BinaryOp::And, &mk, &cm, &node.sub("causal_mask"))?,
+            Some(mk) if dtype_of(ctx, &mk)? == DType::Bool => {
+                bin(ctx, BinaryOp::And, &mk, &cm, &node.sub("causal_mask"))?
+            }
             Some(mk) => {
                 let ninf = crate::onnx::ops::emit_util::fscalar(node, dt, f32::NEG_INFINITY)?;
                 ctx.emit1(Op::Where, &[cm, mk, ninf], &node.sub("causal_mask"))?
@@ -139,14 +172,31 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
     let dv = hd
         .checked_div(&Dim::fixed(heads))
         .ok_or_else(|| node.error("value width not divisible by heads"))?;
-    let y = reshape(ctx, &y, vec![b.clone(), s.clone(), Dim::fixed(heads), dv], &node.sub("bshd"))?;
+    let y = reshape(
+        ctx,
+        &y,
+        vec![b.clone(), s.clone(), Dim::fixed(heads), dv],
+        &node.sub("bshd"),
+    )?;
     Ok(vec![transpose(ctx, &y, vec![0, 2, 1, 3], &node.name())?])
 }
 
 /// Slice `[start, end)` with `step` along the last axis.
-fn last_slice(ctx: &mut Ctx<'_>, x: &OVal, start: i64, end: i64, step: i64, name: &str) -> Result<OVal, FrontendError> {
+fn last_slice(
+    ctx: &mut Ctx<'_>,
+    x: &OVal,
+    start: i64,
+    end: i64,
+    step: i64,
+    name: &str,
+) -> Result<OVal, FrontendError> {
     ctx.emit1(
-        Op::Slice { axes: vec![-1], starts: vec![start], ends: vec![end], steps: vec![step] },
+        Op::Slice {
+            axes: vec![-1],
+            starts: vec![start],
+            ends: vec![end],
+            steps: vec![step],
+        },
         std::slice::from_ref(x),
         name,
     )
@@ -176,23 +226,45 @@ fn rotary(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendE
             let nh = u64::try_from(nh).ok().filter(|&n| n > 0).ok_or_else(|| {
                 node.attr_error("num_heads", "3-D input needs a positive num_heads")
             })?;
-            let d = hidden
-                .checked_div(&Dim::fixed(nh))
-                .ok_or_else(|| node.error(format!("hidden size {hidden} is not divisible by num_heads {nh}")))?;
-            let t = reshape(ctx, &x, vec![b.clone(), s.clone(), Dim::fixed(nh), d.clone()], &node.sub("bshd"))?;
+            let d = hidden.checked_div(&Dim::fixed(nh)).ok_or_else(|| {
+                node.error(format!(
+                    "hidden size {hidden} is not divisible by num_heads {nh}"
+                ))
+            })?;
+            let t = reshape(
+                ctx,
+                &x,
+                vec![b.clone(), s.clone(), Dim::fixed(nh), d.clone()],
+                &node.sub("bshd"),
+            )?;
             (t, b.clone(), s.clone(), Dim::fixed(nh), d)
         }
-        _ => return Err(node.error(format!("RotaryEmbedding needs a 3-D or 4-D input, found {xs}"))),
+        _ => {
+            return Err(node.error(format!(
+                "RotaryEmbedding needs a 3-D or 4-D input, found {xs}"
+            )));
+        }
     };
-    let dd = d.as_fixed().ok_or_else(|| node.error(format!("head size {d} must be static")))? as i64;
+    let dd = d
+        .as_fixed()
+        .ok_or_else(|| node.error(format!("head size {d} must be static")))? as i64;
     let rd = match node.attr_i("rotary_embedding_dim", 0)? {
         0 => dd,
         r if r > 0 && r <= dd && r % 2 == 0 => r,
-        r => return Err(node.attr_error("rotary_embedding_dim", format!("{r} must be even and ≤ the head size {dd}"))),
+        r => {
+            return Err(node.attr_error(
+                "rotary_embedding_dim",
+                format!("{r} must be even and ≤ the head size {dd}"),
+            ));
+        }
     };
     let (cos, sin) = match ctx.input(node, 3)? {
         Some(pos) => (
-            ctx.emit1(Op::Gather { axis: 0 }, &[cos, pos.clone()], &node.sub("cos"))?,
+            ctx.emit1(
+                Op::Gather { axis: 0 },
+                &[cos, pos.clone()],
+                &node.sub("cos"),
+            )?,
             ctx.emit1(Op::Gather { axis: 0 }, &[sin, pos], &node.sub("sin"))?,
         ),
         None => (cos, sin),
@@ -208,13 +280,29 @@ fn rotary(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendE
         };
         let cs = shape_of(ctx, &c)?;
         let [cb, css, _] = cs.dims() else {
-            return Err(node.error(format!("{what} must be [B, S, rd/2] after position lookup, found {cs}")));
+            return Err(node.error(format!(
+                "{what} must be [B, S, rd/2] after position lookup, found {cs}"
+            )));
         };
-        reshape(ctx, &c, vec![cb.clone(), css.clone(), Dim::fixed(1), Dim::fixed(half as u64)], &node.sub(&format!("{what}_b")))
+        reshape(
+            ctx,
+            &c,
+            vec![
+                cb.clone(),
+                css.clone(),
+                Dim::fixed(1),
+                Dim::fixed(half as u64),
+            ],
+            &node.sub(&format!("{what}_b")),
+        )
     };
     let cos = fit(ctx, cos, "cos")?;
     let sin = fit(ctx, sin, "sin")?;
-    let xr = if rd == dd { xv.clone() } else { last_slice(ctx, &xv, 0, rd, 1, &node.sub("x_rot"))? };
+    let xr = if rd == dd {
+        xv.clone()
+    } else {
+        last_slice(ctx, &xv, 0, rd, 1, &node.sub("x_rot"))?
+    };
     let (x1, x2) = if interleaved {
         (
             last_slice(ctx, &xr, 0, rd, 2, &node.sub("x1"))?,
@@ -235,12 +323,22 @@ fn rotary(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendE
     let rotated = if interleaved {
         let hf = Dim::fixed(half as u64);
         let pair = |ctx: &mut Ctx<'_>, t: &OVal, n: &str| {
-            reshape(ctx, t, vec![b.clone(), s.clone(), h.clone(), hf.clone(), Dim::fixed(1)], &node.sub(n))
+            reshape(
+                ctx,
+                t,
+                vec![b.clone(), s.clone(), h.clone(), hf.clone(), Dim::fixed(1)],
+                &node.sub(n),
+            )
         };
         let r5 = pair(ctx, &real, "real_pair")?;
         let i5 = pair(ctx, &imag, "imag_pair")?;
         let z = ctx.emit1(Op::Concat { axis: -1 }, &[r5, i5], &node.sub("interleave"))?;
-        reshape(ctx, &z, vec![b.clone(), s.clone(), h.clone(), Dim::fixed(rd as u64)], &node.sub("rotated"))?
+        reshape(
+            ctx,
+            &z,
+            vec![b.clone(), s.clone(), h.clone(), Dim::fixed(rd as u64)],
+            &node.sub("rotated"),
+        )?
     } else {
         ctx.emit1(Op::Concat { axis: -1 }, &[real, imag], &node.sub("rotated"))?
     };
@@ -248,7 +346,11 @@ fn rotary(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendE
         rotated
     } else {
         let pass = last_slice(ctx, &xv, rd, dd, 1, &node.sub("x_pass"))?;
-        ctx.emit1(Op::Concat { axis: -1 }, &[rotated, pass], &node.sub("joined"))?
+        ctx.emit1(
+            Op::Concat { axis: -1 },
+            &[rotated, pass],
+            &node.sub("joined"),
+        )?
     };
     let out = match xs.dims() {
         [_, _, _, _] => transpose(ctx, &full, vec![0, 2, 1, 3], &node.name())?,

@@ -62,7 +62,13 @@ fn matmul_integer(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, F
                     d.push(Dim::fixed(1));
                     zp = reshape(ctx, &zp, d, &node.sub("a_zp_rows"))?;
                 }
-                bin(ctx, BinaryOp::Sub, &x, &zp, &node.sub(&format!("{what}_centered")))?
+                bin(
+                    ctx,
+                    BinaryOp::Sub,
+                    &x,
+                    &zp,
+                    &node.sub(&format!("{what}_centered")),
+                )?
             }
             None => x,
         };
@@ -79,7 +85,11 @@ struct Term {
 
 /// Parse one side term: letters, with at most one `...` standing for `rank - letters`
 /// axes, which get the labels `'0'..` (shared by all terms, right-aligned).
-fn parse_term(node: &NodeView<'_>, s: &str, rank: Option<usize>) -> Result<Vec<char>, FrontendError> {
+fn parse_term(
+    node: &NodeView<'_>,
+    s: &str,
+    rank: Option<usize>,
+) -> Result<Vec<char>, FrontendError> {
     let bad = |why: String| node.attr_error("equation", why);
     let parts: Vec<&str> = s.split("...").collect();
     if parts.len() > 2 {
@@ -88,7 +98,9 @@ fn parse_term(node: &NodeView<'_>, s: &str, rank: Option<usize>) -> Result<Vec<c
     let letters: usize = parts.iter().map(|p| p.chars().count()).sum();
     for c in s.chars().filter(|&c| c != '.') {
         if !c.is_ascii_alphabetic() {
-            return Err(bad(format!("term `{s}` has the character `{c}`, expected letters")));
+            return Err(bad(format!(
+                "term `{s}` has the character `{c}`, expected letters"
+            )));
         }
     }
     let Some((head, tail)) = parts.first().zip(parts.get(1)) else {
@@ -96,7 +108,9 @@ fn parse_term(node: &NodeView<'_>, s: &str, rank: Option<usize>) -> Result<Vec<c
     };
     let ell = match rank {
         Some(r) => r.checked_sub(letters).ok_or_else(|| {
-            bad(format!("term `{s}` has more labels than its operand's rank {r}"))
+            bad(format!(
+                "term `{s}` has more labels than its operand's rank {r}"
+            ))
         })?,
         None => 0,
     };
@@ -135,7 +149,11 @@ fn einsum(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendE
     if specs.len() != vals.len() {
         return Err(node.attr_error(
             "equation",
-            format!("`{eq}` names {} operands, the node has {}", specs.len(), vals.len()),
+            format!(
+                "`{eq}` names {} operands, the node has {}",
+                specs.len(),
+                vals.len()
+            ),
         ));
     }
     let mut terms = Vec::new();
@@ -166,7 +184,9 @@ fn einsum(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendE
                     o.extend(tail.chars());
                     o
                 }
-                _ => return Err(node.attr_error("equation", "the output has more than one ellipsis")),
+                _ => {
+                    return Err(node.attr_error("equation", "the output has more than one ellipsis"));
+                }
             }
         }
         None => {
@@ -233,7 +253,12 @@ fn sum_out(
     if axes.is_empty() {
         return Ok(t);
     }
-    let labels = t.labels.iter().copied().filter(|c| keep.contains(c)).collect();
+    let labels = t
+        .labels
+        .iter()
+        .copied()
+        .filter(|c| keep.contains(c))
+        .collect();
     let val = ctx.emit1(
         Op::Reduce {
             op: ReduceOp::Sum,
@@ -275,23 +300,43 @@ fn contract_pair(
     )?;
     let in_b = |c: &char| b.labels.contains(c);
     let in_a = |c: &char| a.labels.contains(c);
-    let batch: Vec<char> = a.labels.iter().copied().filter(|c| in_b(c) && keep.contains(c)).collect();
-    let contracted: Vec<char> = a.labels.iter().copied().filter(|c| in_b(c) && !keep.contains(c)).collect();
+    let batch: Vec<char> = a
+        .labels
+        .iter()
+        .copied()
+        .filter(|c| in_b(c) && keep.contains(c))
+        .collect();
+    let contracted: Vec<char> = a
+        .labels
+        .iter()
+        .copied()
+        .filter(|c| in_b(c) && !keep.contains(c))
+        .collect();
     let free_a: Vec<char> = a.labels.iter().copied().filter(|c| !in_b(c)).collect();
     let free_b: Vec<char> = b.labels.iter().copied().filter(|c| !in_a(c)).collect();
     let sa = shape_of(ctx, &a.val)?;
     let sb = shape_of(ctx, &b.val)?;
     let dim_of = |labels: &[char], dims: &[Dim], c: char| -> Option<Dim> {
-        labels.iter().position(|&x| x == c).and_then(|i| dims.get(i).cloned())
+        labels
+            .iter()
+            .position(|&x| x == c)
+            .and_then(|i| dims.get(i).cloned())
     };
     let dims_a = |cs: &[char]| -> Option<Vec<Dim>> {
-        cs.iter().map(|&c| dim_of(&a.labels, sa.dims(), c)).collect()
+        cs.iter()
+            .map(|&c| dim_of(&a.labels, sa.dims(), c))
+            .collect()
     };
     let dims_b = |cs: &[char]| -> Option<Vec<Dim>> {
-        cs.iter().map(|&c| dim_of(&b.labels, sb.dims(), c)).collect()
+        cs.iter()
+            .map(|&c| dim_of(&b.labels, sb.dims(), c))
+            .collect()
     };
     let lost = || node.error("einsum: a label has no axis");
-    let (bd_a, bd_b) = (dims_a(&batch).ok_or_else(lost)?, dims_b(&batch).ok_or_else(lost)?);
+    let (bd_a, bd_b) = (
+        dims_a(&batch).ok_or_else(lost)?,
+        dims_b(&batch).ok_or_else(lost)?,
+    );
     let batch_dims: Vec<Dim> = bd_a
         .iter()
         .zip(&bd_b)
@@ -308,10 +353,16 @@ fn contract_pair(
     let fa = dims_a(&free_a).ok_or_else(lost)?;
     let fb = dims_b(&free_b).ok_or_else(lost)?;
     let kd = dims_a(&contracted).ok_or_else(lost)?;
-    let prod = |d: &[Dim]| dim_product(d).ok_or_else(|| node.error("einsum: dimension product overflows"));
+    let prod =
+        |d: &[Dim]| dim_product(d).ok_or_else(|| node.error("einsum: dimension product overflows"));
     let (m, n, k) = (prod(&fa)?, prod(&fb)?, prod(&kd)?);
     // A → [batch…, free_a…, contracted…] → [batch…, M, K].
-    let order_a: Vec<char> = batch.iter().chain(&free_a).chain(&contracted).copied().collect();
+    let order_a: Vec<char> = batch
+        .iter()
+        .chain(&free_a)
+        .chain(&contracted)
+        .copied()
+        .collect();
     let perm_a = positions(&a.labels, &order_a).ok_or_else(lost)?;
     let ta = transpose(ctx, &a.val, perm_a, &p("lhs_t"))?;
     let mut ra = bd_a.clone();
@@ -319,7 +370,12 @@ fn contract_pair(
     ra.push(k.clone());
     let ta = reshape_if(ctx, &ta, ra, &p("lhs_2d"))?;
     // B → [batch…, contracted…, free_b…] → [batch…, K, N].
-    let order_b: Vec<char> = batch.iter().chain(&contracted).chain(&free_b).copied().collect();
+    let order_b: Vec<char> = batch
+        .iter()
+        .chain(&contracted)
+        .chain(&free_b)
+        .copied()
+        .collect();
     let perm_b = positions(&b.labels, &order_b).ok_or_else(lost)?;
     let tb = transpose(ctx, &b.val, perm_b, &p("rhs_t"))?;
     let mut rb = bd_b.clone();
@@ -337,11 +393,19 @@ fn contract_pair(
 
 /// Index in `labels` of each of `order`.
 fn positions(labels: &[char], order: &[char]) -> Option<Vec<usize>> {
-    order.iter().map(|c| labels.iter().position(|x| x == c)).collect()
+    order
+        .iter()
+        .map(|c| labels.iter().position(|x| x == c))
+        .collect()
 }
 
 /// Reshape unless `x` already has shape `dims`.
-fn reshape_if(ctx: &mut Ctx<'_>, x: &OVal, dims: Vec<Dim>, name: &str) -> Result<OVal, FrontendError> {
+fn reshape_if(
+    ctx: &mut Ctx<'_>,
+    x: &OVal,
+    dims: Vec<Dim>,
+    name: &str,
+) -> Result<OVal, FrontendError> {
     if shape_of(ctx, x)?.dims() == dims.as_slice() {
         return Ok(x.clone());
     }

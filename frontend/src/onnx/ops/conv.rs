@@ -27,14 +27,18 @@ fn attr_u64s(
             if v.len() != n {
                 return Err(node.attr_error(
                     name,
-                    format!("has {} entries, expected {n} (one per spatial axis)", v.len()),
+                    format!(
+                        "has {} entries, expected {n} (one per spatial axis)",
+                        v.len()
+                    ),
                 ));
             }
             v.iter()
                 .map(|&x| {
-                    u64::try_from(x).ok().filter(|&x| x >= min).ok_or_else(|| {
-                        node.attr_error(name, format!("entry {x} is below {min}"))
-                    })
+                    u64::try_from(x)
+                        .ok()
+                        .filter(|&x| x >= min)
+                        .ok_or_else(|| node.attr_error(name, format!("entry {x} is below {min}")))
                 })
                 .collect()
         }
@@ -80,17 +84,24 @@ fn conv(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendErr
         "VALID" => vec![0; 2 * n],
         "SAME_UPPER" | "SAME_LOWER" => {
             let k = kernel.clone().ok_or_else(|| {
-                node.attr_error("auto_pad", format!("{auto_pad} needs static kernel dims, W is {ws}"))
+                node.attr_error(
+                    "auto_pad",
+                    format!("{auto_pad} needs static kernel dims, W is {ws}"),
+                )
             })?;
             let mut begins = Vec::with_capacity(n);
             let mut ends = Vec::with_capacity(n);
             for i in 0..n {
-                let size = xs.dims().get(i + 2).and_then(|d| d.as_fixed()).ok_or_else(|| {
-                    node.attr_error(
-                        "auto_pad",
-                        format!("{auto_pad} needs static spatial dims, X is {xs}"),
-                    )
-                })?;
+                let size = xs
+                    .dims()
+                    .get(i + 2)
+                    .and_then(|d| d.as_fixed())
+                    .ok_or_else(|| {
+                        node.attr_error(
+                            "auto_pad",
+                            format!("{auto_pad} needs static spatial dims, X is {xs}"),
+                        )
+                    })?;
                 let (s, d) = (strides[i], dilations[i]);
                 let kk = k.get(i).copied().unwrap_or(1);
                 let out = size.div_ceil(s);

@@ -54,20 +54,34 @@ fn layer_norm(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Front
     let bias = param(ctx, node, 2, dt, &trailing)?;
     let axis = a as i64;
     let y = match (scale, bias) {
-        (Some((s, true)), Some((b, true))) => {
-            ctx.emit1(Op::LayerNorm { axis, eps, affine: true }, &[x.clone(), s, b], &node.name())?
-        }
+        (Some((s, true)), Some((b, true))) => ctx.emit1(
+            Op::LayerNorm {
+                axis,
+                eps,
+                affine: true,
+            },
+            &[x.clone(), s, b],
+            &node.name(),
+        )?,
         (Some((s, true)), None) => {
             let zeros = zeros_like_shape(node, dt, &trailing)?;
             ctx.emit1(
-                Op::LayerNorm { axis, eps, affine: true },
+                Op::LayerNorm {
+                    axis,
+                    eps,
+                    affine: true,
+                },
                 &[x.clone(), s, zeros],
                 &node.name(),
             )?
         }
         (s, b) => {
             let n = ctx.emit1(
-                Op::LayerNorm { axis, eps, affine: false },
+                Op::LayerNorm {
+                    axis,
+                    eps,
+                    affine: false,
+                },
                 std::slice::from_ref(&x),
                 &node.sub("normalized"),
             )?;
@@ -75,15 +89,26 @@ fn layer_norm(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Front
         }
     };
     let mut outs = vec![y];
-    if node.num_outputs() > 1 && (!node.output_name(1).is_empty() || !node.output_name(2).is_empty())
+    if node.num_outputs() > 1
+        && (!node.output_name(1).is_empty() || !node.output_name(2).is_empty())
     {
         let axes: Vec<i64> = (axis..shape.rank() as i64).collect();
-        let mean_op = Op::Reduce { op: ReduceOp::Mean, axes, keepdims: true };
+        let mean_op = Op::Reduce {
+            op: ReduceOp::Mean,
+            axes,
+            keepdims: true,
+        };
         let mean = ctx.emit1(mean_op.clone(), std::slice::from_ref(&x), &node.sub("mean"))?;
         let d = bin(ctx, BinaryOp::Sub, &x, &mean, &node.sub("centered"))?;
         let sq = bin(ctx, BinaryOp::Mul, &d, &d, &node.sub("sq"))?;
         let var = ctx.emit1(mean_op, &[sq], &node.sub("var"))?;
-        let ve = bin(ctx, BinaryOp::Add, &var, &fscalar(node, dt, eps)?, &node.sub("var_eps"))?;
+        let ve = bin(
+            ctx,
+            BinaryOp::Add,
+            &var,
+            &fscalar(node, dt, eps)?,
+            &node.sub("var_eps"),
+        )?;
         let inv = un(ctx, UnaryOp::Rsqrt, &ve, &node.sub("inv_std"))?;
         outs.push(mean);
         outs.push(inv);
@@ -102,7 +127,11 @@ fn affine_after(
     let mut y = n;
     let has_bias = bias.is_some();
     if let Some(s) = scale {
-        let name = if has_bias { node.sub("scaled") } else { node.name() };
+        let name = if has_bias {
+            node.sub("scaled")
+        } else {
+            node.name()
+        };
         y = bin(ctx, BinaryOp::Mul, &y, &s, &name)?;
     }
     if let Some(b) = bias {
@@ -112,11 +141,7 @@ fn affine_after(
 }
 
 /// A zero constant of a static `shape`.
-fn zeros_like_shape(
-    node: &NodeView<'_>,
-    dt: DType,
-    shape: &Shape,
-) -> Result<OVal, FrontendError> {
+fn zeros_like_shape(node: &NodeView<'_>, dt: DType, shape: &Shape) -> Result<OVal, FrontendError> {
     let dims = shape
         .as_fixed()
         .ok_or_else(|| node.error(format!("a bias of the symbolic shape {shape} is needed")))?;
@@ -135,12 +160,22 @@ fn rms_norm(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronten
     let trailing = Shape(shape.dims().get(a..).unwrap_or_default().to_vec());
     let axis = a as i64;
     let y = match param(ctx, node, 1, dt, &trailing)? {
-        Some((s, true)) => {
-            ctx.emit1(Op::RmsNorm { axis, eps, affine: true }, &[x, s], &node.name())?
-        }
+        Some((s, true)) => ctx.emit1(
+            Op::RmsNorm {
+                axis,
+                eps,
+                affine: true,
+            },
+            &[x, s],
+            &node.name(),
+        )?,
         other => {
             let n = ctx.emit1(
-                Op::RmsNorm { axis, eps, affine: false },
+                Op::RmsNorm {
+                    axis,
+                    eps,
+                    affine: false,
+                },
                 &[x],
                 &node.sub("normalized"),
             )?;
@@ -171,12 +206,16 @@ fn group_norm(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Front
     let groups = u64::try_from(groups)
         .ok()
         .filter(|&g| g > 0)
-        .ok_or_else(|| node.attr_error("num_groups", format!("must be positive, found {groups}")))?;
+        .ok_or_else(|| {
+            node.attr_error("num_groups", format!("must be positive, found {groups}"))
+        })?;
     let eps = node.attr_f("epsilon", 1e-5)?;
     let dt = dtype_of(ctx, &x)?;
     let shape = shape_of(ctx, &x)?;
     let c = shape.dims().get(1).cloned().ok_or_else(|| {
-        node.error(format!("GroupNormalization needs [N, C, …], found shape {shape}"))
+        node.error(format!(
+            "GroupNormalization needs [N, C, …], found shape {shape}"
+        ))
     })?;
     let scale = ctx.req(node, 1)?;
     let bias = ctx.req(node, 2)?;
@@ -184,7 +223,8 @@ fn group_norm(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Front
     let mut bias = cast(ctx, &bias, dt, &node.sub("bias"))?;
     let scale_len = shape_of(ctx, &scale)?.dims().first().cloned();
     // Opset 18 gives one scale per group; opset 21 one per channel.
-    let per_group = node.opset() < 21 || (scale_len == Some(Dim::fixed(groups)) && c != Dim::fixed(groups));
+    let per_group =
+        node.opset() < 21 || (scale_len == Some(Dim::fixed(groups)) && c != Dim::fixed(groups));
     if per_group && c != Dim::fixed(groups) {
         let channels = c.as_fixed().ok_or_else(|| {
             node.error(format!(
@@ -195,7 +235,11 @@ fn group_norm(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Front
         scale = per_channel(ctx, node, scale, channels, groups, "scale_per_channel")?;
         bias = per_channel(ctx, node, bias, channels, groups, "bias_per_channel")?;
     }
-    let op = Op::GroupNorm { groups, eps, affine: true };
+    let op = Op::GroupNorm {
+        groups,
+        eps,
+        affine: true,
+    };
     Ok(vec![ctx.emit1(op, &[x, scale, bias], &node.name())?])
 }
 
@@ -204,20 +248,20 @@ fn instance_norm(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fr
     let eps = node.attr_f("epsilon", 1e-5)?;
     let dt = dtype_of(ctx, &x)?;
     let shape = shape_of(ctx, &x)?;
-    let c = shape
-        .dims()
-        .get(1)
-        .and_then(Dim::as_fixed)
-        .ok_or_else(|| {
-            node.error(format!(
-                "InstanceNormalization needs a static channel axis 1, found shape {shape}"
-            ))
-        })?;
+    let c = shape.dims().get(1).and_then(Dim::as_fixed).ok_or_else(|| {
+        node.error(format!(
+            "InstanceNormalization needs a static channel axis 1, found shape {shape}"
+        ))
+    })?;
     let scale = ctx.req(node, 1)?;
     let bias = ctx.req(node, 2)?;
     let scale = cast(ctx, &scale, dt, &node.sub("scale"))?;
     let bias = cast(ctx, &bias, dt, &node.sub("bias"))?;
-    let op = Op::GroupNorm { groups: c, eps, affine: true };
+    let op = Op::GroupNorm {
+        groups: c,
+        eps,
+        affine: true,
+    };
     Ok(vec![ctx.emit1(op, &[x, scale, bias], &node.name())?])
 }
 
@@ -264,8 +308,16 @@ fn normalize(
     if !log {
         return ctx.emit1(Op::Softmax { axis }, std::slice::from_ref(x), name);
     }
-    let red = |op| Op::Reduce { op, axes: vec![axis], keepdims: true };
-    let m = ctx.emit1(red(ReduceOp::Max), std::slice::from_ref(x), &node.sub("max"))?;
+    let red = |op| Op::Reduce {
+        op,
+        axes: vec![axis],
+        keepdims: true,
+    };
+    let m = ctx.emit1(
+        red(ReduceOp::Max),
+        std::slice::from_ref(x),
+        &node.sub("max"),
+    )?;
     let d = bin(ctx, BinaryOp::Sub, x, &m, &node.sub("shifted"))?;
     let e = un(ctx, UnaryOp::Exp, &d, &node.sub("exp"))?;
     let s = ctx.emit1(red(ReduceOp::Sum), &[e], &node.sub("sum"))?;

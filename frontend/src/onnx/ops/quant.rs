@@ -26,7 +26,13 @@ pub fn register(r: &mut Registry) {
 }
 
 /// Element types the IR's affine schemes quantize to.
-const IR_ELEMENTS: [DType; 5] = [DType::I8, DType::U8, DType::I4, DType::F8E4M3, DType::F8E5M2];
+const IR_ELEMENTS: [DType; 5] = [
+    DType::I8,
+    DType::U8,
+    DType::I4,
+    DType::F8E4M3,
+    DType::F8E5M2,
+];
 
 /// The scheme of scale `scale` for `x`, and the scale reshaped to the IR's scale shape.
 fn scheme_of(
@@ -97,8 +103,9 @@ fn quantize(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronten
     let out_attr = node.attr_i("output_dtype", 0)?;
     let dtype = match &zp {
         Some(z) => dtype_of(ctx, z)?,
-        None if out_attr != 0 => dtype_for_onnx(out_attr as i32)
-            .map_err(|e| node.attr_error("output_dtype", e))?,
+        None if out_attr != 0 => {
+            dtype_for_onnx(out_attr as i32).map_err(|e| node.attr_error("output_dtype", e))?
+        }
         None => DType::U8,
     };
     if !IR_ELEMENTS.contains(&dtype) {
@@ -189,7 +196,10 @@ fn dequantize_by_arithmetic(
                 let a = usize::try_from(axis).unwrap_or(0);
                 let s = shape_of(ctx, &v)?;
                 let mut dims = s.dims().to_vec();
-                dims.extend(std::iter::repeat_n(Dim::fixed(1), rank.saturating_sub(a + 1)));
+                dims.extend(std::iter::repeat_n(
+                    Dim::fixed(1),
+                    rank.saturating_sub(a + 1),
+                ));
                 reshape(ctx, &v, dims, name)
             }
             QuantScheme::PerGroup { .. } | QuantScheme::Nvfp4 { .. } | QuantScheme::Mx { .. } => {
@@ -230,8 +240,16 @@ fn dynamic_quantize(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>,
         keepdims: false,
     };
     let zero = fscalar(node, DType::F32, 0.0)?;
-    let hi = ctx.emit1(all(ReduceOp::Max), std::slice::from_ref(&x), &node.sub("max"))?;
-    let lo = ctx.emit1(all(ReduceOp::Min), std::slice::from_ref(&x), &node.sub("min"))?;
+    let hi = ctx.emit1(
+        all(ReduceOp::Max),
+        std::slice::from_ref(&x),
+        &node.sub("max"),
+    )?;
+    let lo = ctx.emit1(
+        all(ReduceOp::Min),
+        std::slice::from_ref(&x),
+        &node.sub("min"),
+    )?;
     let hi = bin(ctx, BinaryOp::Max, &hi, &zero, &node.sub("max0"))?;
     let lo = bin(ctx, BinaryOp::Min, &lo, &zero, &node.sub("min0"))?;
     let range = bin(ctx, BinaryOp::Sub, &hi, &lo, &node.sub("range"))?;
@@ -253,7 +271,11 @@ fn dynamic_quantize(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>,
         &node.sub("zp_hi"),
     )?;
     let clipped = bin(ctx, BinaryOp::Max, &clipped, &zero, &node.sub("zp_lo"))?;
-    let zp = ctx.emit1(Op::Cast { to: DType::U8 }, &[clipped], &node.sub("zero_point"))?;
+    let zp = ctx.emit1(
+        Op::Cast { to: DType::U8 },
+        &[clipped],
+        &node.sub("zero_point"),
+    )?;
     let y = ctx.emit1(
         Op::Quantize {
             dtype: DType::U8,

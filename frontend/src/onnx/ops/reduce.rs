@@ -40,10 +40,7 @@ fn reduce_attr_axes(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>,
     reduce(ctx, node, axes)
 }
 
-fn reduce_input_axes(
-    ctx: &mut Ctx<'_>,
-    node: &NodeView<'_>,
-) -> Result<Vec<OVal>, FrontendError> {
+fn reduce_input_axes(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendError> {
     let axes = match ctx.input(node, 1)? {
         Some(v) => ctx.const_i64s(&v, 1)?,
         None => Vec::new(),

@@ -61,9 +61,17 @@ fn resize(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendE
         return Err(node.attr_error("antialias", "1 (antialiased resize) is not supported"));
     }
     let mode = node.attr_s("mode", "nearest")?;
-    let default_coord = if opset < 11 { "asymmetric" } else { "half_pixel" };
+    let default_coord = if opset < 11 {
+        "asymmetric"
+    } else {
+        "half_pixel"
+    };
     let coord = node.attr_s("coordinate_transformation_mode", default_coord)?;
-    let default_nearest = if opset < 11 { "floor" } else { "round_prefer_floor" };
+    let default_nearest = if opset < 11 {
+        "floor"
+    } else {
+        "round_prefer_floor"
+    };
     let nearest = node.attr_s("nearest_mode", default_nearest)?;
     let policy = node.attr_s("keep_aspect_ratio_policy", "stretch")?;
     let axes = node.attr_is("axes")?;
@@ -159,7 +167,9 @@ fn emit_resize(
     let mut out: Vec<Dim> = shape.dims().to_vec();
     let in_size = |a: usize| -> Result<u64, FrontendError> {
         shape.dims().get(a).and_then(Dim::as_fixed).ok_or_else(|| {
-            node.error(format!("resized axis {a} must be static, the input is {shape}"))
+            node.error(format!(
+                "resized axis {a} must be static, the input is {shape}"
+            ))
         })
     };
     match target {
@@ -203,7 +213,9 @@ fn emit_resize(
                     } else {
                         ratios.fold(0.0, f64::max)
                     };
-                    ins.iter().map(|&i| ((i as f64 * r).round() as u64).max(1)).collect()
+                    ins.iter()
+                        .map(|&i| ((i as f64 * r).round() as u64).max(1))
+                        .collect()
                 }
                 other => {
                     return Err(node.attr_error(
