@@ -71,9 +71,24 @@ fn check_einsum(eq: &str, shapes: &[&[u64]]) {
         .collect();
     let (out_dims, want) = naive_einsum(eq, &ops);
     let names = ["a", "b", "c"];
-    let inputs: Vec<(&str, &[u64])> = shapes.iter().enumerate().map(|(i, s)| (names[i], *s)).collect();
-    let m = one_node("Einsum", 12, &inputs, vec![], vec![attr_s("equation", eq)], &out_dims);
-    let feeds: Vec<(&[u64], Vec<f32>)> = shapes.iter().zip(&datas).map(|(s, d)| (*s, d.clone())).collect();
+    let inputs: Vec<(&str, &[u64])> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (names[i], *s))
+        .collect();
+    let m = one_node(
+        "Einsum",
+        12,
+        &inputs,
+        vec![],
+        vec![attr_s("equation", eq)],
+        &out_dims,
+    );
+    let feeds: Vec<(&[u64], Vec<f32>)> = shapes
+        .iter()
+        .zip(&datas)
+        .map(|(s, d)| (*s, d.clone()))
+        .collect();
     let got = run(&m, &feeds);
     assert!(max_diff(&got, &want) < 1e-4, "{eq}: {got:?} vs {want:?}");
 }
@@ -101,7 +116,11 @@ fn einsum_transpose_is_one_transpose() {
     );
     let g = import(&m).expect("import");
     let ops: Vec<&str> = g.node_ids().map(|n| g.node(n).op.name()).collect();
-    assert_eq!(ops.iter().filter(|o| **o == "transpose").count(), 1, "{ops:?}");
+    assert_eq!(
+        ops.iter().filter(|o| **o == "transpose").count(),
+        1,
+        "{ops:?}"
+    );
     assert!(!ops.contains(&"matmul"), "{ops:?}");
 }
 

@@ -4,9 +4,8 @@
 use dqc_frontend::onnx::import::import_model;
 use dqc_frontend::onnx::load_model_from_bytes;
 use dqc_frontend::onnx::proto::{
-    AttributeProto, AttributeType, DataType, GraphProto, ModelProto, NodeProto,
-    OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
-    tensor_shape_proto, type_proto,
+    AttributeProto, AttributeType, DataType, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, tensor_shape_proto, type_proto,
 };
 use dqc_ir::{DType, Graph, Tensor};
 use prost::Message;
@@ -135,7 +134,9 @@ pub fn run(m: &ModelProto, inputs: &[(&[u64], Vec<f32>)]) -> Vec<f32> {
 pub fn ramp(n: usize, seed: u32) -> Vec<f32> {
     (0..n)
         .map(|i| {
-            let h = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed.wrapping_mul(40_503));
+            let h = (i as u32)
+                .wrapping_mul(2_654_435_761)
+                .wrapping_add(seed.wrapping_mul(40_503));
             (h % 2000) as f32 / 1000.0 - 1.0
         })
         .collect()
@@ -144,5 +145,8 @@ pub fn ramp(n: usize, seed: u32) -> Vec<f32> {
 /// Max abs difference.
 pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
