@@ -125,11 +125,18 @@ fn einsum_transpose_is_one_transpose() {
 }
 
 #[test]
-fn einsum_diagonal_is_refused_clearly() {
+fn einsum_diagonals() {
+    check_einsum("ii->i", &[&[3, 3]]);
+    check_einsum("ii->", &[&[3, 3]]);
+    check_einsum("bii,bij->bj", &[&[2, 3, 3], &[2, 3, 4]]);
+}
+
+#[test]
+fn einsum_diagonal_of_unequal_axes_is_refused_clearly() {
     let m = one_node(
         "Einsum",
         12,
-        &[("a", &[3, 3])],
+        &[("a", &[3, 4])],
         vec![],
         vec![attr_s("equation", "ii->i")],
         &[3],

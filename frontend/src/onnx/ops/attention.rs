@@ -13,7 +13,9 @@ use dqc_ir::{DType, Dim, Op};
 
 use crate::FrontendError;
 use crate::onnx::import::{Ctx, NodeView, OVal, Registry};
-use crate::onnx::ops::emit_util::{bin, cast, dtype_of, iconst, reshape, shape_of, transpose};
+use crate::onnx::ops::emit_util::{
+    bin, cast, dtype_of, fscalar, iconst, reshape, shape_of, transpose,
+};
 
 /// Register the attention converters.
 pub fn register(r: &mut Registry) {
@@ -146,7 +148,7 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
                 bin(ctx, BinaryOp::And, &mk, &cm, &node.sub("causal_mask"))?
             }
             Some(mk) => {
-                let ninf = crate::onnx::ops::emit_util::fscalar(node, dt, f32::NEG_INFINITY)?;
+                let ninf = fscalar(node, dt, f32::NEG_INFINITY)?;
                 ctx.emit1(Op::Where, &[cm, mk, ninf], &node.sub("causal_mask"))?
             }
         });

@@ -9,7 +9,9 @@ use dqc_ir::{DType, Dim, Op};
 
 use crate::FrontendError;
 use crate::onnx::import::{Ctx, NodeView, OVal, Registry};
-use crate::onnx::ops::emit_util::{bin, cast, dim_product, dtype_of, reshape, shape_of, transpose};
+use crate::onnx::ops::emit_util::{
+    bin, cast, dim_product, dtype_of, fconst, reshape, shape_of, transpose,
+};
 
 /// Register the contraction converters.
 pub fn register(r: &mut Registry) {
@@ -132,8 +134,9 @@ fn ellipsis_label(k: usize) -> char {
 /// sorted, ellipsis first). Operands are combined left to right; each pair is lowered to
 /// sums over labels only it has, then a batched `MatMul` of
 /// `[batch…, free_a, contracted] · [batch…, contracted, free_b]` through
-/// `Transpose`/`Reshape`, and the result is transposed into the output order. Refused:
-/// a label repeated within one term (diagonals), and batch labels whose sizes differ.
+/// `Transpose`/`Reshape`, and the result is transposed into the output order. A label
+/// repeated within one term takes the diagonal (identity mask, then a sum). Refused:
+/// diagonals over symbolic or unequal extents, and batch labels whose sizes differ.
 fn einsum(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendError> {
     let eq: String = node
         .attr_s("equation", "")?
@@ -161,17 +164,9 @@ fn einsum(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendE
     for (s, v) in specs.iter().zip(vals) {
         let rank = shape_of(ctx, &v)?.rank();
         let labels = parse_term(node, s, Some(rank))?;
-        let mut seen = BTreeSet::new();
-        for &c in &labels {
-            if !seen.insert(c) {
-                return Err(node.attr_error(
-                    "equation",
-                    format!("label `{c}` repeats within term `{s}` (a diagonal); dqc does not lower that"),
-                ));
-            }
-        }
         max_ell = max_ell.max(labels.iter().filter(|c| !c.is_ascii_alphabetic()).count());
-        terms.push(Term { val: v, labels });
+        let t = diagonals(ctx, node, Term { val: v, labels }, terms.len())?;
+        terms.push(t);
     }
     let out_labels: Vec<char> = match rhs {
         Some(r) => {
@@ -185,7 +180,9 @@ fn einsum(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendE
                     o
                 }
                 _ => {
-                    return Err(node.attr_error("equation", "the output has more than one ellipsis"));
+                    return Err(
+                        node.attr_error("equation", "the output has more than one ellipsis")
+                    );
                 }
             }
         }
@@ -233,6 +230,73 @@ fn einsum(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendE
         ctx.emit1(Op::Transpose { perm }, &[acc.val], &node.name())?
     };
     Ok(vec![out])
+}
+
+/// Take the diagonal of every label repeated within one term: multiply by an identity
+/// mask over the two axes and sum the second away (static extents only).
+fn diagonals(
+    ctx: &mut Ctx<'_>,
+    node: &NodeView<'_>,
+    mut t: Term,
+    index: usize,
+) -> Result<Term, FrontendError> {
+    loop {
+        let repeat = t.labels.iter().enumerate().find_map(|(i, c)| {
+            t.labels
+                .iter()
+                .skip(i + 1)
+                .position(|x| x == c)
+                .map(|j| (i, i + 1 + j))
+        });
+        let Some((p1, p2)) = repeat else {
+            return Ok(t);
+        };
+        let shape = shape_of(ctx, &t.val)?;
+        let n = shape.dims().get(p1).and_then(Dim::as_fixed);
+        let m = shape.dims().get(p2).and_then(Dim::as_fixed);
+        let n = match (n, m) {
+            (Some(n), Some(m)) if n == m => n,
+            _ => {
+                return Err(node.attr_error(
+                    "equation",
+                    format!(
+                        "label `{}` repeats within operand {index} (a diagonal) over axes of shape {shape}; \
+                         dqc takes diagonals of equal static extents only",
+                        t.labels.get(p1).copied().unwrap_or('?')
+                    ),
+                ));
+            }
+        };
+        let mut dims = vec![1u64; shape.rank()];
+        for p in [p1, p2] {
+            if let Some(d) = dims.get_mut(p) {
+                *d = n;
+            }
+        }
+        let eye: Vec<f32> = (0..n * n)
+            .map(|k| if k / n == k % n { 1.0 } else { 0.0 })
+            .collect();
+        let dt = dtype_of(ctx, &t.val)?;
+        let eye = fconst(node, dt, dims, &eye)?;
+        let masked = bin(
+            ctx,
+            BinaryOp::Mul,
+            &t.val,
+            &eye,
+            &node.sub(&format!("diag_mask{index}")),
+        )?;
+        let val = ctx.emit1(
+            Op::Reduce {
+                op: ReduceOp::Sum,
+                axes: vec![p2 as i64],
+                keepdims: false,
+            },
+            &[masked],
+            &node.sub(&format!("diag{index}")),
+        )?;
+        t.labels.remove(p2);
+        t.val = val;
+    }
 }
 
 /// Sum away the axes whose labels are not in `keep`.
