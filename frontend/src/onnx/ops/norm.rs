@@ -63,7 +63,7 @@ fn layer_norm(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Front
             &[x.clone(), s, b],
             &node.name(),
         )?,
-        (Some((s, true)), None) => {
+        (Some((s, true)), None) if trailing.as_fixed().is_some() => {
             let zeros = zeros_like_shape(node, dt, &trailing)?;
             ctx.emit1(
                 Op::LayerNorm {
