@@ -32,8 +32,17 @@ use dqc_ir::{DType, Op, Tensor};
 use crate::FrontendError;
 use crate::onnx::import::{Ctx, NodeView, OVal, Registry};
 
+pub mod activation;
+pub mod attention;
+pub mod contraction;
+pub mod conv;
 pub mod elementwise;
+pub mod emit_util;
 pub mod movement;
+pub mod norm;
+pub mod quant;
+pub mod reduce;
+pub mod resize;
 pub mod shape;
 pub mod slicing;
 
@@ -44,6 +53,14 @@ pub fn default_registry() -> Registry {
     shape::register(&mut r);
     movement::register(&mut r);
     slicing::register(&mut r);
+    activation::register(&mut r);
+    contraction::register(&mut r);
+    conv::register(&mut r);
+    norm::register(&mut r);
+    reduce::register(&mut r);
+    attention::register(&mut r);
+    quant::register(&mut r);
+    resize::register(&mut r);
     r
 }
 

@@ -1,0 +1,362 @@
+//! `Attention` (opset 23) → IR `Attention` on packed heads, and `RotaryEmbedding`
+//! (opset 23) expanded into slices, elementwise ops and concats.
+//!
+//! Attention: 3-D inputs `[B, S, H·D]` (with `q_num_heads`/`kv_num_heads`) go in
+//! directly; 4-D inputs `[B, H, S, D]` are transposed and reshaped to packed heads and the
+//! output back. `is_causal` uses the IR's causal flag when `Sq = Sk` (the alignments agree)
+//! and an explicit upper-left causal mask otherwise. Refused: `past_key`/`past_value`, the
+//! `present_*` and `qk_matmul_output` outputs, `nonpad_kv_seqlen`, sliding windows
+//! (`left_window_size`/`right_window_size`) and `softcap ≠ 0`.
+
+use dqc_ir::op::BinaryOp;
+use dqc_ir::{DType, Dim, Op};
+
+use crate::FrontendError;
+use crate::onnx::import::{Ctx, NodeView, OVal, Registry};
+use crate::onnx::ops::emit_util::{
+    bin, cast, dtype_of, fscalar, iconst, reshape, shape_of, transpose,
+};
+
+/// Register the attention converters.
+pub fn register(r: &mut Registry) {
+    r.register("", "Attention", 23, attention);
+    r.register("", "RotaryEmbedding", 23, rotary);
+}
+
+/// `[B, H, S, D]` → `[B, S, H·D]`.
+fn pack_heads(
+    ctx: &mut Ctx<'_>,
+    node: &NodeView<'_>,
+    x: &OVal,
+    what: &str,
+) -> Result<(OVal, Dim), FrontendError> {
+    let s = shape_of(ctx, x)?;
+    let [b, h, seq, d] = s.dims() else {
+        return Err(node.error(format!("{what} must be 3-D or 4-D, found {s}")));
+    };
+    let hd = h
+        .checked_mul(d)
+        .ok_or_else(|| node.error("head dims overflow"))?;
+    let t = transpose(ctx, x, vec![0, 2, 1, 3], &node.sub(&format!("{what}_bshd")))?;
+    let p = reshape(
+        ctx,
+        &t,
+        vec![b.clone(), seq.clone(), hd],
+        &node.sub(&format!("{what}_packed")),
+    )?;
+    Ok((p, h.clone()))
+}
+
+fn heads_attr(node: &NodeView<'_>, name: &str) -> Result<u64, FrontendError> {
+    let v = node.attr_i(name, 0)?;
+    u64::try_from(v).ok().filter(|&v| v > 0).ok_or_else(|| {
+        node.attr_error(
+            name,
+            format!("3-D inputs need a positive head count, found {v}"),
+        )
+    })
+}
+
+fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendError> {
+    for (i, what) in [(4, "past_key"), (5, "past_value")] {
+        if ctx.input(node, i)?.is_some() {
+            return Err(node.input_error(i, format!("{what} (KV cache) is not supported")));
+        }
+    }
+    if ctx.input(node, 6)?.is_some() {
+        return Err(node.input_error(6, "nonpad_kv_seqlen is not supported"));
+    }
+    for (i, what) in [
+        (1, "present_key"),
+        (2, "present_value"),
+        (3, "qk_matmul_output"),
+    ] {
+        if !node.output_name(i).is_empty() {
+            return Err(node.error(format!("output {what} is not supported")));
+        }
+    }
+    if node.attr_f("softcap", 0.0)? != 0.0 {
+        return Err(node.attr_error("softcap", "soft-capped logits are not supported"));
+    }
+    for w in ["left_window_size", "right_window_size"] {
+        if node.attr_i(w, -1)? >= 0 {
+            return Err(node.attr_error(w, "sliding-window attention is not supported"));
+        }
+    }
+    let q = ctx.req(node, 0)?;
+    let k = ctx.req(node, 1)?;
+    let v = ctx.req(node, 2)?;
+    let dt = dtype_of(ctx, &q)?;
+    let k = cast(ctx, &k, dt, &node.sub("k_cast"))?;
+    let v = cast(ctx, &v, dt, &node.sub("v_cast"))?;
+    let rank = shape_of(ctx, &q)?.rank();
+    let (q, k, v, heads, kv_heads) = if rank == 4 {
+        let (q, h) = pack_heads(ctx, node, &q, "q")?;
+        let (k, hk) = pack_heads(ctx, node, &k, "k")?;
+        let (v, _) = pack_heads(ctx, node, &v, "v")?;
+        let (Some(h), Some(hk)) = (h.as_fixed(), hk.as_fixed()) else {
+            return Err(node.error("4-D attention needs static head counts"));
+        };
+        (q, k, v, h, hk)
+    } else {
+        (
+            q,
+            k,
+            v,
+            heads_attr(node, "q_num_heads")?,
+            heads_attr(node, "kv_num_heads")?,
+        )
+    };
+    let sq = shape_of(ctx, &q)?.dims().get(1).cloned();
+    let sk = shape_of(ctx, &k)?.dims().get(1).cloned();
+    let scale = match node.attr("scale") {
+        Some(_) => Some(node.attr_f("scale", 1.0)?),
+        None => None,
+    };
+    let mut mask = match ctx.input(node, 3)? {
+        Some(m) => {
+            let mdt = dtype_of(ctx, &m)?;
+            Some(if mdt == DType::Bool {
+                m
+            } else {
+                cast(ctx, &m, dt, &node.sub("mask_cast"))?
+            })
+        }
+        None => None,
+    };
+    let mut causal = node.attr_i("is_causal", 0)? != 0;
+    if causal && sq != sk {
+        // ONNX aligns the causal mask to the upper left (key j ≤ query i).
+        let (Some(n), Some(m)) = (
+            sq.as_ref().and_then(Dim::as_fixed),
+            sk.as_ref().and_then(Dim::as_fixed),
+        ) else {
+            return Err(
+                node.error("is_causal with different query and key lengths needs static lengths")
+            );
+        };
+        let mut keep = Vec::new();
+        for i in 0..n {
+            for j in 0..m {
+                keep.push(i64::from(j <= i));
+            }
+        }
+        let cm = iconst(node, DType::Bool, vec![n, m], &keep)?;
+        mask = Some(match mask {
+            None => cm,
+            Some(mk) if dtype_of(ctx, &mk)? == DType::Bool => {
+                bin(ctx, BinaryOp::And, &mk, &cm, &node.sub("causal_mask"))?
+            }
+            Some(mk) => {
+                let ninf = fscalar(node, dt, f32::NEG_INFINITY)?;
+                ctx.emit1(Op::Where, &[cm, mk, ninf], &node.sub("causal_mask"))?
+            }
+        });
+        causal = false;
+    }
+    let op = Op::Attention {
+        heads,
+        kv_heads,
+        scale,
+        causal,
+        has_mask: mask.is_some(),
+    };
+    let mut ins = vec![q, k, v];
+    ins.extend(mask);
+    if rank != 4 {
+        return Ok(vec![ctx.emit1(op, &ins, &node.name())?]);
+    }
+    let y = ctx.emit1(op, &ins, &node.sub("packed"))?;
+    let ys = shape_of(ctx, &y)?;
+    let [b, s, hd] = ys.dims() else {
+        return Err(node.error(format!("attention gave shape {ys}")));
+    };
+    let dv = hd
+        .checked_div(&Dim::fixed(heads))
+        .ok_or_else(|| node.error("value width not divisible by heads"))?;
+    let y = reshape(
+        ctx,
+        &y,
+        vec![b.clone(), s.clone(), Dim::fixed(heads), dv],
+        &node.sub("bshd"),
+    )?;
+    Ok(vec![transpose(ctx, &y, vec![0, 2, 1, 3], &node.name())?])
+}
+
+/// Slice `[start, end)` with `step` along the last axis.
+fn last_slice(
+    ctx: &mut Ctx<'_>,
+    x: &OVal,
+    start: i64,
+    end: i64,
+    step: i64,
+    name: &str,
+) -> Result<OVal, FrontendError> {
+    ctx.emit1(
+        Op::Slice {
+            axes: vec![-1],
+            starts: vec![start],
+            ends: vec![end],
+            steps: vec![step],
+        },
+        std::slice::from_ref(x),
+        name,
+    )
+}
+
+/// `RotaryEmbedding`: on `x` viewed as `[B, S, H, D]`, rotate the first `rd` features
+/// (`rotary_embedding_dim`, default `D`) in pairs — halves `(x1, x2)` or interleaved
+/// `(x[2i], x[2i+1])` — by `cos`/`sin` (gathered at `position_ids` when given):
+/// `x1·cos - x2·sin`, `x2·cos + x1·sin`; the rest passes through.
+fn rotary(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendError> {
+    let x = ctx.req(node, 0)?;
+    let dt = dtype_of(ctx, &x)?;
+    let cos = ctx.req(node, 1)?;
+    let sin = ctx.req(node, 2)?;
+    let cos = cast(ctx, &cos, dt, &node.sub("cos_cast"))?;
+    let sin = cast(ctx, &sin, dt, &node.sub("sin_cast"))?;
+    let interleaved = node.attr_i("interleaved", 0)? != 0;
+    let xs = shape_of(ctx, &x)?;
+    // View as [B, S, H, D].
+    let (xv, b, s, h, d) = match xs.dims() {
+        [b, h, s, d] => {
+            let t = transpose(ctx, &x, vec![0, 2, 1, 3], &node.sub("bshd"))?;
+            (t, b.clone(), s.clone(), h.clone(), d.clone())
+        }
+        [b, s, hidden] => {
+            let nh = node.attr_i("num_heads", 0)?;
+            let nh = u64::try_from(nh).ok().filter(|&n| n > 0).ok_or_else(|| {
+                node.attr_error("num_heads", "3-D input needs a positive num_heads")
+            })?;
+            let d = hidden.checked_div(&Dim::fixed(nh)).ok_or_else(|| {
+                node.error(format!(
+                    "hidden size {hidden} is not divisible by num_heads {nh}"
+                ))
+            })?;
+            let t = reshape(
+                ctx,
+                &x,
+                vec![b.clone(), s.clone(), Dim::fixed(nh), d.clone()],
+                &node.sub("bshd"),
+            )?;
+            (t, b.clone(), s.clone(), Dim::fixed(nh), d)
+        }
+        _ => {
+            return Err(node.error(format!(
+                "RotaryEmbedding needs a 3-D or 4-D input, found {xs}"
+            )));
+        }
+    };
+    let dd = d
+        .as_fixed()
+        .ok_or_else(|| node.error(format!("head size {d} must be static")))? as i64;
+    let rd = match node.attr_i("rotary_embedding_dim", 0)? {
+        0 => dd,
+        r if r > 0 && r <= dd && r % 2 == 0 => r,
+        r => {
+            return Err(node.attr_error(
+                "rotary_embedding_dim",
+                format!("{r} must be even and ≤ the head size {dd}"),
+            ));
+        }
+    };
+    let (cos, sin) = match ctx.input(node, 3)? {
+        Some(pos) => (
+            ctx.emit1(
+                Op::Gather { axis: 0 },
+                &[cos, pos.clone()],
+                &node.sub("cos"),
+            )?,
+            ctx.emit1(Op::Gather { axis: 0 }, &[sin, pos], &node.sub("sin"))?,
+        ),
+        None => (cos, sin),
+    };
+    // [B, S, rd/2] → [B, S, 1, rd/2]; a narrower cache is sliced to rd/2.
+    let half = rd / 2;
+    let fit = |ctx: &mut Ctx<'_>, c: OVal, what: &str| -> Result<OVal, FrontendError> {
+        let cs = shape_of(ctx, &c)?;
+        let c = if cs.dims().last() == Some(&Dim::fixed(half as u64)) {
+            c
+        } else {
+            last_slice(ctx, &c, 0, half, 1, &node.sub(&format!("{what}_rd")))?
+        };
+        let cs = shape_of(ctx, &c)?;
+        let [cb, css, _] = cs.dims() else {
+            return Err(node.error(format!(
+                "{what} must be [B, S, rd/2] after position lookup, found {cs}"
+            )));
+        };
+        reshape(
+            ctx,
+            &c,
+            vec![
+                cb.clone(),
+                css.clone(),
+                Dim::fixed(1),
+                Dim::fixed(half as u64),
+            ],
+            &node.sub(&format!("{what}_b")),
+        )
+    };
+    let cos = fit(ctx, cos, "cos")?;
+    let sin = fit(ctx, sin, "sin")?;
+    let xr = if rd == dd {
+        xv.clone()
+    } else {
+        last_slice(ctx, &xv, 0, rd, 1, &node.sub("x_rot"))?
+    };
+    let (x1, x2) = if interleaved {
+        (
+            last_slice(ctx, &xr, 0, rd, 2, &node.sub("x1"))?,
+            last_slice(ctx, &xr, 1, rd, 2, &node.sub("x2"))?,
+        )
+    } else {
+        (
+            last_slice(ctx, &xr, 0, half, 1, &node.sub("x1"))?,
+            last_slice(ctx, &xr, half, rd, 1, &node.sub("x2"))?,
+        )
+    };
+    let a = bin(ctx, BinaryOp::Mul, &x1, &cos, &node.sub("x1_cos"))?;
+    let bb = bin(ctx, BinaryOp::Mul, &x2, &sin, &node.sub("x2_sin"))?;
+    let real = bin(ctx, BinaryOp::Sub, &a, &bb, &node.sub("real"))?;
+    let c = bin(ctx, BinaryOp::Mul, &x2, &cos, &node.sub("x2_cos"))?;
+    let e = bin(ctx, BinaryOp::Mul, &x1, &sin, &node.sub("x1_sin"))?;
+    let imag = bin(ctx, BinaryOp::Add, &c, &e, &node.sub("imag"))?;
+    let rotated = if interleaved {
+        let hf = Dim::fixed(half as u64);
+        let pair = |ctx: &mut Ctx<'_>, t: &OVal, n: &str| {
+            reshape(
+                ctx,
+                t,
+                vec![b.clone(), s.clone(), h.clone(), hf.clone(), Dim::fixed(1)],
+                &node.sub(n),
+            )
+        };
+        let r5 = pair(ctx, &real, "real_pair")?;
+        let i5 = pair(ctx, &imag, "imag_pair")?;
+        let z = ctx.emit1(Op::Concat { axis: -1 }, &[r5, i5], &node.sub("interleave"))?;
+        reshape(
+            ctx,
+            &z,
+            vec![b.clone(), s.clone(), h.clone(), Dim::fixed(rd as u64)],
+            &node.sub("rotated"),
+        )?
+    } else {
+        ctx.emit1(Op::Concat { axis: -1 }, &[real, imag], &node.sub("rotated"))?
+    };
+    let full = if rd == dd {
+        rotated
+    } else {
+        let pass = last_slice(ctx, &xv, rd, dd, 1, &node.sub("x_pass"))?;
+        ctx.emit1(
+            Op::Concat { axis: -1 },
+            &[rotated, pass],
+            &node.sub("joined"),
+        )?
+    };
+    let out = match xs.dims() {
+        [_, _, _, _] => transpose(ctx, &full, vec![0, 2, 1, 3], &node.name())?,
+        _ => reshape(ctx, &full, xs.dims().to_vec(), &node.name())?,
+    };
+    Ok(vec![out])
+}
