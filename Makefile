@@ -22,6 +22,8 @@ demo: build
 	$(DQC) new-model dit --preset tiny -o $(DEMO)/dit-tiny.dqc
 	$(DQC) make-inputs $(DEMO)/dit-tiny.dqc --batch 2 --seed 0 -o $(DEMO)/in.npz
 	$(DQC) eval $(DEMO)/dit-tiny.dqc --inputs $(DEMO)/in.npz --outputs $(DEMO)/out.npz
+	$(DQC) import models/fixtures/dit/model.onnx -o $(DEMO)/dit-onnx.dqc
+	$(DQC) eval models/fixtures/dit/model.onnx --inputs models/fixtures/dit/inputs.npz --outputs $(DEMO)/dit-onnx-out.npz
 
 lint: setup
 	$(CARGO) fmt --all -- --check
