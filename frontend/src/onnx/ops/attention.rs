@@ -4,9 +4,11 @@
 //! Attention: 3-D inputs `[B, S, H·D]` (with `q_num_heads`/`kv_num_heads`) go in
 //! directly; 4-D inputs `[B, H, S, D]` are transposed and reshaped to packed heads and the
 //! output back. `is_causal` uses the IR's causal flag when `Sq = Sk` (the alignments agree)
-//! and an explicit upper-left causal mask otherwise. Refused: `past_key`/`past_value`, the
-//! `present_*` and `qk_matmul_output` outputs, `nonpad_kv_seqlen`, sliding windows
-//! (`left_window_size`/`right_window_size`) and `softcap ≠ 0`.
+//! and an explicit upper-left causal mask otherwise. A KV cache (`past_key`/`past_value`,
+//! `[B, Hkv, P, D]`) is concatenated before the new keys and values along the sequence;
+//! the `present_*` outputs are those concatenations. Refused: the `qk_matmul_output`
+//! output, `nonpad_kv_seqlen`, sliding windows (`left_window_size`/`right_window_size`)
+//! and `softcap ≠ 0`.
 
 use dqc_ir::op::BinaryOp;
 use dqc_ir::{DType, Dim, Op};
@@ -58,22 +60,11 @@ fn heads_attr(node: &NodeView<'_>, name: &str) -> Result<u64, FrontendError> {
 }
 
 fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendError> {
-    for (i, what) in [(4, "past_key"), (5, "past_value")] {
-        if ctx.input(node, i)?.is_some() {
-            return Err(node.input_error(i, format!("{what} (KV cache) is not supported")));
-        }
-    }
     if ctx.input(node, 6)?.is_some() {
         return Err(node.input_error(6, "nonpad_kv_seqlen is not supported"));
     }
-    for (i, what) in [
-        (1, "present_key"),
-        (2, "present_value"),
-        (3, "qk_matmul_output"),
-    ] {
-        if !node.output_name(i).is_empty() {
-            return Err(node.error(format!("output {what} is not supported")));
-        }
+    if !node.output_name(3).is_empty() {
+        return Err(node.error("output qk_matmul_output is not supported"));
     }
     if node.attr_f("softcap", 0.0)? != 0.0 {
         return Err(node.attr_error("softcap", "soft-capped logits are not supported"));
@@ -90,6 +81,51 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
     let k = cast(ctx, &k, dt, &node.sub("k_cast"))?;
     let v = cast(ctx, &v, dt, &node.sub("v_cast"))?;
     let rank = shape_of(ctx, &q)?.rank();
+    let past_k = ctx.input(node, 4)?;
+    let past_v = ctx.input(node, 5)?;
+    let want_present = !node.output_name(1).is_empty() || !node.output_name(2).is_empty();
+    // The causal mask of a query at position i keeps the keys j ≤ i + P (P = past length).
+    let past_len = match &past_k {
+        Some(pk) => shape_of(ctx, pk)?.dims().get(2).and_then(Dim::as_fixed),
+        None => Some(0),
+    };
+    let (k, v, present) = match (past_k, past_v) {
+        (None, None) if !want_present => (k, v, None),
+        (None, Some(_)) | (Some(_), None) => {
+            return Err(node.error("past_key and past_value must be given together"));
+        }
+        (pk, pv) => {
+            // The cache is [B, Hkv, P, D]: bring 3-D keys and values to that layout,
+            // append them to the past along the sequence, and attend over the result.
+            let (k4, v4) = if rank == 4 {
+                (k, v)
+            } else {
+                let hk = heads_attr(node, "kv_num_heads")?;
+                (
+                    unpack_heads(ctx, node, &k, hk, "k")?,
+                    unpack_heads(ctx, node, &v, hk, "v")?,
+                )
+            };
+            let (k4, v4) = match (pk, pv) {
+                (Some(pk), Some(pv)) => {
+                    let pk = cast(ctx, &pk, dt, &node.sub("past_k_cast"))?;
+                    let pv = cast(ctx, &pv, dt, &node.sub("past_v_cast"))?;
+                    (
+                        ctx.emit1(Op::Concat { axis: 2 }, &[pk, k4], &node.sub("present_k"))?,
+                        ctx.emit1(Op::Concat { axis: 2 }, &[pv, v4], &node.sub("present_v"))?,
+                    )
+                }
+                _ => (k4, v4),
+            };
+            if rank == 4 {
+                (k4.clone(), v4.clone(), Some((k4, v4)))
+            } else {
+                let (kp, _) = pack_heads(ctx, node, &k4, "k_all")?;
+                let (vp, _) = pack_heads(ctx, node, &v4, "v_all")?;
+                (kp, vp, Some((k4, v4)))
+            }
+        }
+    };
     let (q, k, v, heads, kv_heads) = if rank == 4 {
         let (q, h) = pack_heads(ctx, node, &q, "q")?;
         let (k, hk) = pack_heads(ctx, node, &k, "k")?;
@@ -126,7 +162,8 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
     };
     let mut causal = node.attr_i("is_causal", 0)? != 0;
     if causal && sq != sk {
-        // ONNX aligns the causal mask to the upper left (key j ≤ query i).
+        // ONNX aligns the causal mask to the upper left (key j ≤ query i), shifted by
+        // the past length when there is a KV cache.
         let (Some(n), Some(m)) = (
             sq.as_ref().and_then(Dim::as_fixed),
             sk.as_ref().and_then(Dim::as_fixed),
@@ -135,10 +172,12 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
                 node.error("is_causal with different query and key lengths needs static lengths")
             );
         };
+        let p = past_len
+            .ok_or_else(|| node.error("is_causal with a KV cache needs a static past length"))?;
         let mut keep = Vec::new();
         for i in 0..n {
             for j in 0..m {
-                keep.push(i64::from(j <= i));
+                keep.push(i64::from(j <= i + p));
             }
         }
         let cm = iconst(node, DType::Bool, vec![n, m], &keep)?;
@@ -163,8 +202,12 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
     };
     let mut ins = vec![q, k, v];
     ins.extend(mask);
+    let with_present = |y: OVal| match present {
+        Some((pk, pv)) => vec![y, pk, pv],
+        None => vec![y],
+    };
     if rank != 4 {
-        return Ok(vec![ctx.emit1(op, &ins, &node.name())?]);
+        return Ok(with_present(ctx.emit1(op, &ins, &node.name())?));
     }
     let y = ctx.emit1(op, &ins, &node.sub("packed"))?;
     let ys = shape_of(ctx, &y)?;
@@ -180,7 +223,43 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
         vec![b.clone(), s.clone(), Dim::fixed(heads), dv],
         &node.sub("bshd"),
     )?;
-    Ok(vec![transpose(ctx, &y, vec![0, 2, 1, 3], &node.name())?])
+    Ok(with_present(transpose(
+        ctx,
+        &y,
+        vec![0, 2, 1, 3],
+        &node.name(),
+    )?))
+}
+
+/// `[B, S, H·D]` → `[B, H, S, D]` for `heads` heads.
+fn unpack_heads(
+    ctx: &mut Ctx<'_>,
+    node: &NodeView<'_>,
+    x: &OVal,
+    heads: u64,
+    what: &str,
+) -> Result<OVal, FrontendError> {
+    let s = shape_of(ctx, x)?;
+    let [b, seq, hd] = s.dims() else {
+        return Err(node.error(format!("{what} must be 3-D, found {s}")));
+    };
+    let d = hd.checked_div(&Dim::fixed(heads)).ok_or_else(|| {
+        node.error(format!(
+            "{what} width {hd} is not divisible by {heads} heads"
+        ))
+    })?;
+    let r = reshape(
+        ctx,
+        x,
+        vec![b.clone(), seq.clone(), Dim::fixed(heads), d],
+        &node.sub(&format!("{what}_bshd")),
+    )?;
+    transpose(
+        ctx,
+        &r,
+        vec![0, 2, 1, 3],
+        &node.sub(&format!("{what}_bhsd")),
+    )
 }
 
 /// Slice `[start, end)` with `step` along the last axis.
