@@ -6,8 +6,8 @@
 //! output back. `is_causal` uses the IR's causal flag when `Sq = Sk` (the alignments agree)
 //! and an explicit upper-left causal mask otherwise. A KV cache (`past_key`/`past_value`,
 //! `[B, Hkv, P, D]`) is concatenated before the new keys and values along the sequence;
-//! the `present_*` outputs are those concatenations. Refused: the `qk_matmul_output`
-//! output, `nonpad_kv_seqlen`, sliding windows (`left_window_size`/`right_window_size`)
+//! the `present_*` outputs are those concatenations. The `qk_matmul_output` output is
+//! recomputed beside the fused op (modes 0 to 3). Refused: `nonpad_kv_seqlen`, sliding windows (`left_window_size`/`right_window_size`)
 //! and `softcap ≠ 0`.
 
 use dqc_ir::op::BinaryOp;
@@ -63,8 +63,12 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
     if ctx.input(node, 6)?.is_some() {
         return Err(node.input_error(6, "nonpad_kv_seqlen is not supported"));
     }
-    if !node.output_name(3).is_empty() {
-        return Err(node.error("output qk_matmul_output is not supported"));
+    let qk_mode = node.attr_i("qk_matmul_output_mode", 0)?;
+    if !(0..=3).contains(&qk_mode) {
+        return Err(node.attr_error(
+            "qk_matmul_output_mode",
+            format!("{qk_mode} is not one of 0, 1, 2, 3"),
+        ));
     }
     if node.attr_f("softcap", 0.0)? != 0.0 {
         return Err(node.attr_error("softcap", "soft-capped logits are not supported"));
@@ -193,6 +197,25 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
         });
         causal = false;
     }
+    let qk_out = if node.output_name(3).is_empty() {
+        None
+    } else {
+        Some(qk_matmul_output(
+            ctx,
+            node,
+            &QkParts {
+                q: q.clone(),
+                k: k.clone(),
+                heads,
+                kv_heads,
+                scale,
+                mask: mask.clone(),
+                causal,
+                dt,
+                mode: qk_mode,
+            },
+        )?)
+    };
     let op = Op::Attention {
         heads,
         kv_heads,
@@ -202,9 +225,19 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
     };
     let mut ins = vec![q, k, v];
     ins.extend(mask);
-    let with_present = |y: OVal| match present {
-        Some((pk, pv)) => vec![y, pk, pv],
-        None => vec![y],
+    let with_present = |y: OVal| {
+        let mut outs = vec![y];
+        if let Some((pk, pv)) = present {
+            outs.extend([pk, pv]);
+        }
+        if let Some(qk) = qk_out {
+            // Output 3; present_* may be absent (empty names), their slots unused.
+            while outs.len() < 3 {
+                outs.push(qk.clone());
+            }
+            outs.push(qk);
+        }
+        outs
     };
     if rank != 4 {
         return Ok(with_present(ctx.emit1(op, &ins, &node.name())?));
@@ -229,6 +262,124 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
         vec![0, 2, 1, 3],
         &node.name(),
     )?))
+}
+
+/// What [`qk_matmul_output`] needs: packed `q`/`k` (`[B, S, H·D]`, the KV cache
+/// included), the head counts and the attention's scale, mask, causal flag and dtype.
+struct QkParts {
+    q: OVal,
+    k: OVal,
+    heads: u64,
+    kv_heads: u64,
+    scale: Option<f32>,
+    mask: Option<OVal>,
+    causal: bool,
+    dt: DType,
+    mode: i64,
+}
+
+/// The `qk_matmul_output` of ONNX `Attention`, `[B, H, Sq, Sk]`, recomputed beside the
+/// fused IR op: mode 0 is `scale·Q·Kᵀ`; modes 1 and 2 add the mask (a bool mask and the
+/// IR causal flag as −inf where masked; 2 equals 1 because softcap is refused); mode 3
+/// is the softmax of that over keys, 0 on fully masked rows.
+fn qk_matmul_output(
+    ctx: &mut Ctx<'_>,
+    node: &NodeView<'_>,
+    p: &QkParts,
+) -> Result<OVal, FrontendError> {
+    let q4 = unpack_heads(ctx, node, &p.q, p.heads, "qk_q")?;
+    let mut k4 = unpack_heads(ctx, node, &p.k, p.kv_heads, "qk_k")?;
+    let qs = shape_of(ctx, &q4)?;
+    let [_, _, sq, d] = qs.dims() else {
+        return Err(node.error(format!("query gave shape {qs}")));
+    };
+    if p.heads != p.kv_heads {
+        let ks = shape_of(ctx, &k4)?;
+        let [kb, hk, sk, kd] = ks.dims() else {
+            return Err(node.error(format!("key gave shape {ks}")));
+        };
+        let g = p.heads / p.kv_heads.max(1);
+        let five = reshape(
+            ctx,
+            &k4,
+            vec![
+                kb.clone(),
+                hk.clone(),
+                Dim::fixed(1),
+                sk.clone(),
+                kd.clone(),
+            ],
+            &node.sub("qk_k5"),
+        )?;
+        let wide = ctx.emit1(
+            Op::Expand {
+                shape: dqc_ir::Shape(vec![
+                    kb.clone(),
+                    hk.clone(),
+                    Dim::fixed(g),
+                    sk.clone(),
+                    kd.clone(),
+                ]),
+            },
+            &[five],
+            &node.sub("qk_k_rep"),
+        )?;
+        k4 = reshape(
+            ctx,
+            &wide,
+            vec![kb.clone(), Dim::fixed(p.heads), sk.clone(), kd.clone()],
+            &node.sub("qk_k_heads"),
+        )?;
+    }
+    let kt = transpose(ctx, &k4, vec![0, 1, 3, 2], &node.sub("qk_kt"))?;
+    let raw = ctx.emit1(Op::MatMul, &[q4, kt], &node.sub("qk_raw"))?;
+    let scale = match p.scale {
+        Some(s) => s,
+        None => {
+            let d = d
+                .as_fixed()
+                .ok_or_else(|| node.error(format!("head size {d} must be static")))?;
+            1.0 / (d as f32).sqrt()
+        }
+    };
+    let sc = fscalar(node, p.dt, scale)?;
+    let mut qk = bin(ctx, BinaryOp::Mul, &raw, &sc, &node.sub("qk_scaled"))?;
+    if p.mode == 0 {
+        return Ok(qk);
+    }
+    let ninf = fscalar(node, p.dt, f32::NEG_INFINITY)?;
+    if let Some(m) = &p.mask {
+        qk = if dtype_of(ctx, m)? == DType::Bool {
+            ctx.emit1(
+                Op::Where,
+                &[m.clone(), qk, ninf.clone()],
+                &node.sub("qk_masked"),
+            )?
+        } else {
+            bin(ctx, BinaryOp::Add, &qk, m, &node.sub("qk_masked"))?
+        };
+    }
+    if p.causal {
+        let n = sq
+            .as_fixed()
+            .ok_or_else(|| node.error("a causal qk_matmul_output needs a static length"))?;
+        let mut keep = Vec::new();
+        for i in 0..n {
+            for j in 0..n {
+                keep.push(i64::from(j <= i));
+            }
+        }
+        let cm = iconst(node, DType::Bool, vec![n, n], &keep)?;
+        qk = ctx.emit1(Op::Where, &[cm, qk, ninf], &node.sub("qk_causal"))?;
+    }
+    if p.mode <= 2 {
+        return Ok(qk);
+    }
+    let sm = ctx.emit1(Op::Softmax { axis: -1 }, &[qk], &node.sub("qk_softmax"))?;
+    // A fully masked row (all −inf) gives NaN; ONNX defines its probabilities as 0.
+    let not_nan = bin(ctx, BinaryOp::Equal, &sm, &sm, &node.sub("qk_not_nan"))?;
+    let zero = fscalar(node, p.dt, 0.0)?;
+    ctx.emit1(Op::Where, &[not_nan, sm, zero], &node.sub("qk_probs"))
 }
 
 /// `[B, S, H·D]` → `[B, H, S, D]` for `heads` heads.
