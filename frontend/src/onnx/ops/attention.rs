@@ -4,19 +4,21 @@
 //! Attention: 3-D inputs `[B, S, H·D]` (with `q_num_heads`/`kv_num_heads`) go in
 //! directly; 4-D inputs `[B, H, S, D]` are transposed and reshaped to packed heads and the
 //! output back. `is_causal` uses the IR's causal flag when `Sq = Sk` (the alignments agree)
-//! and an explicit upper-left causal mask otherwise. A KV cache (`past_key`/`past_value`,
-//! `[B, Hkv, P, D]`) is concatenated before the new keys and values along the sequence;
-//! the `present_*` outputs are those concatenations. The `qk_matmul_output` output is
-//! recomputed beside the fused op (modes 0 to 3). Refused: `nonpad_kv_seqlen`, sliding windows (`left_window_size`/`right_window_size`)
-//! and `softcap ≠ 0`.
+//! and an explicit upper-left causal mask otherwise (shifted by the past length P); a
+//! sliding window (`left_window_size`/`right_window_size`) is an explicit band mask too.
+//! A KV cache (`past_key`/`past_value`, `[B, Hkv, P, D]`) is concatenated before the new
+//! keys and values along the sequence; the `present_*` outputs are those
+//! concatenations. The `qk_matmul_output` output (modes 0 to 3) is recomputed beside
+//! the fused op with matmul/softmax; `softcap ≠ 0`, which the fused op lacks, computes
+//! the whole attention that way. Refused: `nonpad_kv_seqlen`.
 
-use dqc_ir::op::BinaryOp;
+use dqc_ir::op::{BinaryOp, UnaryOp};
 use dqc_ir::{DType, Dim, Op};
 
 use crate::FrontendError;
 use crate::onnx::import::{Ctx, NodeView, OVal, Registry};
 use crate::onnx::ops::emit_util::{
-    bin, cast, dtype_of, fscalar, iconst, reshape, shape_of, transpose,
+    bin, cast, dtype_of, fscalar, iconst, reshape, shape_of, transpose, un,
 };
 
 /// Register the attention converters.
@@ -70,14 +72,10 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
             format!("{qk_mode} is not one of 0, 1, 2, 3"),
         ));
     }
-    if node.attr_f("softcap", 0.0)? != 0.0 {
-        return Err(node.attr_error("softcap", "soft-capped logits are not supported"));
-    }
-    for w in ["left_window_size", "right_window_size"] {
-        if node.attr_i(w, -1)? >= 0 {
-            return Err(node.attr_error(w, "sliding-window attention is not supported"));
-        }
-    }
+    let softcap = node.attr_f("softcap", 0.0)?;
+    let left = node.attr_i("left_window_size", -1)?;
+    let right = node.attr_i("right_window_size", -1)?;
+    let windowed = left >= 0 || right >= 0;
     let q = ctx.req(node, 0)?;
     let k = ctx.req(node, 1)?;
     let v = ctx.req(node, 2)?;
@@ -165,23 +163,30 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
         None => None,
     };
     let mut causal = node.attr_i("is_causal", 0)? != 0;
-    if causal && sq != sk {
+    if (causal && sq != sk) || windowed {
         // ONNX aligns the causal mask to the upper left (key j ≤ query i), shifted by
-        // the past length when there is a KV cache.
+        // the past length P when there is a KV cache; a sliding window keeps the keys
+        // with i + P − left ≤ j ≤ i + P + right.
         let (Some(n), Some(m)) = (
             sq.as_ref().and_then(Dim::as_fixed),
             sk.as_ref().and_then(Dim::as_fixed),
         ) else {
-            return Err(
-                node.error("is_causal with different query and key lengths needs static lengths")
-            );
+            return Err(node.error(
+                "is_causal with different query and key lengths, or a sliding window, needs \
+                 static lengths",
+            ));
         };
         let p = past_len
             .ok_or_else(|| node.error("is_causal with a KV cache needs a static past length"))?;
         let mut keep = Vec::new();
-        for i in 0..n {
-            for j in 0..m {
-                keep.push(i64::from(j <= i + p));
+        let p = i64::try_from(p).map_err(|_| node.error("past length overflows"))?;
+        for i in 0..n as i64 {
+            for j in 0..m as i64 {
+                let qi = i + p;
+                let ok = (!causal || j <= qi)
+                    && (left < 0 || qi - j <= left)
+                    && (right < 0 || j - qi <= right);
+                keep.push(i64::from(ok));
             }
         }
         let cm = iconst(node, DType::Bool, vec![n, m], &keep)?;
@@ -197,10 +202,10 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
         });
         causal = false;
     }
-    let qk_out = if node.output_name(3).is_empty() {
+    let stages = if node.output_name(3).is_empty() && softcap == 0.0 {
         None
     } else {
-        Some(qk_matmul_output(
+        Some(qk_stages(
             ctx,
             node,
             &QkParts {
@@ -212,9 +217,20 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
                 mask: mask.clone(),
                 causal,
                 dt,
-                mode: qk_mode,
+                softcap,
             },
         )?)
+    };
+    let qk_out = match (&stages, node.output_name(3).is_empty()) {
+        (Some(st), false) => {
+            let i = usize::try_from(qk_mode).unwrap_or(0);
+            Some(
+                st.get(i)
+                    .cloned()
+                    .ok_or_else(|| node.error("no such qk stage"))?,
+            )
+        }
+        _ => None,
     };
     let op = Op::Attention {
         heads,
@@ -239,6 +255,29 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
         }
         outs
     };
+    if let Some(probs) = stages
+        .as_ref()
+        .and_then(|st| st.get(3))
+        .filter(|_| softcap != 0.0)
+    {
+        // The fused op has no soft-capping: finish the decomposition, probs · V.
+        let v4 = unpack_heads(ctx, node, &ins[2], kv_heads, "sv_v")?;
+        let v4 = repeat_kv(ctx, node, v4, heads, kv_heads, "sv_v")?;
+        let y4 = ctx.emit1(Op::MatMul, &[probs.clone(), v4], &node.sub("sv"))?;
+        if rank == 4 {
+            return Ok(with_present(y4));
+        }
+        let t = transpose(ctx, &y4, vec![0, 2, 1, 3], &node.sub("sv_bshd"))?;
+        let ts = shape_of(ctx, &t)?;
+        let [b, s, h, dv] = ts.dims() else {
+            return Err(node.error(format!("attention gave shape {ts}")));
+        };
+        let hd = h
+            .checked_mul(dv)
+            .ok_or_else(|| node.error("head dims overflow"))?;
+        let y = reshape(ctx, &t, vec![b.clone(), s.clone(), hd], &node.name())?;
+        return Ok(with_present(y));
+    }
     if rank != 4 {
         return Ok(with_present(ctx.emit1(op, &ins, &node.name())?));
     }
@@ -275,62 +314,27 @@ struct QkParts {
     mask: Option<OVal>,
     causal: bool,
     dt: DType,
-    mode: i64,
+    softcap: f32,
 }
 
-/// The `qk_matmul_output` of ONNX `Attention`, `[B, H, Sq, Sk]`, recomputed beside the
-/// fused IR op: mode 0 is `scale·Q·Kᵀ`; modes 1 and 2 add the mask (a bool mask and the
-/// IR causal flag as −inf where masked; 2 equals 1 because softcap is refused); mode 3
-/// is the softmax of that over keys, 0 on fully masked rows.
-fn qk_matmul_output(
+/// The stages of ONNX `Attention` on `[B, H, Sq, Sk]` logits, indexed by
+/// `qk_matmul_output_mode`: 0 `scale·Q·Kᵀ`; 1 with the mask applied (a bool mask and
+/// the IR causal flag as −inf where masked, a float mask added), or with softcap the
+/// soft-capped `softcap·tanh(x/softcap)` logits before the mask; 2 soft-capped and
+/// masked (no corpus case checks mode 2); 3 the softmax over keys of that, 0 on fully
+/// masked rows.
+fn qk_stages(
     ctx: &mut Ctx<'_>,
     node: &NodeView<'_>,
     p: &QkParts,
-) -> Result<OVal, FrontendError> {
+) -> Result<Vec<OVal>, FrontendError> {
     let q4 = unpack_heads(ctx, node, &p.q, p.heads, "qk_q")?;
-    let mut k4 = unpack_heads(ctx, node, &p.k, p.kv_heads, "qk_k")?;
+    let k4 = unpack_heads(ctx, node, &p.k, p.kv_heads, "qk_k")?;
+    let k4 = repeat_kv(ctx, node, k4, p.heads, p.kv_heads, "qk_k")?;
     let qs = shape_of(ctx, &q4)?;
     let [_, _, sq, d] = qs.dims() else {
         return Err(node.error(format!("query gave shape {qs}")));
     };
-    if p.heads != p.kv_heads {
-        let ks = shape_of(ctx, &k4)?;
-        let [kb, hk, sk, kd] = ks.dims() else {
-            return Err(node.error(format!("key gave shape {ks}")));
-        };
-        let g = p.heads / p.kv_heads.max(1);
-        let five = reshape(
-            ctx,
-            &k4,
-            vec![
-                kb.clone(),
-                hk.clone(),
-                Dim::fixed(1),
-                sk.clone(),
-                kd.clone(),
-            ],
-            &node.sub("qk_k5"),
-        )?;
-        let wide = ctx.emit1(
-            Op::Expand {
-                shape: dqc_ir::Shape(vec![
-                    kb.clone(),
-                    hk.clone(),
-                    Dim::fixed(g),
-                    sk.clone(),
-                    kd.clone(),
-                ]),
-            },
-            &[five],
-            &node.sub("qk_k_rep"),
-        )?;
-        k4 = reshape(
-            ctx,
-            &wide,
-            vec![kb.clone(), Dim::fixed(p.heads), sk.clone(), kd.clone()],
-            &node.sub("qk_k_heads"),
-        )?;
-    }
     let kt = transpose(ctx, &k4, vec![0, 1, 3, 2], &node.sub("qk_kt"))?;
     let raw = ctx.emit1(Op::MatMul, &[q4, kt], &node.sub("qk_raw"))?;
     let scale = match p.scale {
@@ -343,20 +347,47 @@ fn qk_matmul_output(
         }
     };
     let sc = fscalar(node, p.dt, scale)?;
-    let mut qk = bin(ctx, BinaryOp::Mul, &raw, &sc, &node.sub("qk_scaled"))?;
-    if p.mode == 0 {
-        return Ok(qk);
-    }
+    let scaled = bin(ctx, BinaryOp::Mul, &raw, &sc, &node.sub("qk_scaled"))?;
+    // As the ONNX reference outputs show: with softcap the logits are capped before the
+    // mask (a −inf mask stays −inf) and mode 1 reports the capped logits without the
+    // mask; without softcap mode 1 is the masked logits.
+    let (stage1, qk) = if p.softcap != 0.0 {
+        let c = fscalar(node, p.dt, p.softcap)?;
+        let x = bin(ctx, BinaryOp::Div, &scaled, &c, &node.sub("qk_cap_in"))?;
+        let t = un(ctx, UnaryOp::Tanh, &x, &node.sub("qk_cap_tanh"))?;
+        let capped = bin(ctx, BinaryOp::Mul, &t, &c, &node.sub("qk_capped"))?;
+        let qk = apply_mask(ctx, node, p, sq, &capped, "qk_masked")?;
+        (capped, qk)
+    } else {
+        let masked = apply_mask(ctx, node, p, sq, &scaled, "qk_masked")?;
+        (masked.clone(), masked)
+    };
+    let stage2 = qk.clone();
+    let sm = ctx.emit1(Op::Softmax { axis: -1 }, &[qk], &node.sub("qk_softmax"))?;
+    // A fully masked row (all −inf) gives NaN; ONNX defines its probabilities as 0.
+    let not_nan = bin(ctx, BinaryOp::Equal, &sm, &sm, &node.sub("qk_not_nan"))?;
+    let zero = fscalar(node, p.dt, 0.0)?;
+    let probs = ctx.emit1(Op::Where, &[not_nan, sm, zero], &node.sub("qk_probs"))?;
+    Ok(vec![scaled, stage1, stage2, probs])
+}
+
+/// `x` with the attention's mask applied: a bool mask and the IR causal flag put −inf
+/// where masked, a float mask is added.
+fn apply_mask(
+    ctx: &mut Ctx<'_>,
+    node: &NodeView<'_>,
+    p: &QkParts,
+    sq: &Dim,
+    x: &OVal,
+    tag: &str,
+) -> Result<OVal, FrontendError> {
     let ninf = fscalar(node, p.dt, f32::NEG_INFINITY)?;
+    let mut qk = x.clone();
     if let Some(m) = &p.mask {
         qk = if dtype_of(ctx, m)? == DType::Bool {
-            ctx.emit1(
-                Op::Where,
-                &[m.clone(), qk, ninf.clone()],
-                &node.sub("qk_masked"),
-            )?
+            ctx.emit1(Op::Where, &[m.clone(), qk, ninf.clone()], &node.sub(tag))?
         } else {
-            bin(ctx, BinaryOp::Add, &qk, m, &node.sub("qk_masked"))?
+            bin(ctx, BinaryOp::Add, &qk, m, &node.sub(tag))?
         };
     }
     if p.causal {
@@ -370,16 +401,63 @@ fn qk_matmul_output(
             }
         }
         let cm = iconst(node, DType::Bool, vec![n, n], &keep)?;
-        qk = ctx.emit1(Op::Where, &[cm, qk, ninf], &node.sub("qk_causal"))?;
+        qk = ctx.emit1(
+            Op::Where,
+            &[cm, qk, ninf],
+            &node.sub(&format!("{tag}_causal")),
+        )?;
     }
-    if p.mode <= 2 {
-        return Ok(qk);
+    Ok(qk)
+}
+
+/// Repeat each of the `kv_heads` heads of `x: [B, Hkv, S, D]` `heads / kv_heads` times.
+fn repeat_kv(
+    ctx: &mut Ctx<'_>,
+    node: &NodeView<'_>,
+    x: OVal,
+    heads: u64,
+    kv_heads: u64,
+    what: &str,
+) -> Result<OVal, FrontendError> {
+    if heads == kv_heads {
+        return Ok(x);
     }
-    let sm = ctx.emit1(Op::Softmax { axis: -1 }, &[qk], &node.sub("qk_softmax"))?;
-    // A fully masked row (all −inf) gives NaN; ONNX defines its probabilities as 0.
-    let not_nan = bin(ctx, BinaryOp::Equal, &sm, &sm, &node.sub("qk_not_nan"))?;
-    let zero = fscalar(node, p.dt, 0.0)?;
-    ctx.emit1(Op::Where, &[not_nan, sm, zero], &node.sub("qk_probs"))
+    let xs = shape_of(ctx, &x)?;
+    let [kb, hk, sk, kd] = xs.dims() else {
+        return Err(node.error(format!("{what} gave shape {xs}")));
+    };
+    let g = heads / kv_heads.max(1);
+    let five = reshape(
+        ctx,
+        &x,
+        vec![
+            kb.clone(),
+            hk.clone(),
+            Dim::fixed(1),
+            sk.clone(),
+            kd.clone(),
+        ],
+        &node.sub(&format!("{what}5")),
+    )?;
+    let wide = ctx.emit1(
+        Op::Expand {
+            shape: dqc_ir::Shape(vec![
+                kb.clone(),
+                hk.clone(),
+                Dim::fixed(g),
+                sk.clone(),
+                kd.clone(),
+            ]),
+        },
+        &[five],
+        &node.sub(&format!("{what}_rep")),
+    )?;
+    reshape(
+        ctx,
+        &wide,
+        vec![kb.clone(), Dim::fixed(heads), sk.clone(), kd.clone()],
+        &node.sub(&format!("{what}_heads")),
+    )
 }
 
 /// `[B, S, H·D]` → `[B, H, S, D]` for `heads` heads.
