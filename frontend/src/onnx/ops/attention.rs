@@ -10,9 +10,10 @@
 //! keys and values along the sequence; the `present_*` outputs are those
 //! concatenations. The `qk_matmul_output` output (modes 0 to 3) is recomputed beside
 //! the fused op with matmul/softmax; `softcap ≠ 0`, which the fused op lacks, computes
-//! the whole attention that way. Refused: `nonpad_kv_seqlen`.
+//! the whole attention that way. `nonpad_kv_seqlen` (valid keys per batch row) becomes a
+//! bool mask; with `is_causal` the queries are the last `Sq` of those valid positions.
 
-use dqc_ir::op::{BinaryOp, UnaryOp};
+use dqc_ir::op::{BinaryOp, PadMode, UnaryOp};
 use dqc_ir::{DType, Dim, Op};
 
 use crate::FrontendError;
@@ -62,9 +63,7 @@ fn heads_attr(node: &NodeView<'_>, name: &str) -> Result<u64, FrontendError> {
 }
 
 fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendError> {
-    if ctx.input(node, 6)?.is_some() {
-        return Err(node.input_error(6, "nonpad_kv_seqlen is not supported"));
-    }
+    let nonpad = ctx.input(node, 6)?;
     let qk_mode = node.attr_i("qk_matmul_output_mode", 0)?;
     if !(0..=3).contains(&qk_mode) {
         return Err(node.attr_error(
@@ -162,7 +161,103 @@ fn attention(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
         }
         None => None,
     };
+    // A mask narrower than the keys (the cache's unused tail) masks the rest out.
+    if let (Some(mk), Some(skf)) = (&mask, sk.as_ref().and_then(Dim::as_fixed)) {
+        let ms = shape_of(ctx, mk)?;
+        if let Some(last) = ms.dims().last().and_then(Dim::as_fixed)
+            && last < skf
+        {
+            let mut pads = vec![0u64; 2 * ms.rank()];
+            if let Some(end) = pads.last_mut() {
+                *end = skf - last;
+            }
+            let fill = if dtype_of(ctx, mk)? == DType::Bool {
+                0.0
+            } else {
+                f32::NEG_INFINITY
+            };
+            let padded = ctx.emit1(
+                Op::Pad {
+                    pads,
+                    mode: PadMode::Constant(fill),
+                },
+                std::slice::from_ref(mk),
+                &node.sub("mask_padded"),
+            )?;
+            mask = Some(padded);
+        }
+    }
     let mut causal = node.attr_i("is_causal", 0)? != 0;
+    let nonpad_done = nonpad.is_some();
+    if let Some(lens) = nonpad {
+        // Per batch row b only the first L_b keys are valid; with is_causal the queries
+        // are the last Sq positions of those: key j is kept iff j < L_b and
+        // (not causal or j ≤ i + L_b − Sq).
+        let (Some(n), Some(m)) = (
+            sq.as_ref().and_then(Dim::as_fixed),
+            sk.as_ref().and_then(Dim::as_fixed),
+        ) else {
+            return Err(node.input_error(6, "nonpad_kv_seqlen needs static lengths"));
+        };
+        let lens = cast(ctx, &lens, DType::I64, &node.sub("nonpad_i64"))?;
+        let ls = shape_of(ctx, &lens)?;
+        let [lb] = ls.dims() else {
+            return Err(node.input_error(6, format!("must be 1-D [B], found {ls}")));
+        };
+        let one = Dim::fixed(1);
+        let lens = reshape(
+            ctx,
+            &lens,
+            vec![lb.clone(), one.clone(), one.clone(), one],
+            &node.sub("nonpad_b111"),
+        )?;
+        let js: Vec<i64> = (0..m as i64).collect();
+        let jv = iconst(node, DType::I64, vec![m], &js)?;
+        let mut keep = bin(ctx, BinaryOp::Less, &jv, &lens, &node.sub("nonpad_valid"))?;
+        // rel = j − i + Sq, so the query position is qi = i + L_b − Sq and
+        // j ≤ qi ⟺ rel ≤ L_b, qi − j ≤ left ⟺ rel + left ≥ L_b,
+        // j − qi ≤ right ⟺ rel − right ≤ L_b.
+        let rel_plus = |off: i64| -> Vec<i64> {
+            let mut rel = Vec::new();
+            for i in 0..n as i64 {
+                for j in 0..m as i64 {
+                    rel.push(j - i + n as i64 + off);
+                }
+            }
+            rel
+        };
+        let conds = [
+            (causal, 0, BinaryOp::LessEqual, "nonpad_causal"),
+            (left >= 0, left, BinaryOp::GreaterEqual, "nonpad_left"),
+            (right >= 0, -right, BinaryOp::LessEqual, "nonpad_right"),
+        ];
+        for (on, off, cmp, tag) in conds {
+            if !on {
+                continue;
+            }
+            let rv = iconst(node, DType::I64, vec![n, m], &rel_plus(off))?;
+            let c = bin(ctx, cmp, &rv, &lens, &node.sub(tag))?;
+            keep = bin(
+                ctx,
+                BinaryOp::And,
+                &keep,
+                &c,
+                &node.sub(&format!("{tag}_keep")),
+            )?;
+        }
+        causal = false;
+        mask = Some(match mask {
+            None => keep,
+            Some(mk) if dtype_of(ctx, &mk)? == DType::Bool => {
+                bin(ctx, BinaryOp::And, &mk, &keep, &node.sub("nonpad_mask"))?
+            }
+            Some(mk) => {
+                let ninf = fscalar(node, dt, f32::NEG_INFINITY)?;
+                ctx.emit1(Op::Where, &[keep, mk, ninf], &node.sub("nonpad_mask"))?
+            }
+        });
+    }
+    let windowed = windowed && !nonpad_done;
     if (causal && sq != sk) || windowed {
         // ONNX aligns the causal mask to the upper left (key j ≤ query i), shifted by
         // the past length P when there is a KV cache; a sliding window keeps the keys
