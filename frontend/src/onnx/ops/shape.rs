@@ -311,8 +311,26 @@ fn cast(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendErr
         .and_then(dtype_for_onnx)
         .map_err(|e| node.attr_error("to", e))?;
     let x = ctx.req(node, 0)?;
+    if code == UINT4 && ctx.ty(&x)?.dtype != DType::Bool {
+        // UINT4 is widened to u8, but ONNX wraps modulo 16: cast to i32 (floats
+        // truncate), take the remainder by 16, then narrow.
+        let wide = if x.as_const().is_some() {
+            cast_to(ctx, node, x, DType::I32)?
+        } else {
+            ctx.emit1(Op::Cast { to: DType::I32 }, &[x], &node.sub("i32"))?
+        };
+        let sixteen = OVal::Const(
+            Tensor::from_i64(DType::I32, Vec::new(), &[16])
+                .map_err(|e| node.error(e.to_string()))?,
+        );
+        let low = bin(ctx, BinaryOp::Mod, &wide, &sixteen, &node.sub("mod16"))?;
+        return Ok(vec![cast_to(ctx, node, low, to)?]);
+    }
     cast_checked(ctx, node, x, to)
 }
+
+/// ONNX's data type code of UINT4.
+const UINT4: i64 = 21;
 
 /// Cast honouring `saturate`: with `saturate = 0` (opset 19) a float 8 target overflows
 /// instead of clamping. The IR cast saturates, so the overflow is put back with a
