@@ -43,6 +43,7 @@ pub mod norm;
 pub mod quant;
 pub mod reduce;
 pub mod resize;
+pub mod resize_matrix;
 pub mod shape;
 pub mod slicing;
 

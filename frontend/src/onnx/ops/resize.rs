@@ -1,14 +1,17 @@
 //! `Resize` (opsets 10–19) and the deprecated `Upsample` → IR `Resize` with the whole
 //! output shape.
 //!
-//! The IR maps coordinates with the ratio `out / in` per axis, so a `scales` input is
-//! accepted only where `floor(in · scale) / in == scale` (integer up-sampling and exact
-//! down-sampling); otherwise the node is refused. Supported: modes `nearest` (all four
-//! `nearest_mode`s) and `linear`; coordinate modes `half_pixel`, `asymmetric`,
-//! `align_corners` and `pytorch_half_pixel` (equal to `half_pixel` when every resized
-//! axis has more than one output). Refused with a reason: `cubic`, `antialias = 1`,
-//! `tf_crop_and_resize`, `tf_half_pixel_for_nn`, `half_pixel_symmetric`, and symbolic
-//! input dims on resized axes.
+//! The IR maps coordinates with the ratio `out / in` per axis, so a `scales` input goes
+//! to the IR op only where `floor(in · scale) / in == scale` (integer up-sampling and
+//! exact down-sampling). The IR op takes modes `nearest` (all four `nearest_mode`s) and
+//! `linear` with coordinate modes `half_pixel`, `asymmetric`, `align_corners` and
+//! `pytorch_half_pixel` (equal to `half_pixel` when every resized axis has more than one
+//! output). What it refuses — `cubic`, `half_pixel_symmetric`, `tf_half_pixel_for_nn`,
+//! inexact scales, `pytorch_half_pixel` to one output — is lowered by
+//! [`super::resize_matrix`] to a matmul per axis when the input is a static float
+//! tensor. Refused with a reason: `antialias = 1`, `tf_crop_and_resize`, aspect-ratio
+//! policies other than `stretch` outside the IR op, and symbolic input dims on resized
+//! axes.
 
 use dqc_ir::op::{CoordTransform, NearestRounding, ResizeMode};
 use dqc_ir::{Dim, Op, Shape};
@@ -16,6 +19,7 @@ use dqc_ir::{Dim, Op, Shape};
 use crate::FrontendError;
 use crate::onnx::import::{Ctx, NodeView, OVal, Registry};
 use crate::onnx::ops::emit_util::{norm_axis, shape_of};
+use crate::onnx::ops::resize_matrix::{Interp, resize_by_matrices};
 
 /// Register the resize converters.
 pub fn register(r: &mut Registry) {
@@ -75,8 +79,46 @@ fn resize(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendE
     let nearest = node.attr_s("nearest_mode", default_nearest)?;
     let policy = node.attr_s("keep_aspect_ratio_policy", "stretch")?;
     let axes = node.attr_is("axes")?;
-    let out = emit_resize(ctx, node, x, target, &mode, &coord, &nearest, &policy, axes)?;
-    Ok(vec![out])
+    let (scales, sizes) = match &target {
+        Target::Scales(s) => (Some(s.clone()), None),
+        Target::Sizes(s) => (None, Some(s.clone())),
+    };
+    let first = emit_resize(
+        ctx,
+        node,
+        x.clone(),
+        target,
+        &mode,
+        &coord,
+        &nearest,
+        &policy,
+        axes.clone(),
+    );
+    match first {
+        Ok(out) => Ok(vec![out]),
+        // What the IR op cannot express, a matmul per axis can (static float inputs).
+        Err(e) if policy == "stretch" && coord != "tf_crop_and_resize" => {
+            let ip = Interp {
+                mode: &mode,
+                coord: &coord,
+                nearest: &nearest,
+                cubic_a: node.attr_f("cubic_coeff_a", -0.75)?,
+                exclude_outside: node.attr_i("exclude_outside", 0)? != 0,
+            };
+            resize_by_matrices(
+                ctx,
+                node,
+                x,
+                scales.as_deref(),
+                sizes.as_deref(),
+                axes.as_deref(),
+                &ip,
+            )
+            .map(|out| vec![out])
+            .map_err(|_| e)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn upsample(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendError> {

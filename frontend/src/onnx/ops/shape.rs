@@ -5,6 +5,9 @@
 //! subgraphs exporters write (`Shape → Gather → Unsqueeze → Concat → Reshape`) fold into
 //! the attributes of the op that consumes them.
 
+use std::sync::Arc;
+
+use dqc_ir::op::{BinaryOp, UnaryOp};
 use dqc_ir::shape::normalize_axis;
 use dqc_ir::{DType, Dim, Op, Shape, Tensor};
 
@@ -13,6 +16,7 @@ use crate::onnx::import::ctx::FOLD_LIMIT;
 use crate::onnx::import::oval::{SymInt, SymInts};
 use crate::onnx::import::{Ctx, NodeView, OVal, Registry};
 use crate::onnx::ops::cast_tensor;
+use crate::onnx::ops::emit_util::{bin, fscalar, un};
 use crate::onnx::tensor::dtype_for_onnx;
 
 /// Register the shape and constant converters.
@@ -306,29 +310,86 @@ fn cast(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendErr
         .map_err(|_| format!("{code} is not a data type"))
         .and_then(dtype_for_onnx)
         .map_err(|e| node.attr_error("to", e))?;
-    check_saturate(node, to)?;
     let x = ctx.req(node, 0)?;
-    Ok(vec![cast_to(ctx, node, x, to)?])
+    if code == UINT4 && ctx.ty(&x)?.dtype != DType::Bool {
+        // UINT4 is widened to u8, but ONNX wraps modulo 16: cast to i32 (floats
+        // truncate), take the remainder by 16, then narrow.
+        let wide = if x.as_const().is_some() {
+            cast_to(ctx, node, x, DType::I32)?
+        } else {
+            ctx.emit1(Op::Cast { to: DType::I32 }, &[x], &node.sub("i32"))?
+        };
+        let sixteen = OVal::Const(
+            Tensor::from_i64(DType::I32, Vec::new(), &[16])
+                .map_err(|e| node.error(e.to_string()))?,
+        );
+        let low = bin(ctx, BinaryOp::Mod, &wide, &sixteen, &node.sub("mod16"))?;
+        return Ok(vec![cast_to(ctx, node, low, to)?]);
+    }
+    cast_checked(ctx, node, x, to)
 }
 
-/// `saturate = 0` (opset 19: overflow to NaN/inf in float8 casts) is not what the IR
-/// `cast` does; refuse it rather than compute something else.
-fn check_saturate(node: &NodeView<'_>, to: DType) -> Result<(), FrontendError> {
-    if matches!(to, DType::F8E4M3 | DType::F8E5M2) && node.attr_i("saturate", 1)? == 0 {
-        return Err(node.attr_error(
-            "saturate",
-            "0 (overflow to NaN/inf) is not supported: the IR cast saturates to the finite range",
-        ));
+/// ONNX's data type code of UINT4.
+const UINT4: i64 = 21;
+
+/// Cast honouring `saturate`: with `saturate = 0` (opset 19) a float 8 target overflows
+/// instead of clamping. The IR cast saturates, so the overflow is put back with a
+/// `where`: E4M3FN gives NaN above the round-to-nearest-even overflow point 464, E5M2
+/// gives ±inf above its largest finite value 57344 (as ONNX's reference does), both for
+/// infinite inputs too.
+fn cast_checked(
+    ctx: &mut Ctx<'_>,
+    node: &NodeView<'_>,
+    x: OVal,
+    to: DType,
+) -> Result<Vec<OVal>, FrontendError> {
+    let sat = !matches!(to, DType::F8E4M3 | DType::F8E5M2) || node.attr_i("saturate", 1)? != 0;
+    let from = ctx.ty(&x)?.dtype;
+    if to == DType::I4 && from.is_float() {
+        // ONNX wraps out-of-range values modulo 16 (-9 → 7) where the IR's float → int
+        // cast saturates; its int → int cast wraps, so go through i32.
+        let wide = if x.as_const().is_some() {
+            cast_to(ctx, node, x, DType::I32)?
+        } else {
+            ctx.emit1(Op::Cast { to: DType::I32 }, &[x], &node.sub("i32"))?
+        };
+        return Ok(vec![cast_to(ctx, node, wide, to)?]);
     }
-    Ok(())
+    if sat || !from.is_float() {
+        return Ok(vec![cast_to(ctx, node, x, to)?]);
+    }
+    let y = cast_to(ctx, node, x.clone(), to)?;
+    let abs = un(ctx, UnaryOp::Abs, &x, &node.sub("abs"))?;
+    let (cmp, limit, special) = if to == DType::F8E4M3 {
+        (BinaryOp::Greater, 464.0, fscalar(node, to, f32::NAN)?)
+    } else {
+        let zero = fscalar(node, from, 0.0)?;
+        let neg = bin(ctx, BinaryOp::Less, &x, &zero, &node.sub("negative"))?;
+        // Built from the codes: encoding an f32 infinity saturates to ±57344.
+        let code = |b: u8| {
+            Tensor::from_bytes(to, Vec::new(), Arc::from([b].as_slice()))
+                .map(OVal::Const)
+                .map_err(|e| node.error(e.to_string()))
+        };
+        let pinf = code(0x7c)?;
+        let ninf = code(0xfc)?;
+        let inf = ctx.emit1(Op::Where, &[neg, ninf, pinf], &node.sub("signed_inf"))?;
+        (BinaryOp::Greater, 57344.0, inf)
+    };
+    let limit = fscalar(node, from, limit)?;
+    let over = bin(ctx, cmp, &abs, &limit, &node.sub("overflow"))?;
+    Ok(vec![ctx.emit1(
+        Op::Where,
+        &[over, special, y],
+        &node.sub("unsaturated"),
+    )?])
 }
 
 fn cast_like(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendError> {
     let x = ctx.req(node, 0)?;
     let like = ctx.req(node, 1)?;
     let to = ctx.ty(&like)?.dtype;
-    check_saturate(node, to)?;
-    Ok(vec![cast_to(ctx, node, x, to)?])
+    cast_checked(ctx, node, x, to)
 }
 
 /// Resolve `axis` against `rank` or fail naming the node and attribute.
