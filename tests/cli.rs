@@ -1,7 +1,7 @@
 //! End-to-end tests of the `dqc` binary: the demo path works, and bad input gives one
 //! clear error and a non-zero exit, never a panic.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn dqc(args: &[&str]) -> Output {
@@ -187,4 +187,76 @@ fn help_works_for_every_command() {
         let o = dqc(&[c, "--help"]);
         assert!(o.status.success(), "{c} --help failed");
     }
+}
+
+// ----- ONNX models: `dqc import`, and `inspect`/`eval` on `.onnx` files -----
+// Uses the ONNX conformance cases of `shared/onnx-node` next to the checkout (skipped with
+// a note when absent).
+
+fn case(name: &str) -> Option<PathBuf> {
+    let root =
+        dqc_frontend::onnx::testdata::find_onnx_node_dir(Path::new(env!("CARGO_MANIFEST_DIR")))?;
+    let p = root.join(name).join("model.onnx");
+    p.is_file().then_some(p)
+}
+
+#[test]
+fn import_inspect_and_eval_an_onnx_model() {
+    let Some(model) = case("test_gelu_tanh_1_expanded") else {
+        eprintln!("note: shared/onnx-node not found; test skipped");
+        return;
+    };
+    let o = dqc(&["import", p(&model)]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "import failed: {err}");
+    assert!(out.contains("graph @") && out.contains("tanh("), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let dqc_file = dir.path().join("gelu.dqc");
+    let o = dqc(&["import", p(&model), "-o", p(&dqc_file)]);
+    assert!(o.status.success(), "import -o failed: {}", text(&o).1);
+    let o = dqc(&["inspect", "--summary", p(&dqc_file)]);
+    assert!(
+        o.status.success(),
+        "inspect of the written file failed: {}",
+        text(&o).1
+    );
+
+    let o = dqc(&["inspect", "--summary", p(&model)]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "inspect failed: {err}");
+    assert!(out.contains("//   onnx ops: "), "{out}");
+    assert!(out.contains("Tanh 1"), "{out}");
+    assert!(out.contains("//   ops: "), "{out}");
+
+    let inputs = dir.path().join("in.npz");
+    let outputs = dir.path().join("out.npz");
+    let o = dqc(&["make-inputs", p(&model), "-o", p(&inputs)]);
+    assert!(o.status.success(), "make-inputs failed: {}", text(&o).1);
+    let o = dqc(&[
+        "eval",
+        p(&model),
+        "--inputs",
+        p(&inputs),
+        "--outputs",
+        p(&outputs),
+    ]);
+    assert!(o.status.success(), "eval failed: {}", text(&o).1);
+    assert!(outputs.is_file());
+}
+
+#[test]
+fn unsupported_onnx_op_is_a_clear_error() {
+    let Some(model) = case("test_bitshift_left_uint8") else {
+        eprintln!("note: shared/onnx-node not found; test skipped");
+        return;
+    };
+    let o = dqc(&["import", p(&model)]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("operator `BitShift`") && err.contains("not supported"),
+        "{err}"
+    );
 }
