@@ -128,6 +128,12 @@ pub enum GraphError {
         /// Number of uses.
         users: usize,
     },
+    /// A node id that is not (or no longer) in the graph.
+    #[error("node #{index} is not in the graph")]
+    NoSuchNode {
+        /// The id's index.
+        index: usize,
+    },
     /// The graph has a cycle.
     #[error("the graph has a cycle through node `{node}`")]
     Cycle {
@@ -345,7 +351,14 @@ impl Graph {
 
     /// Replace operand `slot` of `node` with `v`.
     pub fn set_input(&mut self, node: NodeId, slot: usize, v: Value) -> Result<(), GraphError> {
-        let consumer = self.g[node].name().to_string();
+        let consumer = self
+            .g
+            .node_weight(node)
+            .ok_or(GraphError::NoSuchNode {
+                index: node.index(),
+            })?
+            .name()
+            .to_string();
         self.check_value(&v, &consumer, slot)?;
         if slot >= self.g[node].inputs.len() {
             return Err(GraphError::DanglingInput {
@@ -389,7 +402,10 @@ impl Graph {
 
     /// Remove a node that nothing reads. Graph inputs cannot be removed.
     pub fn remove_node(&mut self, id: NodeId) -> Result<Node, GraphError> {
-        let node = &self.g[id];
+        let node = self
+            .g
+            .node_weight(id)
+            .ok_or(GraphError::NoSuchNode { index: id.index() })?;
         let users = self.g.edges_directed(id, Direction::Outgoing).count()
             + self.outputs.iter().filter(|o| o.node == id).count();
         if users > 0 || matches!(node.op, Op::Input { .. }) {
@@ -398,10 +414,10 @@ impl Graph {
                 users: users.max(1),
             });
         }
-        let node = self.g.remove_node(id).ok_or(GraphError::DanglingInput {
-            node: String::new(),
-            slot: 0,
-        })?;
+        let node = self
+            .g
+            .remove_node(id)
+            .ok_or(GraphError::NoSuchNode { index: id.index() })?;
         for n in &node.names {
             self.used_names.remove(n);
         }
@@ -496,5 +512,83 @@ impl Graph {
     /// The underlying petgraph (read only).
     pub fn petgraph(&self) -> &StableDiGraph<Node, Edge> {
         &self.g
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::{BinaryOp, UnaryOp};
+    use crate::{DType, Shape};
+
+    fn f32_ty() -> TensorType {
+        TensorType::new(DType::F32, Shape::fixed(&[2]))
+    }
+
+    #[test]
+    fn edits_keep_operands_and_edges_in_step() {
+        let mut g = Graph::new("g");
+        let x = g.add_input("x", f32_ty());
+        let y = g.add_input("y", f32_ty());
+        let a = Value::new(
+            g.add_node(Op::Binary(BinaryOp::Add), &[x, x], "a").unwrap(),
+            0,
+        );
+        let n = Value::new(g.add_node(Op::Unary(UnaryOp::Neg), &[a], "n").unwrap(), 0);
+        g.set_outputs(vec![n]);
+        assert_eq!(g.uses(x), vec![(a.node, 0), (a.node, 1)]);
+        g.set_input(a.node, 1, y).unwrap();
+        assert_eq!(g.uses(x), vec![(a.node, 0)]);
+        assert_eq!(g.uses(y), vec![(a.node, 1)]);
+        g.replace_all_uses(a, y).unwrap();
+        assert_eq!(g.node(n.node).inputs(), &[y]);
+        assert!(!g.is_used(a));
+        assert_eq!(g.remove_dead(), 1);
+        assert_eq!(g.topo_order().unwrap(), vec![x.node, y.node, n.node]);
+        // Names freed by removal can be reused; taken names get a suffix.
+        assert_eq!(g.unique_name("a"), "a");
+        assert_eq!(g.unique_name("n"), "n_1");
+    }
+
+    #[test]
+    fn bad_ids_and_removals_are_errors() {
+        let mut g = Graph::new("g");
+        let x = g.add_input("x", f32_ty());
+        let n = g.add_node(Op::Unary(UnaryOp::Neg), &[x], "n").unwrap();
+        g.set_outputs(vec![Value::new(n, 0)]);
+        assert!(matches!(
+            g.remove_node(n),
+            Err(GraphError::StillUsed { .. })
+        ));
+        assert!(matches!(
+            g.remove_node(x.node),
+            Err(GraphError::StillUsed { .. })
+        ));
+        assert!(matches!(
+            g.add_node(Op::Unary(UnaryOp::Neg), &[Value::new(n, 3)], "m"),
+            Err(GraphError::NoSuchOutput { .. })
+        ));
+        g.set_outputs(vec![x]);
+        g.remove_node(n).unwrap();
+        assert!(matches!(
+            g.remove_node(n),
+            Err(GraphError::NoSuchNode { .. })
+        ));
+        assert!(matches!(
+            g.set_input(n, 0, x),
+            Err(GraphError::NoSuchNode { .. })
+        ));
+    }
+
+    #[test]
+    fn cycles_are_reported() {
+        let mut g = Graph::new("g");
+        let x = g.add_input("x", f32_ty());
+        let a = g.add_node(Op::Unary(UnaryOp::Neg), &[x], "a").unwrap();
+        let b = g
+            .add_node(Op::Unary(UnaryOp::Neg), &[Value::new(a, 0)], "b")
+            .unwrap();
+        g.set_input(a, 0, Value::new(b, 0)).unwrap();
+        assert!(matches!(g.topo_order(), Err(GraphError::Cycle { .. })));
     }
 }
