@@ -2,6 +2,7 @@
 //! normalization): imported and run against naive references, or checked for the IR
 //! they lower to. The ONNX node conformance cases are in `import_conformance.rs`.
 
+mod common;
 mod ops_build;
 
 mod contraction {

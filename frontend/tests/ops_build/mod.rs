@@ -5,32 +5,15 @@ use dqc_frontend::onnx::import::import_model;
 use dqc_frontend::onnx::load_model_from_bytes;
 use dqc_frontend::onnx::proto::{
     AttributeProto, AttributeType, DataType, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, tensor_shape_proto, type_proto,
+    TensorProto, ValueInfoProto,
 };
 use dqc_ir::{DType, Graph, Tensor};
 use prost::Message;
 
-/// An f32 value info with static dims.
+/// An f32 value info with static dims (the shared builder of `common`, with unsigned dims).
 pub fn vi(name: &str, dims: &[u64]) -> ValueInfoProto {
-    ValueInfoProto {
-        name: name.into(),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: DataType::Float as i32,
-                shape: Some(TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|&d| tensor_shape_proto::Dimension {
-                            value: Some(tensor_shape_proto::DimValue::DimValue(d as i64)),
-                            denotation: String::new(),
-                        })
-                        .collect(),
-                }),
-            })),
-            denotation: String::new(),
-        }),
-        ..Default::default()
-    }
+    let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+    crate::common::vi(name, &dims)
 }
 
 /// A string attribute.
