@@ -29,6 +29,14 @@ fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 temp path")
 }
 
+/// Write `src` to a temporary file named `name` and run `dqc inspect` on it.
+fn inspect_source(name: &str, src: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join(name);
+    std::fs::write(&f, src).unwrap();
+    dqc(&["inspect", p(&f)])
+}
+
 #[test]
 fn new_model_inspect_make_inputs_eval() {
     let dir = tempfile::tempdir().unwrap();
@@ -93,36 +101,25 @@ fn missing_file_is_a_clear_error() {
 
 #[test]
 fn unsupported_extension_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("model.txt");
-    std::fs::write(&f, "hello").unwrap();
-    let o = dqc(&["inspect", p(&f)]);
+    let o = inspect_source("model.txt", "hello");
     assert_clean_failure(&o, "unsupported model file");
 }
 
 #[test]
 fn parse_error_names_file_line_and_column() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("bad.dqc");
-    std::fs::write(
-        &f,
+    let o = inspect_source(
+        "bad.dqc",
         "graph @g(%x: f32[2]) -> (f32[2]) {\n  %y = add(%x, %x\n  return %y\n}\n",
-    )
-    .unwrap();
-    let o = dqc(&["inspect", p(&f)]);
+    );
     assert_clean_failure(&o, "bad.dqc:");
 }
 
 #[test]
 fn verifier_error_names_the_node() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("bad.dqc");
-    std::fs::write(
-        &f,
+    let o = inspect_source(
+        "bad.dqc",
         "graph @g(%x: f32[2,3], %w: f32[4,5]) -> (f32[2,5]) {\n  %y = matmul(%x, %w)\n  return %y\n}\n",
-    )
-    .unwrap();
-    let o = dqc(&["inspect", p(&f)]);
+    );
     assert_clean_failure(&o, "`y`");
 }
 
