@@ -10,7 +10,9 @@ use std::str::FromStr;
 ///
 /// Sub-byte types (`I4`, `Fp4E2M1`) are packed two per byte: element `2k` in the low
 /// nibble of byte `k`, element `2k+1` in the high nibble (the ONNX and PTX convention).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum DType {
     /// IEEE 754 binary32.
     F32,

@@ -15,7 +15,7 @@ use crate::shape::Shape;
 use crate::tensor::Tensor;
 
 /// Elementwise functions of one argument.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum UnaryOp {
     /// `-x`
     Neg,
@@ -58,7 +58,7 @@ pub enum UnaryOp {
 }
 
 /// Elementwise functions of two arguments (numpy broadcasting).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum BinaryOp {
     /// `a + b`
     Add,
@@ -119,7 +119,7 @@ impl BinaryOp {
 }
 
 /// Reductions over a set of axes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ReduceOp {
     /// sum
     Sum,
@@ -136,7 +136,7 @@ pub enum ReduceOp {
 }
 
 /// How `Pad` fills the border.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum PadMode {
     /// A constant value.
     Constant(f32),
@@ -147,7 +147,7 @@ pub enum PadMode {
 }
 
 /// Interpolation of `Resize`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ResizeMode {
     /// Nearest neighbour, with the given rounding of the source coordinate.
     Nearest(NearestRounding),
@@ -156,7 +156,7 @@ pub enum ResizeMode {
 }
 
 /// Rounding of the source coordinate in nearest-neighbour resize (ONNX `nearest_mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum NearestRounding {
     /// round half down (`ceil(x - 0.5)`)
     RoundPreferFloor,
@@ -170,7 +170,7 @@ pub enum NearestRounding {
 
 /// Mapping from output to input coordinates in `Resize` (ONNX
 /// `coordinate_transformation_mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CoordTransform {
     /// `x_in = (x_out + 0.5) / scale - 0.5`
     HalfPixel,
@@ -181,7 +181,7 @@ pub enum CoordTransform {
 }
 
 /// Gelu flavour.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum GeluApprox {
     /// exact, via erf
     Erf,
@@ -190,7 +190,7 @@ pub enum GeluApprox {
 }
 
 /// Which denoising steps recompute a cached region (see [`Op::StepGate`]).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum StepSchedule {
     /// Recompute on every step (caching disabled).
     Always,

@@ -25,7 +25,7 @@ pub const NVFP4_BLOCK: u64 = 16;
 pub const MX_BLOCK: u64 = 32;
 
 /// A quantization scheme: which scale governs which element.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum QuantScheme {
     /// One scale for the whole tensor.
     PerTensor,

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// One dimension: `factor * Π symbols`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Dim {
     factor: u64,
     /// Symbol names with their (positive) exponents, sorted by name.
@@ -143,7 +145,7 @@ impl fmt::Display for Dim {
 }
 
 /// A tensor shape: a list of dimensions (rank 0 is a scalar).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub struct Shape(pub Vec<Dim>);
 
 impl Shape {
@@ -268,7 +270,7 @@ impl From<Vec<Dim>> for Shape {
 }
 
 /// The type of a value: element type and shape, written `f32[B,256,384]`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct TensorType {
     /// Element type.
     pub dtype: crate::DType,

@@ -1,0 +1,1 @@
+//! Lowering `ir::Graph` → `spec::Program` (being written).
