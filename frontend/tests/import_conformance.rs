@@ -48,7 +48,12 @@ fn rel_tolerance(d: DType) -> f32 {
     match d {
         DType::F32 => 1e-4,
         DType::F16 => 2e-3,
-        DType::BF16 | DType::F8E4M3 | DType::F8E5M2 | DType::Fp4E2M1 => 1.6e-2,
+        DType::BF16
+        | DType::F8E4M3
+        | DType::F8E5M2
+        | DType::F8E4M3Fnuz
+        | DType::F8E5M2Fnuz
+        | DType::Fp4E2M1 => 1.6e-2,
         DType::I64 | DType::I32 | DType::I8 | DType::U8 | DType::I4 | DType::Bool => 0.0,
     }
 }

@@ -24,6 +24,12 @@ pub enum DType {
     F8E4M3,
     /// OCP FP8 E5M2: IEEE-like, max ±57344, has infinities and NaNs.
     F8E5M2,
+    /// FP8 E4M3 "fnuz" (AMD/Graphcore): bias 8, max ±240, `0x80` is the only NaN, no
+    /// negative zero, no infinities.
+    F8E4M3Fnuz,
+    /// FP8 E5M2 "fnuz": bias 16, max ±57344, `0x80` is the only NaN, no negative zero, no
+    /// infinities.
+    F8E5M2Fnuz,
     /// Signed 64-bit integer (shapes, indices).
     I64,
     /// Signed 32-bit integer (integer GEMM accumulators).
@@ -43,12 +49,14 @@ pub enum DType {
 
 impl DType {
     /// Every dtype, in declaration order.
-    pub const ALL: [DType; 12] = [
+    pub const ALL: [DType; 14] = [
         DType::F32,
         DType::F16,
         DType::BF16,
         DType::F8E4M3,
         DType::F8E5M2,
+        DType::F8E4M3Fnuz,
+        DType::F8E5M2Fnuz,
         DType::I64,
         DType::I32,
         DType::I8,
@@ -66,6 +74,8 @@ impl DType {
             DType::BF16 => "bf16",
             DType::F8E4M3 => "f8e4m3",
             DType::F8E5M2 => "f8e5m2",
+            DType::F8E4M3Fnuz => "f8e4m3fnuz",
+            DType::F8E5M2Fnuz => "f8e5m2fnuz",
             DType::I64 => "i64",
             DType::I32 => "i32",
             DType::I8 => "i8",
@@ -81,7 +91,13 @@ impl DType {
         match self {
             DType::F32 | DType::I32 => 32,
             DType::F16 | DType::BF16 => 16,
-            DType::F8E4M3 | DType::F8E5M2 | DType::I8 | DType::U8 | DType::Bool => 8,
+            DType::F8E4M3
+            | DType::F8E5M2
+            | DType::F8E4M3Fnuz
+            | DType::F8E5M2Fnuz
+            | DType::I8
+            | DType::U8
+            | DType::Bool => 8,
             DType::I64 => 64,
             DType::I4 | DType::Fp4E2M1 => 4,
         }
@@ -105,7 +121,14 @@ impl DType {
     pub fn is_float(self) -> bool {
         matches!(
             self,
-            DType::F32 | DType::F16 | DType::BF16 | DType::F8E4M3 | DType::F8E5M2 | DType::Fp4E2M1
+            DType::F32
+                | DType::F16
+                | DType::BF16
+                | DType::F8E4M3
+                | DType::F8E5M2
+                | DType::F8E4M3Fnuz
+                | DType::F8E5M2Fnuz
+                | DType::Fp4E2M1
         )
     }
 
@@ -119,7 +142,10 @@ impl DType {
 
     /// Types that only quantized tensors use (8-bit and 4-bit formats, not `u8`/`i8`).
     pub fn is_low_precision_float(self) -> bool {
-        matches!(self, DType::F8E4M3 | DType::F8E5M2 | DType::Fp4E2M1)
+        matches!(
+            self,
+            DType::F8E4M3 | DType::F8E5M2 | DType::F8E4M3Fnuz | DType::F8E5M2Fnuz | DType::Fp4E2M1
+        )
     }
 
     /// Smallest and largest value an integer type holds, as i64.
@@ -136,6 +162,8 @@ impl DType {
             | DType::BF16
             | DType::F8E4M3
             | DType::F8E5M2
+            | DType::F8E4M3Fnuz
+            | DType::F8E5M2Fnuz
             | DType::Fp4E2M1 => None,
         }
     }
@@ -148,6 +176,8 @@ impl DType {
             DType::BF16 => Some(3.389_531_4e38),
             DType::F8E4M3 => Some(448.0),
             DType::F8E5M2 => Some(57344.0),
+            DType::F8E4M3Fnuz => Some(240.0),
+            DType::F8E5M2Fnuz => Some(57344.0),
             DType::Fp4E2M1 => Some(6.0),
             DType::I64 | DType::I32 | DType::I8 | DType::U8 | DType::I4 | DType::Bool => None,
         }

@@ -247,9 +247,13 @@ fn descr_of(dtype: DType) -> Result<&'static str, NpyError> {
         DType::I8 => Ok("|i1"),
         DType::U8 => Ok("|u1"),
         DType::Bool => Ok("|b1"),
-        DType::BF16 | DType::F8E4M3 | DType::F8E5M2 | DType::I4 | DType::Fp4E2M1 => {
-            Err(NpyError::NotNumpyDtype { dtype })
-        }
+        DType::BF16
+        | DType::F8E4M3
+        | DType::F8E5M2
+        | DType::F8E4M3Fnuz
+        | DType::F8E5M2Fnuz
+        | DType::I4
+        | DType::Fp4E2M1 => Err(NpyError::NotNumpyDtype { dtype }),
     }
 }
 

@@ -31,6 +31,9 @@ pub struct MiniFloat {
     pub ieee_specials: bool,
     /// True if `S.1111.111` is NaN (e4m3fn).
     pub all_ones_nan: bool,
+    /// "fnuz" formats (e4m3fnuz, e5m2fnuz): no negative zero, its code `1.0000.000` is
+    /// the only NaN, no infinities.
+    pub fnuz: bool,
 }
 
 /// OCP FP8 E4M3 ("fn": no infinities).
@@ -40,6 +43,7 @@ pub const E4M3: MiniFloat = MiniFloat {
     bias: 7,
     ieee_specials: false,
     all_ones_nan: true,
+    fnuz: false,
 };
 /// OCP FP8 E5M2.
 pub const E5M2: MiniFloat = MiniFloat {
@@ -48,6 +52,7 @@ pub const E5M2: MiniFloat = MiniFloat {
     bias: 15,
     ieee_specials: true,
     all_ones_nan: false,
+    fnuz: false,
 };
 /// OCP FP4 E2M1.
 pub const E2M1: MiniFloat = MiniFloat {
@@ -56,6 +61,25 @@ pub const E2M1: MiniFloat = MiniFloat {
     bias: 1,
     ieee_specials: false,
     all_ones_nan: false,
+    fnuz: false,
+};
+/// FP8 E4M3 "fnuz" (bias 8, max ±240, NaN = 0x80, no -0, no infinities).
+pub const E4M3FNUZ: MiniFloat = MiniFloat {
+    exp_bits: 4,
+    man_bits: 3,
+    bias: 8,
+    ieee_specials: false,
+    all_ones_nan: false,
+    fnuz: true,
+};
+/// FP8 E5M2 "fnuz" (bias 16, max ±57344, NaN = 0x80, no -0, no infinities).
+pub const E5M2FNUZ: MiniFloat = MiniFloat {
+    exp_bits: 5,
+    man_bits: 2,
+    bias: 16,
+    ieee_specials: false,
+    all_ones_nan: false,
+    fnuz: true,
 };
 
 impl MiniFloat {
@@ -101,6 +125,9 @@ impl MiniFloat {
         let e = ((bits >> self.man_bits) & (self.max_exp_field() as u8)) as i32;
         let m = (bits & ((1 << self.man_bits) - 1)) as u32;
         let body = bits & !(1 << (w - 1));
+        if self.fnuz && bits == 1 << (w - 1) {
+            return f32::NAN;
+        }
         if Some(body) == self.nan_code()
             || (self.ieee_specials && e == self.max_exp_field() && m != 0)
         {
@@ -125,9 +152,16 @@ impl MiniFloat {
         let sign_bit = 1u8 << (self.width() - 1);
         let sign = if x.is_sign_negative() { sign_bit } else { 0 };
         if x.is_nan() {
-            return self.nan_code().unwrap_or(0);
+            return if self.fnuz {
+                sign_bit
+            } else {
+                self.nan_code().unwrap_or(0)
+            };
         }
         let overflow = |sign: u8| -> u8 {
+            if !saturate && self.fnuz {
+                return sign_bit;
+            }
             if !saturate {
                 if let Some(c) = self.inf_code() {
                     return sign | c;
@@ -154,6 +188,9 @@ impl MiniFloat {
         let q = round_half_even(a / quantum) * quantum;
         if q > self.max_finite() {
             return overflow(sign);
+        }
+        if q == 0.0 && self.fnuz {
+            return 0;
         }
         sign | self.encode_finite(q)
     }
@@ -246,6 +283,8 @@ pub fn encode_f32(dtype: DType, values: &[f32]) -> Vec<u8> {
             .collect(),
         DType::F8E4M3 => values.iter().map(|v| E4M3.encode(*v, true)).collect(),
         DType::F8E5M2 => values.iter().map(|v| E5M2.encode(*v, true)).collect(),
+        DType::F8E4M3Fnuz => values.iter().map(|v| E4M3FNUZ.encode(*v, true)).collect(),
+        DType::F8E5M2Fnuz => values.iter().map(|v| E5M2FNUZ.encode(*v, true)).collect(),
         DType::Fp4E2M1 => pack_nibbles(values.iter().map(|v| E2M1.encode(*v, true))),
         DType::Bool => values.iter().map(|v| u8::from(*v != 0.0)).collect(),
         DType::I64 | DType::I32 | DType::I8 | DType::U8 | DType::I4 => {
@@ -275,7 +314,14 @@ pub fn encode_i64(dtype: DType, values: &[i64]) -> Vec<u8> {
         DType::U8 => values.iter().map(|v| sat(*v) as u8).collect(),
         DType::I4 => pack_nibbles(values.iter().map(|v| (sat(*v) as i8 as u8) & 0x0f)),
         DType::Bool => values.iter().map(|v| u8::from(*v != 0)).collect(),
-        DType::F32 | DType::F16 | DType::BF16 | DType::F8E4M3 | DType::F8E5M2 | DType::Fp4E2M1 => {
+        DType::F32
+        | DType::F16
+        | DType::BF16
+        | DType::F8E4M3
+        | DType::F8E5M2
+        | DType::F8E4M3Fnuz
+        | DType::F8E5M2Fnuz
+        | DType::Fp4E2M1 => {
             let f: Vec<f32> = values.iter().map(|v| *v as f32).collect();
             encode_f32(dtype, &f)
         }
@@ -297,7 +343,11 @@ fn pack_nibbles(nibbles: impl Iterator<Item = u8>) -> Vec<u8> {
 /// The `i`-th 4-bit element of packed bytes.
 pub fn nibble(bytes: &[u8], i: usize) -> u8 {
     let b = bytes[i / 2];
-    if i % 2 == 0 { b & 0x0f } else { b >> 4 }
+    if i.is_multiple_of(2) {
+        b & 0x0f
+    } else {
+        b >> 4
+    }
 }
 
 fn sign_extend_i4(n: u8) -> i64 {
@@ -325,6 +375,8 @@ pub fn decode_f32(dtype: DType, bytes: &[u8], numel: usize) -> Vec<f32> {
             .collect(),
         DType::F8E4M3 => bytes[..numel].iter().map(|b| E4M3.decode(*b)).collect(),
         DType::F8E5M2 => bytes[..numel].iter().map(|b| E5M2.decode(*b)).collect(),
+        DType::F8E4M3Fnuz => bytes[..numel].iter().map(|b| E4M3FNUZ.decode(*b)).collect(),
+        DType::F8E5M2Fnuz => bytes[..numel].iter().map(|b| E5M2FNUZ.decode(*b)).collect(),
         DType::Fp4E2M1 => (0..numel).map(|i| E2M1.decode(nibble(bytes, i))).collect(),
         DType::I64 | DType::I32 | DType::I8 | DType::U8 | DType::I4 | DType::Bool => {
             decode_i64(dtype, bytes, numel)
@@ -354,12 +406,17 @@ pub fn decode_i64(dtype: DType, bytes: &[u8], numel: usize) -> Vec<i64> {
         DType::I4 => (0..numel)
             .map(|i| sign_extend_i4(nibble(bytes, i)))
             .collect(),
-        DType::F32 | DType::F16 | DType::BF16 | DType::F8E4M3 | DType::F8E5M2 | DType::Fp4E2M1 => {
-            decode_f32(dtype, bytes, numel)
-                .into_iter()
-                .map(|v| saturate_int((v as f64).trunc(), DType::I64))
-                .collect()
-        }
+        DType::F32
+        | DType::F16
+        | DType::BF16
+        | DType::F8E4M3
+        | DType::F8E5M2
+        | DType::F8E4M3Fnuz
+        | DType::F8E5M2Fnuz
+        | DType::Fp4E2M1 => decode_f32(dtype, bytes, numel)
+            .into_iter()
+            .map(|v| saturate_int((v as f64).trunc(), DType::I64))
+            .collect(),
     }
 }
 
@@ -400,6 +457,29 @@ mod tests {
     }
 
     #[test]
+    fn fnuz_known_values() {
+        // e4m3fnuz: bias 8, max 0x7f = 1.875·2^7 = 240; 0x80 is NaN; no -0, no inf.
+        assert_eq!(E4M3FNUZ.max_finite(), 240.0);
+        assert_eq!(E4M3FNUZ.decode(0x7f), 240.0);
+        assert_eq!(E4M3FNUZ.encode(1.0, true), 0x40);
+        assert_eq!(E4M3FNUZ.decode(0x01), 2f32.powi(-10));
+        assert!(E4M3FNUZ.decode(0x80).is_nan());
+        assert_eq!(E4M3FNUZ.decode(0xff), -240.0);
+        assert_eq!(E4M3FNUZ.encode(-0.0, true), 0x00);
+        assert_eq!(E4M3FNUZ.encode(-1e-9, true), 0x00);
+        assert_eq!(E4M3FNUZ.encode(f32::NAN, true), 0x80);
+        assert_eq!(E4M3FNUZ.encode(f32::INFINITY, true), 0x7f);
+        assert_eq!(E4M3FNUZ.encode(f32::NEG_INFINITY, false), 0x80);
+        assert_eq!(E4M3FNUZ.encode(1000.0, false), 0x80);
+        // e5m2fnuz: bias 16, max 1.75·2^15 = 57344.
+        assert_eq!(E5M2FNUZ.max_finite(), 57344.0);
+        assert_eq!(E5M2FNUZ.encode(1.0, true), 0x40);
+        assert_eq!(E5M2FNUZ.decode(0x01), 2f32.powi(-17));
+        assert!(E5M2FNUZ.decode(0x80).is_nan());
+        assert_eq!(E5M2FNUZ.encode(-1e9, true), 0xff);
+    }
+
+    #[test]
     fn e2m1_value_set() {
         let vals: Vec<f32> = (0u8..8).map(|b| E2M1.decode(b)).collect();
         assert_eq!(vals, vec![0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]);
@@ -413,7 +493,7 @@ mod tests {
 
     #[test]
     fn every_fp8_code_round_trips() {
-        for fmt in [E4M3, E5M2] {
+        for fmt in [E4M3, E5M2, E4M3FNUZ, E5M2FNUZ] {
             for b in 0u8..=255 {
                 let v = fmt.decode(b);
                 if v.is_nan() {
@@ -466,6 +546,9 @@ mod tests {
         } else {
             c
         };
+        if fmt.fnuz && c == 0 {
+            return 0; // no negative zero
+        }
         sign | c
     }
 
@@ -475,7 +558,7 @@ mod tests {
             // Spread values over the formats' ranges: a random mantissa times 2^scale.
             let m = f32::from_bits((bits & 0x807f_ffff) | 0x3f80_0000);
             let x = m * 2f32.powi(scale);
-            for fmt in [E4M3, E5M2, E2M1] {
+            for fmt in [E4M3, E5M2, E2M1, E4M3FNUZ, E5M2FNUZ] {
                 let got = fmt.encode(x, true);
                 let want = nearest_code(&fmt, x);
                 proptest::prop_assert_eq!(got, want, "{:?} x = {}", fmt, x);
@@ -485,7 +568,7 @@ mod tests {
         #[test]
         fn midpoints_round_to_even(code in 0u8..0x7e) {
             // The midpoint between two neighbouring codes goes to the one with even mantissa.
-            for fmt in [E4M3, E5M2] {
+            for fmt in [E4M3, E5M2, E4M3FNUZ, E5M2FNUZ] {
                 let lo = fmt.decode(code) as f64;
                 let hi = fmt.decode(code + 1) as f64;
                 if !lo.is_finite() || !hi.is_finite() || code & 0x7f == 0x7f {

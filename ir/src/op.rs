@@ -212,7 +212,7 @@ impl StepSchedule {
         match self {
             StepSchedule::Always => true,
             StepSchedule::Every { period, warmup } => {
-                step < *warmup || (step - warmup) % (*period).max(1) == 0
+                step < *warmup || (step - warmup).is_multiple_of((*period).max(1))
             }
             StepSchedule::Steps(s) => s.binary_search(&step).is_ok(),
         }

@@ -78,7 +78,7 @@ impl Dim {
 
     /// Exact quotient `self / other`, if `other` divides `self` as a monomial.
     pub fn checked_div(&self, other: &Dim) -> Option<Dim> {
-        if other.factor == 0 || self.factor % other.factor != 0 {
+        if other.factor == 0 || !self.factor.is_multiple_of(other.factor) {
             return None;
         }
         let mut map: BTreeMap<String, u32> = self.syms.iter().cloned().collect();

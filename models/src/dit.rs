@@ -201,13 +201,13 @@ impl DitConfig {
                 return bad(field, "must be at least 1".into());
             }
         }
-        if self.hidden % self.heads != 0 {
+        if !self.hidden.is_multiple_of(self.heads) {
             return bad(
                 "heads",
                 format!("({}) must divide hidden ({})", self.heads, self.hidden),
             );
         }
-        if self.hidden % 4 != 0 {
+        if !self.hidden.is_multiple_of(4) {
             return bad(
                 "hidden",
                 format!(
@@ -216,7 +216,7 @@ impl DitConfig {
                 ),
             );
         }
-        if self.latent % self.patch != 0 {
+        if !self.latent.is_multiple_of(self.patch) {
             return bad(
                 "patch",
                 format!("({}) must divide latent ({})", self.patch, self.latent),

@@ -250,6 +250,39 @@ impl OnnxModel {
             .unwrap_or_else(|| EMPTY.get_or_init(GraphProto::default))
     }
 
+    /// The ONNX element type code the model declares for the value `name` (graph
+    /// input/output/value_info, initializer, or a `Constant` node's tensor), if any.
+    /// Used where dqc widens a type (UINT4, INT2/UINT2 load as one byte per element) but
+    /// an op must still follow the narrow type's rules.
+    pub fn declared_elem_type(&self, name: &str) -> Option<i32> {
+        use crate::onnx::proto::type_proto::Value;
+        let g = self.graph();
+        let from_vi = g
+            .input
+            .iter()
+            .chain(&g.output)
+            .chain(&g.value_info)
+            .filter(|vi| vi.name == name)
+            .find_map(|vi| match vi.r#type.as_ref()?.value.as_ref()? {
+                Value::TensorType(t) => Some(t.elem_type),
+                _ => None,
+            });
+        from_vi
+            .or_else(|| {
+                g.initializer
+                    .iter()
+                    .find(|t| t.name == name)
+                    .map(|t| t.data_type)
+            })
+            .or_else(|| {
+                g.node
+                    .iter()
+                    .filter(|n| n.op_type == "Constant" && n.output.iter().any(|o| o == name))
+                    .flat_map(|n| &n.attribute)
+                    .find_map(|a| a.t.as_ref().map(|t| t.data_type))
+            })
+    }
+
     /// Imported opsets, by domain; the default ONNX domain is `""` (also for models that
     /// spell it `ai.onnx`).
     pub fn opsets(&self) -> &BTreeMap<String, i64> {

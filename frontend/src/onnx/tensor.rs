@@ -12,12 +12,14 @@
 //! |---|---|---|
 //! | FLOAT, FLOAT16, BFLOAT16, INT64, INT32, INT8, UINT8, BOOL | same | exact |
 //! | FLOAT8E4M3FN, FLOAT8E5M2, INT4, FLOAT4E2M1 | f8e4m3, f8e5m2, i4, fp4e2m1 | exact |
+//! | FLOAT8E4M3FNUZ, FLOAT8E5M2FNUZ | f8e4m3fnuz, f8e5m2fnuz | exact |
 //! | INT16, UINT16 | i32 | widened, lossless |
 //! | UINT32 | i64 | widened, lossless |
 //! | UINT64 | i64 | refused if a value exceeds `i64::MAX` |
 //! | UINT4 | u8 | unpacked one element per byte, lossless |
+//! | INT2, UINT2 | i8, u8 | unpacked one element per byte, lossless; casts wrap like 2-bit |
 //! | DOUBLE | f32 | narrowed, rounds to nearest |
-//! | STRING, COMPLEX*, *FNUZ, FLOAT8E8M0, INT2, UINT2 | — | refused with a clear error |
+//! | STRING, COMPLEX*, FLOAT8E8M0 | — | refused with a clear error |
 //!
 //! Sizes are checked against the data actually present before anything is allocated, so a
 //! tensor that claims a dimension of 2^40 with four bytes of data is refused cheaply.
@@ -202,6 +204,8 @@ enum Conv {
     U64,
     /// packed u4 → u8.
     U4,
+    /// packed 2-bit (four per byte, first element in the low bits) → i8 / u8.
+    I2 { signed: bool },
     /// f64 → f32.
     F64,
 }
@@ -213,6 +217,8 @@ impl Conv {
             Conv::Widen16 { .. } => DType::I32,
             Conv::U32 | Conv::U64 => DType::I64,
             Conv::U4 => DType::U8,
+            Conv::I2 { signed: true } => DType::I8,
+            Conv::I2 { signed: false } => DType::U8,
             Conv::F64 => DType::F32,
         }
     }
@@ -226,6 +232,7 @@ impl Conv {
             Conv::U32 => n * 4,
             Conv::U64 | Conv::F64 => n * 8,
             Conv::U4 => n.div_ceil(2),
+            Conv::I2 { .. } => n.div_ceil(4),
         }
     }
 }
@@ -307,18 +314,16 @@ fn conv_for(code: i32) -> Result<Conv, String> {
         DataType::Complex64 | DataType::Complex128 => {
             return Err("dqc has no complex tensors".into());
         }
-        DataType::Float8e4m3fnuz | DataType::Float8e5m2fnuz => {
-            return Err(
-                "the FNUZ fp8 variants encode differently from dqc's f8e4m3/f8e5m2; convert the model to FLOAT8E4M3FN/FLOAT8E5M2".into(),
-            );
-        }
+        DataType::Float8e4m3fnuz => Conv::Same(DType::F8E4M3Fnuz),
+        DataType::Float8e5m2fnuz => Conv::Same(DType::F8E5M2Fnuz),
         DataType::Float8e8m0 => {
             return Err(
                 "E8M0 exists in dqc only as the scale of MX quantization, not as a tensor type"
                     .into(),
             );
         }
-        DataType::Uint2 | DataType::Int2 => return Err("dqc has no 2-bit integer types".into()),
+        DataType::Int2 => Conv::I2 { signed: true },
+        DataType::Uint2 => Conv::I2 { signed: false },
     })
 }
 
@@ -530,6 +535,10 @@ fn from_raw(
             let n = usize::try_from(numel).map_err(|_| bad_data("too many elements".into()))?;
             owned((0..n).map(|i| dqc_ir::numeric::nibble(b, i)).collect())
         }
+        Conv::I2 { signed } => {
+            let n = usize::try_from(numel).map_err(|_| bad_data("too many elements".into()))?;
+            owned((0..n).map(|i| crumb(b, i, signed)).collect())
+        }
         Conv::F64 => owned(
             b.chunks_exact(8)
                 .flat_map(|c| {
@@ -549,7 +558,7 @@ fn typed_field(conv: Conv) -> &'static str {
         Conv::Same(DType::I64) => "int64_data",
         Conv::F64 => "double_data",
         Conv::U32 | Conv::U64 => "uint64_data",
-        Conv::Same(_) | Conv::Widen16 { .. } | Conv::U4 => "int32_data",
+        Conv::Same(_) | Conv::Widen16 { .. } | Conv::U4 | Conv::I2 { .. } => "int32_data",
     }
 }
 
@@ -572,7 +581,9 @@ fn from_typed(
     // 4-bit types: current writers pack two elements per int32_data entry; one element per
     // entry is accepted too.
     let pairs = packed && have == numel.div_ceil(2);
-    if have != numel && !pairs {
+    // 2-bit types: four elements per entry, or one.
+    let quads = matches!(conv, Conv::I2 { .. }) && have == numel.div_ceil(4);
+    if have != numel && !pairs && !quads {
         let want = if packed {
             format!(
                 "{} (two 4-bit elements per entry) or {numel}",
@@ -666,7 +677,7 @@ fn from_typed(
                 out.extend_from_slice(&bits.to_le_bytes());
             }
         }
-        Conv::Same(d @ (DType::F8E4M3 | DType::F8E5M2)) => {
+        Conv::Same(d @ (DType::F8E4M3 | DType::F8E5M2 | DType::F8E4M3Fnuz | DType::F8E5M2Fnuz)) => {
             for (i, &v) in t.int32_data.iter().enumerate() {
                 out.push(range(i, i64::from(v), -128, 255, d.name())? as u8);
             }
@@ -706,8 +717,34 @@ fn from_typed(
                     .collect();
             }
         }
+        Conv::I2 { signed } if quads => {
+            let what = if signed { "INT2" } else { "UINT2" };
+            let mut bytes = Vec::with_capacity(t.int32_data.len());
+            for (i, &v) in t.int32_data.iter().enumerate() {
+                bytes.push(range(i, i64::from(v), -128, 255, what)? as u8);
+            }
+            let n = usize::try_from(numel).map_err(|_| bad_data("too many elements".into()))?;
+            out = (0..n).map(|i| crumb(&bytes, i, signed)).collect();
+        }
+        Conv::I2 { signed } => {
+            let (lo, hi, what) = if signed {
+                (-2, 1, "INT2")
+            } else {
+                (0, 3, "UINT2")
+            };
+            for (i, &v) in t.int32_data.iter().enumerate() {
+                out.push(range(i, i64::from(v), lo, hi, what)? as u8);
+            }
+        }
     }
     Ok(out)
+}
+
+/// Element `i` of packed 2-bit data (four per byte, element 0 in the low bits), widened
+/// to one byte (sign-extended when `signed`).
+fn crumb(bytes: &[u8], i: usize, signed: bool) -> u8 {
+    let v = (bytes.get(i / 4).copied().unwrap_or(0) >> (2 * (i % 4))) & 0b11;
+    if signed && v & 0b10 != 0 { v | 0xfc } else { v }
 }
 
 fn d_name(conv: Conv) -> &'static str {

@@ -47,7 +47,7 @@ pub(super) fn attention(
     require_rank(q, 3, "attention q ([B, Sq, H·D])")?;
     require_rank(k, 3, "attention k ([B, Sk, Hkv·D])")?;
     require_rank(v, 3, "attention v ([B, Sk, Hkv·Dv])")?;
-    if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 {
+    if heads == 0 || kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
         return Err(op_err(format!(
             "attention: heads ({heads}) must be a positive multiple of kv_heads ({kv_heads})"
         )));

@@ -254,7 +254,7 @@ fn bind_dim(d: &Dim, n: u64, bindings: &mut BTreeMap<String, u64>) -> bool {
             });
         if let Some(rest) = rest
             && rest != 0
-            && n % rest == 0
+            && n.is_multiple_of(rest)
         {
             bindings.insert(s.clone(), n / rest);
             return true;

@@ -624,10 +624,11 @@ mod tests {
                 let n = shape.iter().product::<u64>() as usize;
                 proptest::collection::vec(any::<u8>(), dt.storage_bytes(n)).prop_map(
                     move |mut b| {
-                        if dt.is_packed() && n % 2 == 1 {
-                            if let Some(last) = b.last_mut() {
-                                *last &= 0x0f; // the unused nibble is not an element
-                            }
+                        if dt.is_packed()
+                            && n % 2 == 1
+                            && let Some(last) = b.last_mut()
+                        {
+                            *last &= 0x0f; // the unused nibble is not an element
                         }
                         Tensor::from_bytes(dt, shape.clone(), b.into()).unwrap()
                     },

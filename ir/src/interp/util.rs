@@ -316,7 +316,14 @@ pub(super) fn wrap_int(v: i64, dtype: DType) -> i64 {
         DType::U8 => i64::from(v as u8),
         DType::I4 => i64::from(((v as u8) << 4) as i8 >> 4),
         DType::Bool => i64::from(v != 0),
-        DType::F32 | DType::F16 | DType::BF16 | DType::F8E4M3 | DType::F8E5M2 | DType::Fp4E2M1 => v,
+        DType::F32
+        | DType::F16
+        | DType::BF16
+        | DType::F8E4M3
+        | DType::F8E5M2
+        | DType::F8E4M3Fnuz
+        | DType::F8E5M2Fnuz
+        | DType::Fp4E2M1 => v,
     }
 }
 

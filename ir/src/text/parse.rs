@@ -329,20 +329,20 @@ fn build(
                     ));
                 }
                 for (i, (d, v)) in declared.1.iter().zip(&outputs).enumerate() {
-                    if let (Some(d), Some(actual)) = (d, graph.value_type(*v)) {
-                        if d != actual {
-                            let (name, off) = &offs[i];
-                            return Err(ParseError::at(
-                                src,
-                                *off,
-                                ParseErrorKind::ReturnType {
-                                    index: i,
-                                    name: name.clone(),
-                                    declared: type_text(d),
-                                    actual: type_text(actual),
-                                },
-                            ));
-                        }
+                    if let (Some(d), Some(actual)) = (d, graph.value_type(*v))
+                        && d != actual
+                    {
+                        let (name, off) = &offs[i];
+                        return Err(ParseError::at(
+                            src,
+                            *off,
+                            ParseErrorKind::ReturnType {
+                                index: i,
+                                name: name.clone(),
+                                declared: type_text(d),
+                                actual: type_text(actual),
+                            },
+                        ));
                     }
                 }
                 graph.set_outputs(outputs);
@@ -469,17 +469,17 @@ fn statement(
             ));
         }
     }
-    if let Some((off, tys)) = &annotation {
-        if tys.len() != names.len() {
-            return Err(ParseError::at(
-                src,
-                *off,
-                ParseErrorKind::AnnotationCount {
-                    expected: names.len(),
-                    actual: tys.len(),
-                },
-            ));
-        }
+    if let Some((off, tys)) = &annotation
+        && tys.len() != names.len()
+    {
+        return Err(ParseError::at(
+            src,
+            *off,
+            ParseErrorKind::AnnotationCount {
+                expected: names.len(),
+                actual: tys.len(),
+            },
+        ));
     }
     let id = graph
         .add_node_named(op, &operands, names.iter().map(|n| n.0.clone()).collect())

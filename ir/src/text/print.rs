@@ -146,7 +146,14 @@ pub(crate) fn dense(t: &Tensor) -> String {
                 let _ = write!(s, "{v}");
             }
         }
-        DType::F32 | DType::F16 | DType::BF16 | DType::F8E4M3 | DType::F8E5M2 | DType::Fp4E2M1 => {
+        DType::F32
+        | DType::F16
+        | DType::BF16
+        | DType::F8E4M3
+        | DType::F8E5M2
+        | DType::F8E4M3Fnuz
+        | DType::F8E5M2Fnuz
+        | DType::Fp4E2M1 => {
             for (i, v) in t.to_f32_vec().iter().enumerate() {
                 if i > 0 {
                     s.push_str(", ");

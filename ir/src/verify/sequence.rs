@@ -23,7 +23,7 @@ pub(super) fn attention(
     has_mask: bool,
     inputs: &[&TensorType],
 ) -> Result<Vec<TensorType>, InferError> {
-    if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 {
+    if heads == 0 || kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
         return Err(InferError::Attr {
             attr: "heads",
             reason: format!(

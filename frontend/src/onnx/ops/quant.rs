@@ -11,7 +11,7 @@
 
 use dqc_ir::op::{BinaryOp, ReduceOp, UnaryOp};
 use dqc_ir::quant::QuantScheme;
-use dqc_ir::{DType, Dim, Op};
+use dqc_ir::{DType, Dim, Op, Tensor};
 
 use crate::FrontendError;
 use crate::onnx::dtype_for_onnx;
@@ -136,10 +136,45 @@ fn quantize(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronten
         scheme,
         has_zero_point: zp.is_some(),
     };
+    // INT2 / UINT2 load widened to i8 / u8: quantize to the wide type, then clamp to the
+    // 2-bit range (saturating to [-128, 127] and then to [-2, 1] is saturating to [-2, 1]).
+    let code = match node.input_name(2) {
+        "" => out_attr,
+        zp_name => ctx
+            .model()
+            .declared_elem_type(zp_name)
+            .map_or(out_attr, i64::from),
+    };
+    let narrow = match code {
+        INT2 => Some((-2, 1)),
+        UINT2 => Some((0, 3)),
+        _ => None,
+    };
     let mut ins = vec![x, scale];
     ins.extend(zp);
-    Ok(vec![ctx.emit1(op, &ins, &node.name())?])
+    let Some((lo, hi)) = narrow else {
+        return Ok(vec![ctx.emit1(op, &ins, &node.name())?]);
+    };
+    let q = ctx.emit1(op, &ins, &node.sub("wide"))?;
+    let lit = |v: i64| {
+        Tensor::from_i64(dtype, Vec::new(), &[v])
+            .map(OVal::Const)
+            .map_err(|e| node.error(e.to_string()))
+    };
+    let lo = lit(lo)?;
+    let hi = lit(hi)?;
+    let q = ctx.emit1(Op::Binary(BinaryOp::Max), &[q, lo], &node.sub("lo"))?;
+    Ok(vec![ctx.emit1(
+        Op::Binary(BinaryOp::Min),
+        &[q, hi],
+        &node.name(),
+    )?])
 }
+
+/// ONNX's data type code of UINT2.
+const UINT2: i64 = 25;
+/// ONNX's data type code of INT2.
+const INT2: i64 = 26;
 
 fn dequantize(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendError> {
     let q = ctx.req(node, 0)?;

@@ -291,12 +291,12 @@ pub fn cast_to(
             ..d.clone()
         }));
     }
-    if let Some(t) = x.as_const() {
-        if t.numel() as u64 <= FOLD_LIMIT {
-            return cast_tensor(&t, to)
-                .map(OVal::Const)
-                .map_err(|e| node.error(e));
-        }
+    if let Some(t) = x.as_const()
+        && t.numel() as u64 <= FOLD_LIMIT
+    {
+        return cast_tensor(&t, to)
+            .map(OVal::Const)
+            .map_err(|e| node.error(e));
     }
     if ctx.ty(&x)?.dtype == to {
         return Ok(x);
@@ -311,6 +311,21 @@ fn cast(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendErr
         .and_then(dtype_for_onnx)
         .map_err(|e| node.attr_error("to", e))?;
     let x = ctx.req(node, 0)?;
+    cast_onnx(ctx, node, x, code, to)
+}
+
+/// Cast to the ONNX type `code`, which dqc holds as `to`: the widened types (UINT4,
+/// INT2, UINT2) wrap like their narrow selves.
+fn cast_onnx(
+    ctx: &mut Ctx<'_>,
+    node: &NodeView<'_>,
+    x: OVal,
+    code: i64,
+    to: DType,
+) -> Result<Vec<OVal>, FrontendError> {
+    if (code == INT2 || code == UINT2) && ctx.ty(&x)?.dtype != DType::Bool {
+        return cast_to_2bit(ctx, node, x, code == INT2, to).map(|v| vec![v]);
+    }
     if code == UINT4 && ctx.ty(&x)?.dtype != DType::Bool {
         // UINT4 is widened to u8, but ONNX wraps modulo 16: cast to i32 (floats
         // truncate), take the remainder by 16, then narrow.
@@ -331,6 +346,43 @@ fn cast(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, FrontendErr
 
 /// ONNX's data type code of UINT4.
 const UINT4: i64 = 21;
+/// ONNX's data type code of UINT2.
+const UINT2: i64 = 25;
+/// ONNX's data type code of INT2.
+const INT2: i64 = 26;
+
+/// Cast to INT2 / UINT2, which load widened to i8 / u8: ONNX wraps out-of-range values
+/// (UINT2 modulo 4; INT2 into [-2, 1]), so go through i32 (floats truncate), wrap, then
+/// narrow.
+fn cast_to_2bit(
+    ctx: &mut Ctx<'_>,
+    node: &NodeView<'_>,
+    x: OVal,
+    signed: bool,
+    to: DType,
+) -> Result<OVal, FrontendError> {
+    let wide = if x.as_const().is_some() {
+        cast_to(ctx, node, x, DType::I32)?
+    } else {
+        ctx.emit1(Op::Cast { to: DType::I32 }, &[x], &node.sub("i32"))?
+    };
+    let int = |v: i64| {
+        Tensor::from_i64(DType::I32, Vec::new(), &[v])
+            .map(OVal::Const)
+            .map_err(|e| node.error(e.to_string()))
+    };
+    let four = int(4)?;
+    let low = if signed {
+        // ((v + 2) mod 4) - 2
+        let two = int(2)?;
+        let up = bin(ctx, BinaryOp::Add, &wide, &two, &node.sub("plus2"))?;
+        let m = bin(ctx, BinaryOp::Mod, &up, &four, &node.sub("mod4"))?;
+        bin(ctx, BinaryOp::Sub, &m, &two, &node.sub("minus2"))?
+    } else {
+        bin(ctx, BinaryOp::Mod, &wide, &four, &node.sub("mod4"))?
+    };
+    cast_to(ctx, node, low, to)
+}
 
 /// Cast honouring `saturate`: with `saturate = 0` (opset 19) a float 8 target overflows
 /// instead of clamping. The IR cast saturates, so the overflow is put back with a
@@ -343,7 +395,10 @@ fn cast_checked(
     x: OVal,
     to: DType,
 ) -> Result<Vec<OVal>, FrontendError> {
-    let sat = !matches!(to, DType::F8E4M3 | DType::F8E5M2) || node.attr_i("saturate", 1)? != 0;
+    let sat = !matches!(
+        to,
+        DType::F8E4M3 | DType::F8E5M2 | DType::F8E4M3Fnuz | DType::F8E5M2Fnuz
+    ) || node.attr_i("saturate", 1)? != 0;
     let from = ctx.ty(&x)?.dtype;
     if to == DType::I4 && from.is_float() {
         // ONNX wraps out-of-range values modulo 16 (-9 → 7) where the IR's float → int
@@ -362,6 +417,16 @@ fn cast_checked(
     let abs = un(ctx, UnaryOp::Abs, &x, &node.sub("abs"))?;
     let (cmp, limit, special) = if to == DType::F8E4M3 {
         (BinaryOp::Greater, 464.0, fscalar(node, to, f32::NAN)?)
+    } else if to == DType::F8E4M3Fnuz {
+        // 248 lies halfway between the largest value 240 and 256; the tie rounds to the
+        // even 256, which overflows.
+        (BinaryOp::GreaterEqual, 248.0, fscalar(node, to, f32::NAN)?)
+    } else if to == DType::F8E5M2Fnuz {
+        (
+            BinaryOp::GreaterEqual,
+            61440.0,
+            fscalar(node, to, f32::NAN)?,
+        )
     } else {
         let zero = fscalar(node, from, 0.0)?;
         let neg = bin(ctx, BinaryOp::Less, &x, &zero, &node.sub("negative"))?;
@@ -389,7 +454,10 @@ fn cast_like(ctx: &mut Ctx<'_>, node: &NodeView<'_>) -> Result<Vec<OVal>, Fronte
     let x = ctx.req(node, 0)?;
     let like = ctx.req(node, 1)?;
     let to = ctx.ty(&like)?.dtype;
-    cast_checked(ctx, node, x, to)
+    match ctx.model().declared_elem_type(node.input_name(1)) {
+        Some(code) => cast_onnx(ctx, node, x, i64::from(code), to),
+        None => cast_checked(ctx, node, x, to),
+    }
 }
 
 /// Resolve `axis` against `rank` or fail naming the node and attribute.

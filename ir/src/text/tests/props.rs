@@ -21,10 +21,11 @@ fn tensor() -> impl Strategy<Value = Tensor> {
             if dtype == DType::Bool {
                 bytes.iter_mut().for_each(|b| *b &= 1);
             }
-            if dtype.is_packed() && n % 2 == 1 {
-                if let Some(last) = bytes.last_mut() {
-                    *last &= 0x0f;
-                }
+            if dtype.is_packed()
+                && n % 2 == 1
+                && let Some(last) = bytes.last_mut()
+            {
+                *last &= 0x0f;
             }
             Tensor::from_bytes(dtype, shape.clone(), bytes.into()).expect("sized to the shape")
         })

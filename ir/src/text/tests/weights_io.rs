@@ -54,10 +54,11 @@ fn big_constants() -> Vec<Tensor> {
         if d == DType::Bool {
             b.iter_mut().for_each(|x| *x &= 1);
         }
-        if d.is_packed() && n % 2 == 1 {
-            if let Some(l) = b.last_mut() {
-                *l &= 0x0f;
-            }
+        if d.is_packed()
+            && n % 2 == 1
+            && let Some(l) = b.last_mut()
+        {
+            *l &= 0x0f;
         }
         Tensor::from_bytes(d, shape, b.into()).expect("sized")
     };

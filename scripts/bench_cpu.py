@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""CPU benchmark of dqc against onnxruntime on DiT-S/2 (see scripts/bench-cpu.sh).
+
+    python scripts/bench_cpu.py --dqc target/release/dqc --out target/bench-cpu [--threads N]
+
+Steps, each in its own child process so that peak memory (max RSS, from wait4) belongs to
+one engine only:
+  1. export   DiT-S/2 (diffusers DiTTransformer2DModel: hidden 384, depth 12, 6 heads,
+              patch 2, latent 32x32x4, learned sigma), seeded random weights, TorchScript
+              exporter opset 17, dynamic batch; inputs.npz for batch 2.
+  2. ort      onnxruntime CPU, same threads, median/p10/p90 of --iters runs after warm-up.
+  3. compile  `dqc compile model.onnx --target cpu` (wall time; goal < 5 s).
+  4. dqc      `dqc bench PLAN --inputs inputs.npz --iters N --warmup W --threads T`.
+Prints one table and the ratio of median forward times (dqc / onnxruntime).
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def export(out: Path) -> None:
+    import collections
+
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(ROOT / "models" / "export"))
+    from export_onnx import _export, _First  # noqa: E402
+    from diffusers import DiTTransformer2DModel
+
+    cfg = dict(
+        num_attention_heads=6,
+        attention_head_dim=64,
+        in_channels=4,
+        out_channels=8,
+        num_layers=12,
+        sample_size=32,
+        patch_size=2,
+        num_embeds_ada_norm=1000,
+    )
+    torch.manual_seed(0)
+    m = DiTTransformer2DModel(**cfg).eval()
+    g = torch.Generator().manual_seed(1)
+    inputs = collections.OrderedDict(
+        hidden_states=torch.randn(2, 4, 32, 32, generator=g),
+        timestep=torch.tensor([999, 10], dtype=torch.int64),
+        class_labels=torch.tensor([3, 7], dtype=torch.int64),
+    )
+    spec = dict(
+        module=_First(m, list(inputs)),
+        inputs=inputs,
+        outputs=["sample"],
+        dynamic_batch=list(inputs),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    _export(spec, "torchscript", 17, out / "model.onnx")
+    np.savez(out / "inputs.npz", **{k: v.numpy() for k, v in inputs.items()})
+    params = sum(p.numel() for p in m.parameters())
+    (out / "config.json").write_text(json.dumps(dict(cfg, params=params), indent=1))
+
+
+def ort(out: Path, threads: int, iters: int, warmup: int) -> None:
+    import numpy as np
+    import onnxruntime as rt
+
+    so = rt.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = rt.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = rt.InferenceSession(str(out / "model.onnx"), so, providers=["CPUExecutionProvider"])
+    feeds = dict(np.load(out / "inputs.npz"))
+    for _ in range(warmup):
+        sess.run(None, feeds)
+    times = []
+    for _ in range(iters):
+        t = time.perf_counter()
+        res = sess.run(None, feeds)
+        times.append((time.perf_counter() - t) * 1e3)
+    np.savez(out / "ort_outputs.npz", sample=res[0])
+    times.sort()
+    print(json.dumps(dict(median=times[len(times) // 2], p10=times[len(times) // 10],
+                          p90=times[(len(times) * 9) // 10])))
+
+
+def child(cmd: list[str], env: dict | None = None) -> tuple[str, float, int]:
+    """Run `cmd`, return (stdout, wall seconds, max RSS in MiB)."""
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
+    stdout = p.stdout.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"error: {' '.join(cmd)} failed (exit {os.waitstatus_to_exitcode(status)})")
+    return stdout, wall, usage.ru_maxrss // 1024
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dqc", default=str(ROOT / "target" / "release" / "dqc"))
+    ap.add_argument("--out", default=str(ROOT / "target" / "bench-cpu"))
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--step", choices=["all", "export", "ort"], default="all")
+    a = ap.parse_args()
+    out = Path(a.out)
+    if a.step == "export":
+        export(out)
+        return 0
+    if a.step == "ort":
+        ort(out, a.threads, a.iters, a.warmup)
+        return 0
+
+    me = [sys.executable, __file__, "--out", str(out), "--threads", str(a.threads),
+          "--iters", str(a.iters), "--warmup", str(a.warmup)]
+    if not (out / "model.onnx").exists():
+        child(me + ["--step", "export"])
+    cfg = json.loads((out / "config.json").read_text())
+    ort_out, _, ort_rss = child(me + ["--step", "ort"])
+    ort_t = json.loads(ort_out.strip().splitlines()[-1])
+
+    plan = out / "dit-s2.dqcplan"
+    _, compile_s, _ = child([a.dqc, "compile", str(out / "model.onnx"), "--target", "cpu",
+                             "-o", str(plan)])
+    env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads))
+    dqc_out, _, dqc_rss = child([a.dqc, "bench", str(plan), "--inputs", str(out / "inputs.npz"),
+                                 "--iters", str(a.iters), "--warmup", str(a.warmup),
+                                 "--threads", str(a.threads), "--outputs",
+                                 str(out / "dqc_outputs.npz")], env)
+    m = re.search(r"median\s+([0-9.]+)\s*ms.*p10\s+([0-9.]+)\s*ms.*p90\s+([0-9.]+)\s*ms", dqc_out)
+    if not m:
+        sys.exit(f"error: cannot read `dqc bench` output:\n{dqc_out}")
+    dqc_t = dict(median=float(m.group(1)), p10=float(m.group(2)), p90=float(m.group(3)))
+
+    import numpy as np
+    ref = np.load(out / "ort_outputs.npz")["sample"]
+    got = np.load(out / "dqc_outputs.npz")["sample"]
+    rel = float(np.abs(ref - got).max() / max(np.abs(ref).max(), 1e-30))
+
+    print(f"DiT-S/2 ({cfg['params'] / 1e6:.1f} M params), batch 2, latent 32x32x4, "
+          f"{a.threads} threads, {a.iters} iterations after {a.warmup} warm-up")
+    print(f"{'engine':<12} {'median ms':>10} {'p10 ms':>8} {'p90 ms':>8} {'peak RSS MiB':>13}")
+    for name, t, rss in (("onnxruntime", ort_t, ort_rss), ("dqc", dqc_t, dqc_rss)):
+        print(f"{name:<12} {t['median']:>10.2f} {t['p10']:>8.2f} {t['p90']:>8.2f} {rss:>13}")
+    print(f"dqc compile: {compile_s:.2f} s (incl. process start)")
+    print(f"max |dqc - ort| / max |ort| = {rel:.2e}")
+    print(f"ratio dqc / onnxruntime (median) = {dqc_t['median'] / ort_t['median']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
