@@ -117,11 +117,23 @@ struct Store<'a, CF: CostFunction<TensorLang>> {
     extractor: Extractor<'a, CF, TensorLang, TypeAnalysis>,
     egraph: &'a TensorGraph,
     origin: &'a HashMap<Id, Vec<NodeId>>,
+    /// The first graph output of each class: building the class builds that output.
+    output_root: HashMap<Id, Value>,
     built: HashMap<Id, Value>,
+    /// Output roots already written, with their new value.
+    outputs_done: HashMap<Value, Value>,
+    changed: bool,
     pass: &'a str,
 }
 
 impl<CF: CostFunction<TensorLang>> Store<'_, CF> {
+    fn gerr(&self, source: dqc_ir::graph::GraphError) -> PassError {
+        PassError::Graph {
+            pass: self.pass.to_string(),
+            source,
+        }
+    }
+
     /// The value of class `class` in `graph`, building nodes as needed; `hint` names new
     /// nodes that have no original in their class.
     fn build(&mut self, graph: &mut Graph, class: Id, hint: &str) -> Result<Value, PassError> {
@@ -129,23 +141,34 @@ impl<CF: CostFunction<TensorLang>> Store<'_, CF> {
         if let Some(v) = self.built.get(&class) {
             return Ok(*v);
         }
+        if let Some(&root) = self.output_root.get(&class) {
+            return self.output(graph, root, class);
+        }
+        let value = self.build_best(graph, class, hint)?;
+        self.built.insert(class, value);
+        Ok(value)
+    }
+
+    /// The best e-node of `class` as a value: the leaf's value, or a node (an identical
+    /// original is reused).
+    fn build_best(&mut self, graph: &mut Graph, class: Id, hint: &str) -> Result<Value, PassError> {
         let node = self.extractor.find_best_node(class).clone();
-        let value = match &node {
+        match &node {
             TensorLang::Val(r) => self
                 .egraph
                 .analysis
                 .values
                 .get(r.0 as usize)
                 .map(|i| i.value)
-                .ok_or_else(|| self.err(hint, "constant", "a leaf refers to no value"))?,
+                .ok_or_else(|| self.err(hint, "constant", "a leaf refers to no value")),
             TensorLang::Num(s) => add_typed(
                 graph,
                 Op::Constant(Tensor::scalar_f32(s.value())),
                 &[],
                 &format!("{hint}.const"),
                 self.pass,
-            )?,
-            TensorLang::Attr(_) => return Err(self.err(hint, "attribute", "an attribute used as a value")),
+            ),
+            TensorLang::Attr(_) => Err(self.err(hint, "attribute", "an attribute used as a value")),
             other => {
                 let (op, kids) = node_op(other, |id| self.egraph[id].data.attr.clone())
                     .ok_or_else(|| self.err(hint, "?", "an e-node without an op"))?;
@@ -167,16 +190,53 @@ impl<CF: CostFunction<TensorLang>> Store<'_, CF> {
                     })
                 });
                 match reuse {
-                    Some(n) => Value::new(n, 0),
+                    Some(n) => Ok(Value::new(n, 0)),
                     None => {
                         let name = base.unwrap_or_else(|| format!("{hint}.{}", op.name()));
-                        add_typed(graph, op, &inputs, &name, self.pass)?
+                        add_typed(graph, op, &inputs, &name, self.pass)
                     }
                 }
             }
+        }
+    }
+
+    /// Build the graph output `root` (of class `class`) as a node that keeps its name.
+    fn output(&mut self, graph: &mut Graph, root: Value, class: Id) -> Result<Value, PassError> {
+        let name = graph.value_name(root).to_string();
+        let best = self.extractor.find_best_node(class).clone();
+        let mut shared = None;
+        let (op, inputs) = if best.is_leaf() {
+            // Equal to another value: a free view of it (a reshape to its own shape);
+            // other readers of the class read that value itself.
+            let value = self.build_best(graph, class, &name)?;
+            shared = Some(value);
+            let ty = graph
+                .value_type(root)
+                .cloned()
+                .ok_or_else(|| self.err(&name, "reshape", "the output has no type"))?;
+            (Op::Reshape { shape: ty.shape }, vec![value])
+        } else {
+            let (op, kids) = node_op(&best, |id| self.egraph[id].data.attr.clone())
+                .ok_or_else(|| self.err(&name, "?", "an e-node without an op"))?;
+            let mut inputs = Vec::with_capacity(kids.len());
+            for k in kids {
+                inputs.push(self.build(graph, k, &name)?);
+            }
+            (op, inputs)
         };
-        self.built.insert(class, value);
-        Ok(value)
+        let same = graph
+            .get(root.node)
+            .is_some_and(|n| n.op == op && n.inputs() == inputs.as_slice());
+        let value = if same {
+            root
+        } else {
+            self.changed = true;
+            replace_node(graph, root.node, op, &inputs, self.pass)?
+        };
+        self.outputs_done.insert(root, value);
+        let shared = shared.unwrap_or(value);
+        self.built.insert(class, shared);
+        Ok(shared)
     }
 
     fn err(&self, node: &str, op: &'static str, message: &str) -> PassError {
@@ -198,60 +258,46 @@ pub fn store(graph: &mut Graph, loaded: &Loaded, opts: &PassOptions, pass: &str)
     for (k, ns) in &loaded.origin {
         origin.entry(loaded.egraph.find(*k)).or_default().extend(ns);
     }
+    let mut output_root: HashMap<Id, Value> = HashMap::new();
+    for r in &loaded.roots {
+        if graph.outputs().contains(r)
+            && let Some(&c) = loaded.class_of.get(r)
+        {
+            output_root.entry(loaded.egraph.find(c)).or_insert(*r);
+        }
+    }
     let mut store = Store {
         extractor,
         egraph: &loaded.egraph,
         origin: &origin,
+        output_root,
         built: HashMap::new(),
+        outputs_done: HashMap::new(),
+        changed: false,
         pass,
     };
     let before = graph.node_count();
-    let mut changed = false;
     for &root in &loaded.roots {
         let Some(&class) = loaded.class_of.get(&root) else { continue };
         let class = loaded.egraph.find(class);
         let name = graph.value_name(root).to_string();
-        let best = store.extractor.find_best_node(class).clone();
-        let new = match &best {
-            // The root equals another value: readers use it directly; an output keeps
-            // its node (and name).
-            TensorLang::Val(_) | TensorLang::Num(_) | TensorLang::Attr(_) => {
-                if graph.outputs().contains(&root) {
-                    continue;
-                }
-                store.build(graph, class, &name)?
-            }
-            other => {
-                let (op, kids) = node_op(other, |id| loaded.egraph[id].data.attr.clone())
-                    .ok_or_else(|| store.err(&name, "?", "an e-node without an op"))?;
-                let mut inputs = Vec::with_capacity(kids.len());
-                for k in kids {
-                    inputs.push(store.build(graph, k, &name)?);
-                }
-                let same = graph
-                    .get(root.node)
-                    .is_some_and(|n| n.op == op && n.inputs() == inputs.as_slice());
-                if same {
-                    root
-                } else {
-                    changed = true;
-                    replace_node(graph, root.node, op, &inputs, pass)?
-                }
-            }
-        };
-        store.built.insert(class, new);
-        if new != root && graph.get(root.node).is_some() {
-            graph
-                .replace_all_uses(root, new)
-                .map_err(|source| PassError::Graph {
-                    pass: pass.to_string(),
-                    source,
-                })?;
-            changed = true;
+        let value = store.build(graph, class, &name)?;
+        if value == root || graph.get(root.node).is_none() || store.outputs_done.contains_key(&root) {
+            continue;
         }
+        if graph.outputs().contains(&root) {
+            // A second output of the same class: a view of the first.
+            let Some(ty) = graph.value_type(root).cloned() else { continue };
+            replace_node(graph, root.node, Op::Reshape { shape: ty.shape }, &[value], pass)?;
+        } else {
+            graph
+                .replace_all_uses(root, value)
+                .map_err(|e| store.gerr(e))?;
+        }
+        store.changed = true;
     }
     let removed = graph.remove_dead();
-    Ok(changed || removed > 0 || graph.node_count() != before)
+    Ok(store.changed || removed > 0 || graph.node_count() != before)
 }
 
 /// Number of e-nodes of each kind in `egraph` (for diagnostics).
