@@ -77,6 +77,13 @@ pub fn rules() -> Vec<Rule> {
     ] {
         r.push(rewrite!(name; {pat(lhs)} => { Build(modulate) } if is_const("?one", 1.0)));
     }
+    // x·unsqueeze(1 + scale) + shift → modulate(x, shift, scale)   (1 + scale taken on [B, C])
+    for (name, lhs) in [
+        ("recognize-modulate-unsqueezed",      "(add (mul ?x (reshape ?r (add ?s ?one))) ?t)"),
+        ("recognize-modulate-unsqueezed-left", "(add (mul (reshape ?r (add ?s ?one)) ?x) ?t)"),
+    ] {
+        r.push(rewrite!(name; {pat(lhs)} => { Build(modulate_unsqueezed) } if is_const("?one", 1.0)));
+    }
     // softmax(q@kᵀ·s [+ mask]) @ v → attention(q, k, v [, mask]) on packed heads
     r.push(rewrite!("recognize-attention";          "(matmul (softmax ?ax (mul (matmul ?q ?kt) ?s)) ?v)"          => { Build(attention) } if is_scalar("?s")));
     r.push(rewrite!("recognize-attention-unscaled"; "(matmul (softmax ?ax (matmul ?q ?kt)) ?v)"                   => { Build(attention) }));
@@ -196,6 +203,25 @@ fn modulate(eg: &mut TensorGraph, _class: Id, s: &Subst) -> Option<Id> {
     let scale = per_batch_channel(eg, scale, &b, &c, dims.len())?;
     let shift = per_batch_channel(eg, shift, &b, &c, dims.len())?;
     Some(eg.add(TensorLang::Modulate([x, shift, scale])))
+}
+
+/// Like [`modulate`], where `1 + scale` was taken on `[B, C]` and then reshaped by `?r`
+/// to `[B, 1, …, 1, C]`.
+fn modulate_unsqueezed(eg: &mut TensorGraph, class: Id, s: &Subst) -> Option<Id> {
+    let Op::Reshape { shape } = attr(eg, s, "?r")? else {
+        return None;
+    };
+    let xt = eg[get(s, "?x")?].data.ty.clone()?;
+    let (xd, rd) = (xt.shape.dims(), shape.dims());
+    let ok = xd.len() == rd.len()
+        && xd.len() > 2
+        && xd.first() == rd.first()
+        && xd.last() == rd.last()
+        && rd[1..rd.len() - 1].iter().all(|d| d.as_fixed() == Some(1));
+    if !ok {
+        return None;
+    }
+    modulate(eg, class, s)
 }
 
 /// `(reshape (transpose x perm) shape)` added to the e-graph.
