@@ -114,7 +114,11 @@ fn fold_constants(graph: &mut Graph, max_elements: usize) -> Result<bool, PassEr
             .output_types()
             .first()
             .and_then(|t| t.shape.as_fixed())
-            .is_some_and(|s| s.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).is_some_and(|n| n as usize <= max_elements));
+            .is_some_and(|s| {
+                s.iter()
+                    .try_fold(1u64, |a, &d| a.checked_mul(d))
+                    .is_some_and(|n| n as usize <= max_elements)
+            });
         if !small {
             continue;
         }
@@ -176,7 +180,9 @@ fn simplify_movement(graph: &mut Graph) -> Result<bool, PassError> {
         let Some(x) = only_input(graph, id) else {
             continue;
         };
-        let inner = graph.get(x.node).map(|n| (n.op.clone(), n.inputs().to_vec()));
+        let inner = graph
+            .get(x.node)
+            .map(|n| (n.op.clone(), n.inputs().to_vec()));
         if let (Op::Reshape { .. }, Some((Op::Reshape { .. }, inner_in))) = (&op, &inner)
             && let [src] = inner_in[..]
         {
@@ -205,11 +211,12 @@ fn simplify_movement(graph: &mut Graph) -> Result<bool, PassError> {
             false
         };
         let v = Value::new(id, 0);
-        if identity && !graph.outputs().contains(&v) {
-            if let Some(src) = only_input(graph, id) {
-                graph.replace_all_uses(v, src).map_err(gerr)?;
-                changed = true;
-            }
+        if identity
+            && !graph.outputs().contains(&v)
+            && let Some(src) = only_input(graph, id)
+        {
+            graph.replace_all_uses(v, src).map_err(gerr)?;
+            changed = true;
         }
     }
     Ok(changed)

@@ -101,10 +101,14 @@ pub(crate) fn replace_node(
             ),
         });
     }
-    let id = graph.add_node_named(op, inputs, names.clone()).map_err(gerr)?;
+    let id = graph
+        .add_node_named(op, inputs, names.clone())
+        .map_err(gerr)?;
     graph.set_types(id, types);
     let new = Value::new(id, 0);
-    graph.replace_all_uses(Value::new(old, 0), new).map_err(gerr)?;
+    graph
+        .replace_all_uses(Value::new(old, 0), new)
+        .map_err(gerr)?;
     graph.remove_node(old).map_err(gerr)?;
     // Removing `old` released the names the new node carries; reserve them again.
     for n in &names {

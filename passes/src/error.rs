@@ -22,7 +22,7 @@ pub enum PassError {
         /// The pass that ran last (`input` for the graph given to the pipeline).
         pass: String,
         /// The verifier's error.
-        source: VerifyError,
+        source: Box<VerifyError>,
     },
     /// A pass changed the graph's signature (input names/order/types, output count/types).
     #[error("pass `{pass}` changed the graph signature: {message}")]

@@ -14,8 +14,8 @@
 #![warn(missing_docs)]
 
 pub mod canonicalize;
-pub mod egraph;
 mod edit;
+pub mod egraph;
 mod error;
 mod pass;
 mod pipeline;

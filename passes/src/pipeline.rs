@@ -79,7 +79,7 @@ impl Pipeline {
         self.check_names(opts)?;
         dqc_ir::verify::verify(graph).map_err(|source| PassError::Verify {
             pass: "input".to_string(),
-            source,
+            source: Box::new(source),
         })?;
         let before = signature(graph);
         let mut report = PipelineReport::default();
@@ -92,7 +92,7 @@ impl Pipeline {
                 changed = pass.run(graph, opts)?;
                 dqc_ir::verify::verify(graph).map_err(|source| PassError::Verify {
                     pass: name.to_string(),
-                    source,
+                    source: Box::new(source),
                 })?;
                 let after = signature(graph);
                 if after != before {
@@ -118,7 +118,10 @@ impl Pipeline {
 
     fn check_names(&self, opts: &PassOptions) -> Result<(), PassError> {
         let names = self.names();
-        for (option, set) in [("disabled", &opts.disabled), ("dump_after", &opts.dump_after)] {
+        for (option, set) in [
+            ("disabled", &opts.disabled),
+            ("dump_after", &opts.dump_after),
+        ] {
             if let Some(bad) = set.iter().find(|n| !names.contains(&n.as_str())) {
                 return Err(PassError::UnknownPass {
                     name: bad.clone(),
@@ -150,7 +153,10 @@ fn signature(g: &Graph) -> Signature {
 
 fn show(s: &Signature) -> String {
     let ty = |t: &Option<TensorType>| t.as_ref().map_or("?".to_string(), |t| t.to_string());
-    let ins: Vec<String> = s.0.iter().map(|(n, t)| format!("%{n}: {}", ty(t))).collect();
+    let ins: Vec<String> =
+        s.0.iter()
+            .map(|(n, t)| format!("%{n}: {}", ty(t)))
+            .collect();
     let outs: Vec<String> = s.1.iter().map(ty).collect();
     format!("({}) -> ({})", ins.join(", "), outs.join(", "))
 }

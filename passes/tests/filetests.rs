@@ -13,7 +13,9 @@ use dqc_ir::Graph;
 
 /// The filetest files of `topic`, sorted.
 pub fn files(topic: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/filetests").join(topic);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/filetests")
+        .join(topic);
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -32,7 +34,8 @@ fn load(path: &Path) -> (Graph, String) {
         .and_then(|l| l.strip_prefix("// pass:"))
         .map(|p| p.trim().to_string())
         .unwrap_or_else(|| panic!("{}: first line must be `// pass: NAME`", path.display()));
-    let mut g = dqc_ir::text::parse(&src, None).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut g =
+        dqc_ir::text::parse(&src, None).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     dqc_ir::verify::verify(&mut g).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     (g, pass)
 }
@@ -41,16 +44,24 @@ fn run_topic(topic: &str) {
     let files = files(topic);
     assert!(!files.is_empty(), "no filetests in {topic}");
     for path in files {
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let (before, pass) = load(&path);
         let mut after = before.clone();
         let report = common::run_only(&mut after, &pass).unwrap_or_else(|e| panic!("{stem}: {e}"));
         let changed = report.passes.iter().any(|p| p.changed);
-        let text = format!("// {pass}: changed = {changed}\n{}", dqc_ir::text::print(&after));
+        let text = format!(
+            "// {pass}: changed = {changed}\n{}",
+            dqc_ir::text::print(&after)
+        );
         for seed in [1, 2, 3] {
             let mut rng = common::Rng::new(seed);
-            let inputs = common::random_inputs(&before, &mut rng).unwrap_or_else(|e| panic!("{stem}: {e}"));
-            common::same_outputs(&before, &after, &inputs, 1e-5).unwrap_or_else(|e| panic!("{stem}: {e}"));
+            let inputs =
+                common::random_inputs(&before, &mut rng).unwrap_or_else(|e| panic!("{stem}: {e}"));
+            common::same_outputs(&before, &after, &inputs, 1e-5)
+                .unwrap_or_else(|e| panic!("{stem}: {e}"));
         }
         insta::assert_snapshot!(format!("{topic}__{stem}"), text);
     }

@@ -40,8 +40,8 @@ fn check(name: &str) -> String {
     let model = dqc_frontend::onnx::load_model(&dir.join("model.onnx"))
         .unwrap_or_else(|e| panic!("{name}: load: {e}"));
     let out_names: Vec<String> = model.outputs().iter().map(|v| v.name.clone()).collect();
-    let mut g = dqc_frontend::onnx::import_model(&model)
-        .unwrap_or_else(|e| panic!("{name}: import: {e}"));
+    let mut g =
+        dqc_frontend::onnx::import_model(&model).unwrap_or_else(|e| panic!("{name}: import: {e}"));
     let before = histogram(&g);
     let report = Pipeline::standard()
         .run(&mut g, &PassOptions::default())
@@ -80,7 +80,15 @@ macro_rules! fixture_tests {
     )*};
 }
 
-fixture_tests!(dit, sd3, flux, gpt2, llama, pixart_torchscript_static, digits_dit);
+fixture_tests!(
+    dit,
+    sd3,
+    flux,
+    gpt2,
+    llama,
+    pixart_torchscript_static,
+    digits_dit
+);
 
 /// The DiT built by `dqc_models::dit` already uses the fused ops; the pipeline keeps
 /// every one of them and the outputs.
@@ -102,7 +110,8 @@ fn models_dit_keeps_its_fused_ops() {
     // Class labels must be valid rows of the embedding table.
     if let Some(y) = inputs.last_mut() {
         let vals = vec![0i64; y.numel()];
-        *y = Tensor::from_i64(y.dtype(), y.shape().to_vec(), &vals).unwrap_or_else(|e| panic!("{e}"));
+        *y = Tensor::from_i64(y.dtype(), y.shape().to_vec(), &vals)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     common::same_outputs(&original, &g, &inputs, 1e-5).unwrap_or_else(|e| panic!("{e}"));
     insta::assert_snapshot!(histogram_diff(&b, &a));

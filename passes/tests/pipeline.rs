@@ -26,14 +26,32 @@ fn unknown_names_are_refused_with_the_valid_list() {
     opts.dump_after.insert("recognise".into());
     let e = Pipeline::standard().run(&mut g, &opts).unwrap_err();
     let msg = e.to_string();
-    assert!(matches!(e, PassError::UnknownPass { option: "dump_after", .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            PassError::UnknownPass {
+                option: "dump_after",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     for want in ["recognise", "canonicalize", "recognize", "fuse-prep"] {
         assert!(msg.contains(want), "{msg}");
     }
     let mut opts = PassOptions::default();
     opts.disabled.insert("nope".into());
     let e = Pipeline::standard().run(&mut g, &opts).unwrap_err();
-    assert!(matches!(e, PassError::UnknownPass { option: "disabled", .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            PassError::UnknownPass {
+                option: "disabled",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -42,7 +60,9 @@ fn dumps_and_switches() {
     let mut opts = PassOptions::default();
     opts.dump_after.insert("recognize".into());
     opts.disabled.insert("fuse-prep".into());
-    let report = Pipeline::standard().run(&mut g, &opts).unwrap_or_else(|e| panic!("{e}"));
+    let report = Pipeline::standard()
+        .run(&mut g, &opts)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.dumps.len(), 1);
     let (pass, text) = &report.dumps[0];
     assert_eq!(pass, "recognize");
@@ -54,13 +74,19 @@ fn dumps_and_switches() {
         .collect();
     assert_eq!(
         names,
-        vec![("canonicalize", true, false), ("recognize", true, true), ("fuse-prep", false, false)]
+        vec![
+            ("canonicalize", true, false),
+            ("recognize", true, true),
+            ("fuse-prep", false, false)
+        ]
     );
     // With recognize disabled, nothing changes.
     let mut g = small();
     let mut opts = PassOptions::default();
     opts.disabled.insert("recognize".into());
-    let report = Pipeline::standard().run(&mut g, &opts).unwrap_or_else(|e| panic!("{e}"));
+    let report = Pipeline::standard()
+        .run(&mut g, &opts)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(report.passes.iter().all(|p| !p.changed));
     assert!(dqc_ir::text::print(&g).contains("sigmoid"));
 }
@@ -114,12 +140,18 @@ fn verifier_and_signature_errors_name_the_pass() {
     let e = Pipeline::new(vec![Box::new(Breaker("verify"))])
         .run(&mut g, &PassOptions::default())
         .unwrap_err();
-    assert!(matches!(&e, PassError::Verify { pass, .. } if pass == "breaker"), "{e:?}");
+    assert!(
+        matches!(&e, PassError::Verify { pass, .. } if pass == "breaker"),
+        "{e:?}"
+    );
     let mut g = small();
     let e = Pipeline::new(vec![Box::new(Breaker("signature"))])
         .run(&mut g, &PassOptions::default())
         .unwrap_err();
-    assert!(matches!(&e, PassError::Signature { pass, .. } if pass == "breaker"), "{e:?}");
+    assert!(
+        matches!(&e, PassError::Signature { pass, .. } if pass == "breaker"),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("f32[B,4]"), "{e}");
 }
 
@@ -134,8 +166,13 @@ fn an_invalid_input_graph_is_reported_as_input() {
         .add_node(Op::Unary(UnaryOp::Erf), &[Value::new(c, 0)], "bad")
         .unwrap_or_else(|e| panic!("{e}"));
     g.set_outputs(vec![Value::new(bad, 0)]);
-    let e = Pipeline::standard().run(&mut g, &PassOptions::default()).unwrap_err();
-    assert!(matches!(&e, PassError::Verify { pass, .. } if pass == "input"), "{e:?}");
+    let e = Pipeline::standard()
+        .run(&mut g, &PassOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(&e, PassError::Verify { pass, .. } if pass == "input"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -151,5 +188,7 @@ fn runs_are_bounded() {
     let mut opts = PassOptions::default();
     opts.egraph.node_limit = 1;
     opts.egraph.iter_limit = 1;
-    Pipeline::standard().run(&mut g, &opts).unwrap_or_else(|e| panic!("{e}"));
+    Pipeline::standard()
+        .run(&mut g, &opts)
+        .unwrap_or_else(|e| panic!("{e}"));
 }

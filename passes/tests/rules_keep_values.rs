@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 
 fn files(topic: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/filetests").join(topic);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/filetests")
+        .join(topic);
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();

@@ -8,7 +8,9 @@
 use egg::{Id, Subst, rewrite};
 
 use super::lang::{TensorGraph, TensorLang};
-use super::rule::{Build, Rule, add_num, get, is_const, is_scalar, not_scalar, same_type, scalar, typed};
+use super::rule::{
+    Build, Rule, add_num, get, is_const, is_scalar, not_scalar, same_type, scalar, typed,
+};
 use dqc_ir::DType;
 
 /// The algebra rules.

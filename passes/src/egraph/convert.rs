@@ -18,7 +18,9 @@ use dqc_ir::{Graph, Op, Tensor};
 use egg::{CostFunction, Extractor, Id, Language};
 
 use super::cost::RooflineCost;
-use super::lang::{OpAttr, TensorGraph, TensorLang, TypeAnalysis, ValInfo, ValRef, node_op, op_node};
+use super::lang::{
+    OpAttr, TensorGraph, TensorLang, TypeAnalysis, ValInfo, ValRef, node_op, op_node,
+};
 use crate::edit::{add_typed, replace_node};
 use crate::{PassError, PassOptions};
 
@@ -42,7 +44,12 @@ fn scalar_of(op: &Op) -> Option<f64> {
         .flatten()
 }
 
-fn leaf(egraph: &mut TensorGraph, class_of: &mut HashMap<Value, Id>, graph: &Graph, v: Value) -> Option<Id> {
+fn leaf(
+    egraph: &mut TensorGraph,
+    class_of: &mut HashMap<Value, Id>,
+    graph: &Graph,
+    v: Value,
+) -> Option<Id> {
     if let Some(&id) = class_of.get(&v) {
         return Some(id);
     }
@@ -189,15 +196,44 @@ impl<CF: CostFunction<TensorLang>> Store<'_, CF> {
                             .is_some_and(|g| g.op == op && g.inputs() == inputs.as_slice())
                     })
                 });
-                match reuse {
-                    Some(n) => Ok(Value::new(n, 0)),
-                    None => {
-                        let name = base.unwrap_or_else(|| format!("{hint}.{}", op.name()));
-                        add_typed(graph, op, &inputs, &name, self.pass)
-                    }
+                if let Some(n) = reuse {
+                    return Ok(Value::new(n, 0));
                 }
+                if let Some(n) = self.retarget(graph, class, &op, &inputs)? {
+                    return Ok(Value::new(n, 0));
+                }
+                let name = base.unwrap_or_else(|| format!("{hint}.{}", op.name()));
+                add_typed(graph, op, &inputs, &name, self.pass)
             }
         }
+    }
+
+    /// An original node of `class` with op `op` whose operands are set to `inputs` (values
+    /// equal to its old operands, as the class says), keeping its name; `None` if the
+    /// class has no such node.
+    fn retarget(
+        &mut self,
+        graph: &mut Graph,
+        class: Id,
+        op: &Op,
+        inputs: &[Value],
+    ) -> Result<Option<NodeId>, PassError> {
+        let Some(n) = self.origin.get(&class).and_then(|ns| {
+            ns.iter().copied().find(|n| {
+                graph
+                    .get(*n)
+                    .is_some_and(|g| &g.op == op && g.inputs().len() == inputs.len())
+            })
+        }) else {
+            return Ok(None);
+        };
+        for (slot, v) in inputs.iter().enumerate() {
+            if graph.get(n).and_then(|g| g.inputs().get(slot)) != Some(v) {
+                graph.set_input(n, slot, *v).map_err(|e| self.gerr(e))?;
+                self.changed = true;
+            }
+        }
+        Ok(Some(n))
     }
 
     /// Build the graph output `root` (of class `class`) as a node that keeps its name.
@@ -229,6 +265,17 @@ impl<CF: CostFunction<TensorLang>> Store<'_, CF> {
             .is_some_and(|n| n.op == op && n.inputs() == inputs.as_slice());
         let value = if same {
             root
+        } else if graph
+            .get(root.node)
+            .is_some_and(|n| n.op == op && n.inputs().len() == inputs.len())
+        {
+            for (slot, v) in inputs.iter().enumerate() {
+                graph
+                    .set_input(root.node, slot, *v)
+                    .map_err(|e| self.gerr(e))?;
+            }
+            self.changed = true;
+            root
         } else {
             self.changed = true;
             replace_node(graph, root.node, op, &inputs, self.pass)?
@@ -251,7 +298,12 @@ impl<CF: CostFunction<TensorLang>> Store<'_, CF> {
 
 /// Extract every root of `loaded` with the roofline cost of `opts.target` and write the
 /// result into `graph`. Returns whether the graph changed.
-pub fn store(graph: &mut Graph, loaded: &Loaded, opts: &PassOptions, pass: &str) -> Result<bool, PassError> {
+pub fn store(
+    graph: &mut Graph,
+    loaded: &Loaded,
+    opts: &PassOptions,
+    pass: &str,
+) -> Result<bool, PassError> {
     let cost = RooflineCost::new(&loaded.egraph, opts.target);
     let extractor = Extractor::new(&loaded.egraph, cost);
     let mut origin: HashMap<Id, Vec<NodeId>> = HashMap::new();
@@ -278,17 +330,28 @@ pub fn store(graph: &mut Graph, loaded: &Loaded, opts: &PassOptions, pass: &str)
     };
     let before = graph.node_count();
     for &root in &loaded.roots {
-        let Some(&class) = loaded.class_of.get(&root) else { continue };
+        let Some(&class) = loaded.class_of.get(&root) else {
+            continue;
+        };
         let class = loaded.egraph.find(class);
         let name = graph.value_name(root).to_string();
         let value = store.build(graph, class, &name)?;
-        if value == root || graph.get(root.node).is_none() || store.outputs_done.contains_key(&root) {
+        if value == root || graph.get(root.node).is_none() || store.outputs_done.contains_key(&root)
+        {
             continue;
         }
         if graph.outputs().contains(&root) {
             // A second output of the same class: a view of the first.
-            let Some(ty) = graph.value_type(root).cloned() else { continue };
-            replace_node(graph, root.node, Op::Reshape { shape: ty.shape }, &[value], pass)?;
+            let Some(ty) = graph.value_type(root).cloned() else {
+                continue;
+            };
+            replace_node(
+                graph,
+                root.node,
+                Op::Reshape { shape: ty.shape },
+                &[value],
+                pass,
+            )?;
         } else {
             graph
                 .replace_all_uses(root, value)
@@ -302,5 +365,8 @@ pub fn store(graph: &mut Graph, loaded: &Loaded, opts: &PassOptions, pass: &str)
 
 /// Number of e-nodes of each kind in `egraph` (for diagnostics).
 pub fn enode_count(egraph: &TensorGraph) -> usize {
-    egraph.classes().map(|c| c.nodes.iter().filter(|n| !n.is_leaf()).count()).sum()
+    egraph
+        .classes()
+        .map(|c| c.nodes.iter().filter(|n| !n.is_leaf()).count())
+        .sum()
 }

@@ -251,9 +251,7 @@ pub fn node_op(node: &TensorLang, attr: impl Fn(Id) -> Option<Op>) -> Option<(Op
         T::Transpose(k) => with_attr(k, |o| matches!(o, Op::Transpose { .. })),
         T::Reshape(k) => with_attr(k, |o| matches!(o, Op::Reshape { .. })),
         T::LayerNorm(k) => with_attr(k, |o| matches!(o, Op::LayerNorm { affine: false, .. })),
-        T::LayerNormAffine(k) => {
-            with_attr(k, |o| matches!(o, Op::LayerNorm { affine: true, .. }))
-        }
+        T::LayerNormAffine(k) => with_attr(k, |o| matches!(o, Op::LayerNorm { affine: true, .. })),
         T::RmsNorm(k) => with_attr(k, |o| matches!(o, Op::RmsNorm { affine: false, .. })),
         T::RmsNormAffine(k) => with_attr(k, |o| matches!(o, Op::RmsNorm { affine: true, .. })),
         T::Attention(k) => with_attr(k, |o| {
@@ -265,7 +263,9 @@ pub fn node_op(node: &TensorLang, attr: impl Fn(Id) -> Option<Op>) -> Option<(Op
                 }
             )
         }),
-        T::AttentionMasked(k) => with_attr(k, |o| matches!(o, Op::Attention { has_mask: true, .. })),
+        T::AttentionMasked(k) => {
+            with_attr(k, |o| matches!(o, Op::Attention { has_mask: true, .. }))
+        }
         T::Gemm(k) => with_attr(k, |o| matches!(o, Op::Gemm { has_c: true, .. })),
         T::Num(_) | T::Val(_) | T::Attr(_) => None,
     }
@@ -348,9 +348,7 @@ pub fn op_node(op: &Op, attr: Option<Id>, kids: &[Id]) -> Option<TensorLang> {
         Op::Attention {
             has_mask: false, ..
         } => T::Attention(with(kids)?.try_into().ok()?),
-        Op::Attention { has_mask: true, .. } => {
-            T::AttentionMasked(with(kids)?.try_into().ok()?)
-        }
+        Op::Attention { has_mask: true, .. } => T::AttentionMasked(with(kids)?.try_into().ok()?),
         Op::Gemm { has_c: true, .. } => T::Gemm(with(kids)?.try_into().ok()?),
         Op::Gemm { has_c: false, .. }
         | Op::Reduce { .. }
@@ -383,7 +381,10 @@ pub fn op_node(op: &Op, attr: Option<Id>, kids: &[Id]) -> Option<TensorLang> {
 pub fn infer_node(egraph: &TensorGraph, node: &TensorLang) -> Option<TensorType> {
     let (op, kids) = node_op(node, |id| egraph[id].data.attr.clone())?;
     let tys: Option<Vec<&TensorType>> = kids.iter().map(|k| egraph[*k].data.ty.as_ref()).collect();
-    dqc_ir::verify::infer_op(&op, &tys?).ok()?.into_iter().next()
+    dqc_ir::verify::infer_op(&op, &tys?)
+        .ok()?
+        .into_iter()
+        .next()
 }
 
 impl Analysis<TensorLang> for TypeAnalysis {

@@ -5,8 +5,8 @@
 use dqc_ir::Op;
 use egg::{Id, Subst, rewrite};
 
-use super::lang::TensorLang;
 use super::lang::TensorGraph;
+use super::lang::TensorLang;
 use super::rule::{Build, Rule, add_attr, attr, get, is_scalar, typed};
 
 /// The layout rules.
@@ -24,7 +24,18 @@ pub fn rules() -> Vec<Rule> {
         rewrite!("transpose-mul-scalar"; "(mul (transpose ?p ?x) ?c)"      => { typed("(transpose ?p (mul ?x ?c))") } if is_scalar("?c")),
     ];
     // f(transpose(x)) → transpose(f(x))   (f elementwise of one argument)
-    for f in ["neg", "sqrt", "rsqrt", "reciprocal", "erf", "tanh", "sigmoid", "silu", "gelu_erf", "gelu_tanh"] {
+    for f in [
+        "neg",
+        "sqrt",
+        "rsqrt",
+        "reciprocal",
+        "erf",
+        "tanh",
+        "sigmoid",
+        "silu",
+        "gelu_erf",
+        "gelu_tanh",
+    ] {
         rules.push(rewrite!(format!("{f}-transpose"); {super::rule::pat(&format!("({f} (transpose ?p ?x))"))} => { typed(&format!("(transpose ?p ({f} ?x))")) }));
     }
     rules
@@ -41,7 +52,10 @@ fn perm(eg: &TensorGraph, s: &Subst, v: &str) -> Option<Vec<usize>> {
 fn compose_transposes(eg: &mut TensorGraph, _class: Id, s: &Subst) -> Option<Id> {
     let (p, q) = (perm(eg, s, "?p")?, perm(eg, s, "?q")?);
     let x = get(s, "?x")?;
-    let composed: Vec<usize> = q.iter().map(|&i| p.get(i).copied()).collect::<Option<_>>()?;
+    let composed: Vec<usize> = q
+        .iter()
+        .map(|&i| p.get(i).copied())
+        .collect::<Option<_>>()?;
     if composed.iter().enumerate().all(|(i, &a)| i == a) {
         return Some(x);
     }
@@ -51,5 +65,9 @@ fn compose_transposes(eg: &mut TensorGraph, _class: Id, s: &Subst) -> Option<Id>
 
 fn identity_transpose(eg: &mut TensorGraph, _class: Id, s: &Subst) -> Option<Id> {
     let p = perm(eg, s, "?p")?;
-    p.iter().enumerate().all(|(i, &a)| i == a).then(|| get(s, "?x")).flatten()
+    p.iter()
+        .enumerate()
+        .all(|(i, &a)| i == a)
+        .then(|| get(s, "?x"))
+        .flatten()
 }

@@ -14,8 +14,8 @@ use egg::{Id, Subst, rewrite};
 
 use super::lang::{TensorGraph, TensorLang};
 use super::rule::{
-    Build, Rule, add_attr, attr, close, first_reduced_axis, get, is_const, is_scalar, pat,
-    scalar, typed,
+    Build, Rule, add_attr, attr, close, first_reduced_axis, get, is_const, is_scalar, pat, scalar,
+    typed,
 };
 
 /// √(2/π), the GELU tanh-form coefficient.
@@ -32,9 +32,15 @@ pub fn rules() -> Vec<Rule> {
     // 0.5·x·(1 + erf(x·(1/√2))) → gelu_erf(x), in the three groupings exporters emit
     let erf = "(add (erf (mul ?x ?r)) ?one)";
     for (name, lhs) in [
-        ("recognize-gelu-erf",       format!("(mul (mul ?x {erf}) ?half)")),
-        ("recognize-gelu-erf-half",  format!("(mul (mul ?x ?half) {erf})")),
-        ("recognize-gelu-erf-inner", format!("(mul ?x (mul {erf} ?half))")),
+        ("recognize-gelu-erf", format!("(mul (mul ?x {erf}) ?half)")),
+        (
+            "recognize-gelu-erf-half",
+            format!("(mul (mul ?x ?half) {erf})"),
+        ),
+        (
+            "recognize-gelu-erf-inner",
+            format!("(mul ?x (mul {erf} ?half))"),
+        ),
     ] {
         r.push(rewrite!(name; {pat(&lhs)} => { typed("(gelu_erf ?x)") }
             if is_const("?r", std::f64::consts::FRAC_1_SQRT_2) if is_const("?one", 1.0) if is_const("?half", 0.5)));
@@ -42,9 +48,18 @@ pub fn rules() -> Vec<Rule> {
     // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) → gelu_tanh(x), same three groupings
     let tanh = "(add (tanh (mul (add ?x (mul (mul ?x (mul ?x ?x)) ?a)) ?b)) ?one)";
     for (name, lhs) in [
-        ("recognize-gelu-tanh",       format!("(mul (mul ?x {tanh}) ?half)")),
-        ("recognize-gelu-tanh-half",  format!("(mul (mul ?x ?half) {tanh})")),
-        ("recognize-gelu-tanh-inner", format!("(mul ?x (mul {tanh} ?half))")),
+        (
+            "recognize-gelu-tanh",
+            format!("(mul (mul ?x {tanh}) ?half)"),
+        ),
+        (
+            "recognize-gelu-tanh-half",
+            format!("(mul (mul ?x ?half) {tanh})"),
+        ),
+        (
+            "recognize-gelu-tanh-inner",
+            format!("(mul ?x (mul {tanh} ?half))"),
+        ),
     ] {
         r.push(rewrite!(name; {pat(&lhs)} => { typed("(gelu_tanh ?x)") }
             if is_const("?a", 0.044715) if is_const("?b", SQRT_2_OVER_PI) if is_const("?one", 1.0) if is_const("?half", 0.5)));
@@ -52,13 +67,27 @@ pub fn rules() -> Vec<Rule> {
     // (x − mean(x))·rsqrt(mean((x − mean(x))²) + eps) → layer_norm(x)
     let c = "(sub ?x (reduce_mean ?m ?x))";
     let ln = format!("(mul {c} (rsqrt (add (reduce_mean ?v (mul {c} {c})) ?eps)))");
-    r.push(rewrite!("recognize-layer-norm"; {pat(&ln)} => { Build(layer_norm) } if is_scalar("?eps")));
+    r.push(
+        rewrite!("recognize-layer-norm"; {pat(&ln)} => { Build(layer_norm) } if is_scalar("?eps")),
+    );
     // layer_norm(x)·γ + β → layer_norm(x; γ, β), γ on either side, β on either side
     for (name, lhs) in [
-        ("recognize-layer-norm-affine",        "(add (mul (layer_norm ?a ?x) ?g) ?b)"),
-        ("recognize-layer-norm-affine-gamma",  "(add (mul ?g (layer_norm ?a ?x)) ?b)"),
-        ("recognize-layer-norm-affine-beta",   "(add ?b (mul (layer_norm ?a ?x) ?g))"),
-        ("recognize-layer-norm-affine-both",   "(add ?b (mul ?g (layer_norm ?a ?x)))"),
+        (
+            "recognize-layer-norm-affine",
+            "(add (mul (layer_norm ?a ?x) ?g) ?b)",
+        ),
+        (
+            "recognize-layer-norm-affine-gamma",
+            "(add (mul ?g (layer_norm ?a ?x)) ?b)",
+        ),
+        (
+            "recognize-layer-norm-affine-beta",
+            "(add ?b (mul (layer_norm ?a ?x) ?g))",
+        ),
+        (
+            "recognize-layer-norm-affine-both",
+            "(add ?b (mul ?g (layer_norm ?a ?x)))",
+        ),
     ] {
         r.push(rewrite!(name; {pat(lhs)} => { Build(layer_norm_affine) }));
     }
@@ -71,18 +100,32 @@ pub fn rules() -> Vec<Rule> {
     r.push(rewrite!("recognize-rms-norm-affine-rev"; "(mul ?g (rms_norm ?a ?x))" => { Build(rms_norm_affine) }));
     // x·(1 + scale) + shift → modulate(x, shift, scale), the operand orders exporters emit
     for (name, lhs) in [
-        ("recognize-modulate",           "(add (mul ?x (add ?s ?one)) ?t)"),
-        ("recognize-modulate-scale-left", "(add (mul (add ?s ?one) ?x) ?t)"),
-        ("recognize-modulate-shift-left", "(add ?t (mul ?x (add ?s ?one)))"),
+        ("recognize-modulate", "(add (mul ?x (add ?s ?one)) ?t)"),
+        (
+            "recognize-modulate-scale-left",
+            "(add (mul (add ?s ?one) ?x) ?t)",
+        ),
+        (
+            "recognize-modulate-shift-left",
+            "(add ?t (mul ?x (add ?s ?one)))",
+        ),
     ] {
         r.push(rewrite!(name; {pat(lhs)} => { Build(modulate) } if is_const("?one", 1.0)));
     }
     // x·unsqueeze(1 + scale) + shift → modulate(x, shift, scale)   (1 + scale taken on [B, C])
     for (name, lhs) in [
-        ("recognize-modulate-unsqueezed",      "(add (mul ?x (reshape ?r (add ?s ?one))) ?t)"),
-        ("recognize-modulate-unsqueezed-left", "(add (mul (reshape ?r (add ?s ?one)) ?x) ?t)"),
+        (
+            "recognize-modulate-unsqueezed",
+            "(add (mul ?x (reshape ?r (add ?s ?one))) ?t)",
+        ),
+        (
+            "recognize-modulate-unsqueezed-left",
+            "(add (mul (reshape ?r (add ?s ?one)) ?x) ?t)",
+        ),
     ] {
-        r.push(rewrite!(name; {pat(lhs)} => { Build(modulate_unsqueezed) } if is_const("?one", 1.0)));
+        r.push(
+            rewrite!(name; {pat(lhs)} => { Build(modulate_unsqueezed) } if is_const("?one", 1.0)),
+        );
     }
     // softmax(q@kᵀ·s [+ mask]) @ v → attention(q, k, v [, mask]) on packed heads
     r.push(rewrite!("recognize-attention";          "(matmul (softmax ?ax (mul (matmul ?q ?kt) ?s)) ?v)"          => { Build(attention) } if is_scalar("?s")));
@@ -179,7 +222,10 @@ fn per_batch_channel(eg: &mut TensorGraph, v: Id, b: &Dim, c: &Dim, rank: usize)
     if dims.len() == 2 {
         return Some(v);
     }
-    let middle_ones = dims.len() == rank && dims[1..dims.len() - 1].iter().all(|d| d.as_fixed() == Some(1));
+    let middle_ones = dims.len() == rank
+        && dims[1..dims.len() - 1]
+            .iter()
+            .all(|d| d.as_fixed() == Some(1));
     if !middle_ones {
         return None;
     }
@@ -228,7 +274,12 @@ fn modulate_unsqueezed(eg: &mut TensorGraph, class: Id, s: &Subst) -> Option<Id>
 fn transpose_reshape(eg: &mut TensorGraph, x: Id, perm: Vec<usize>, shape: Vec<Dim>) -> Id {
     let p = add_attr(eg, Op::Transpose { perm });
     let t = eg.add(TensorLang::Transpose([p, x]));
-    let r = add_attr(eg, Op::Reshape { shape: Shape(shape) });
+    let r = add_attr(
+        eg,
+        Op::Reshape {
+            shape: Shape(shape),
+        },
+    );
     eg.add(TensorLang::Reshape([r, t]))
 }
 
@@ -263,7 +314,12 @@ fn attention(eg: &mut TensorGraph, _class: Id, s: &Subst) -> Option<Id> {
     };
     let hd = hq.checked_mul(&d)?;
     let hdv = hq.checked_mul(&dv)?;
-    let qp = transpose_reshape(eg, q, vec![0, 2, 1, 3], vec![bq.clone(), sq.clone(), hd.clone()]);
+    let qp = transpose_reshape(
+        eg,
+        q,
+        vec![0, 2, 1, 3],
+        vec![bq.clone(), sq.clone(), hd.clone()],
+    );
     let kp = transpose_reshape(eg, kt, vec![0, 3, 1, 2], vec![bq.clone(), sk.clone(), hd]);
     let vp = transpose_reshape(eg, v, vec![0, 2, 1, 3], vec![bq.clone(), sk, hdv]);
     let mask = get(s, "?mask");
@@ -289,6 +345,11 @@ fn attention(eg: &mut TensorGraph, _class: Id, s: &Subst) -> Option<Id> {
         },
     );
     let unpacked = eg.add(TensorLang::Reshape([r, out]));
-    let p = add_attr(eg, Op::Transpose { perm: vec![0, 2, 1, 3] });
+    let p = add_attr(
+        eg,
+        Op::Transpose {
+            perm: vec![0, 2, 1, 3],
+        },
+    );
     Some(eg.add(TensorLang::Transpose([p, unpacked])))
 }

@@ -9,7 +9,6 @@
 use dqc_ir::Op;
 use egg::{Applier, Id, Pattern, PatternAst, Rewrite, Subst, Symbol, Var};
 
-
 use super::lang::{OpAttr, Scalar, TensorGraph, TensorLang, TypeAnalysis};
 
 /// A rewrite of the tensor language.
@@ -146,7 +145,10 @@ pub fn same_type(v: &'static str) -> impl Fn(&mut TensorGraph, Id, &Subst) -> bo
 
 /// Condition: `?a` is a `reduce_mean` over exactly the trailing axes of `?x`, keeping
 /// dimensions (what a normalization over the last axes computes).
-pub fn is_last_axes(a: &'static str, x: &'static str) -> impl Fn(&mut TensorGraph, Id, &Subst) -> bool {
+pub fn is_last_axes(
+    a: &'static str,
+    x: &'static str,
+) -> impl Fn(&mut TensorGraph, Id, &Subst) -> bool {
     move |eg, _, s| first_reduced_axis(eg, s, a, x).is_some()
 }
 
@@ -172,7 +174,10 @@ pub fn first_reduced_axis(eg: &TensorGraph, s: &Subst, a: &str, x: &str) -> Opti
 }
 
 /// Condition: `?a` is a softmax over the last axis of `?x`.
-pub fn is_last_axis(a: &'static str, x: &'static str) -> impl Fn(&mut TensorGraph, Id, &Subst) -> bool {
+pub fn is_last_axis(
+    a: &'static str,
+    x: &'static str,
+) -> impl Fn(&mut TensorGraph, Id, &Subst) -> bool {
     move |eg, _, s| {
         let Some(Op::Softmax { axis }) = attr(eg, s, a) else {
             return false;

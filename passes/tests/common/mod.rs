@@ -20,7 +20,10 @@ pub fn histogram_diff(before: &BTreeMap<String, usize>, after: &BTreeMap<String,
     let names: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     let mut out = String::new();
     for n in names {
-        let (a, b) = (before.get(n).copied().unwrap_or(0), after.get(n).copied().unwrap_or(0));
+        let (a, b) = (
+            before.get(n).copied().unwrap_or(0),
+            after.get(n).copied().unwrap_or(0),
+        );
         if a == b {
             out.push_str(&format!("{n:<14} {a}\n"));
         } else {
@@ -33,13 +36,15 @@ pub fn histogram_diff(before: &BTreeMap<String, usize>, after: &BTreeMap<String,
 /// Run the standard pipeline with only `pass` enabled.
 pub fn run_only(g: &mut Graph, pass: &str) -> Result<PipelineReport, String> {
     let pipeline = Pipeline::standard();
-    let mut opts = PassOptions::default();
-    opts.disabled = pipeline
-        .names()
-        .into_iter()
-        .filter(|n| *n != pass)
-        .map(String::from)
-        .collect();
+    let opts = PassOptions {
+        disabled: pipeline
+            .names()
+            .into_iter()
+            .filter(|n| *n != pass)
+            .map(String::from)
+            .collect(),
+        ..PassOptions::default()
+    };
     if opts.disabled.len() == pipeline.names().len() {
         return Err(format!("no pass `{pass}`"));
     }
@@ -76,7 +81,13 @@ pub fn random_inputs(g: &Graph, rng: &mut Rng) -> Result<Vec<Tensor>, String> {
         .input_values()
         .iter()
         .filter_map(|v| g.value_type(*v))
-        .flat_map(|t| t.shape.dims().iter().flat_map(|d| d.symbols().iter().map(|(s, _)| (s.clone(), 2u64))).collect::<Vec<_>>())
+        .flat_map(|t| {
+            t.shape
+                .dims()
+                .iter()
+                .flat_map(|d| d.symbols().iter().map(|(s, _)| (s.clone(), 2u64)))
+                .collect::<Vec<_>>()
+        })
         .collect();
     let mut out = Vec::new();
     for v in g.input_values() {
@@ -106,11 +117,18 @@ pub fn random_inputs(g: &Graph, rng: &mut Rng) -> Result<Vec<Tensor>, String> {
 /// `max |got − want| / max |want|` (0 when both are exactly equal).
 pub fn rel_error(got: &Tensor, want: &Tensor) -> Result<f32, String> {
     if got.shape() != want.shape() {
-        return Err(format!("shape {:?}, expected {:?}", got.shape(), want.shape()));
+        return Err(format!(
+            "shape {:?}, expected {:?}",
+            got.shape(),
+            want.shape()
+        ));
     }
     let (a, b) = (got.to_f32_vec(), want.to_f32_vec());
     let scale = b.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    let err = a.iter().zip(&b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+    let err = a
+        .iter()
+        .zip(&b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
     if err == 0.0 {
         return Ok(0.0);
     }
@@ -118,7 +136,12 @@ pub fn rel_error(got: &Tensor, want: &Tensor) -> Result<f32, String> {
 }
 
 /// Check that `before` and `after` agree on `inputs` within `tol` relative error.
-pub fn same_outputs(before: &Graph, after: &Graph, inputs: &[Tensor], tol: f32) -> Result<(), String> {
+pub fn same_outputs(
+    before: &Graph,
+    after: &Graph,
+    inputs: &[Tensor],
+    tol: f32,
+) -> Result<(), String> {
     let a = dqc_ir::interp::run(before, inputs).map_err(|e| format!("before: {e}"))?;
     let b = dqc_ir::interp::run(after, inputs).map_err(|e| format!("after: {e}"))?;
     for (i, (x, y)) in b.iter().zip(&a).enumerate() {
