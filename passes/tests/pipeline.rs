@@ -192,3 +192,37 @@ fn runs_are_bounded() {
         .run(&mut g, &opts)
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[test]
+fn folding_respects_its_limit_and_leaves_quantization_alone() {
+    let src = "graph @g(%x: f32[4]) -> (f32[4], f32[4]) {
+  %a = constant() {value = dense<f32[4]> [1, 2, 3, 4]}
+  %b = neg(%a)
+  %q = constant() {value = dense<i8[4]> [1, 2, 3, 4]}
+  %s = constant() {value = dense<f32[]> [0.5]}
+  %d = dequantize(%q, %s) {scheme = per_tensor, has_zero_point = false, out = f32}
+  %y = add(%x, %b)
+  %z = add(%x, %d)
+  return %y, %z
+}
+";
+    let parse = || dqc_ir::text::parse(src, None).unwrap_or_else(|e| panic!("{e}"));
+    let mut g = parse();
+    let opts = PassOptions {
+        disabled: ["recognize", "fuse-prep"].iter().map(|s| s.to_string()).collect(),
+        ..PassOptions::default()
+    };
+    Pipeline::standard().run(&mut g, &opts).unwrap_or_else(|e| panic!("{e}"));
+    let text = dqc_ir::text::print(&g);
+    assert!(!text.contains("neg("), "{text}");
+    assert!(text.contains("%b = constant() {value = dense<f32[4]> [-1, -2, -3, -4]}"), "{text}");
+    assert!(text.contains("dequantize("), "{text}");
+    // A limit below the result size keeps the node.
+    let mut g = parse();
+    let opts = PassOptions {
+        fold_max_elements: 3,
+        ..opts
+    };
+    Pipeline::standard().run(&mut g, &opts).unwrap_or_else(|e| panic!("{e}"));
+    assert!(dqc_ir::text::print(&g).contains("neg("));
+}
