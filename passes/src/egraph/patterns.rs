@@ -270,6 +270,51 @@ fn modulate_unsqueezed(eg: &mut TensorGraph, class: Id, s: &Subst) -> Option<Id>
     modulate(eg, class, s)
 }
 
+/// A class `x` such that `class` holds `transpose(x, perm)`.
+fn transposed_from(eg: &TensorGraph, class: Id, perm: &[usize]) -> Option<Id> {
+    eg[class].nodes.iter().find_map(|n| match n {
+        TensorLang::Transpose([a, x]) => match &eg[*a].data.attr {
+            Some(Op::Transpose { perm: p }) if p == perm => Some(*x),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// `repeat_kv` undone: if `class` (`[B, H, S, D]`) holds
+/// `reshape(expand(reshape(x, [B,Hkv,1,S,D]), [B,Hkv,n,S,D]), [B,H,S,D])` with
+/// `x: [B,Hkv,S,D]`, then `(x, Hkv)`.
+fn unrepeat(eg: &TensorGraph, class: Id) -> Option<(Id, u64)> {
+    let ty = |id: Id| eg[id].data.ty.as_ref().map(|t| t.shape.dims().to_vec());
+    let [b, h, s, d] = <[Dim; 4]>::try_from(ty(class)?).ok()?;
+    let child = |id: Id, want: fn(&TensorLang) -> Option<Id>| eg[id].nodes.iter().find_map(want);
+    let e = child(class, |n| match n {
+        TensorLang::Reshape([_, e]) => Some(*e),
+        _ => None,
+    })?;
+    let r = child(e, |n| match n {
+        TensorLang::Expand([_, r]) => Some(*r),
+        _ => None,
+    })?;
+    let x = child(r, |n| match n {
+        TensorLang::Reshape([_, x]) => Some(*x),
+        _ => None,
+    })?;
+    let [eb, ehkv, en, es, ed] = <[Dim; 5]>::try_from(ty(e)?).ok()?;
+    let [rb, rhkv, one, rs, rd] = <[Dim; 5]>::try_from(ty(r)?).ok()?;
+    let xd = ty(x)?;
+    let hkv = ehkv.as_fixed()?;
+    let n = en.as_fixed()?;
+    let ok = [&eb, &rb].iter().all(|v| **v == b)
+        && [&es, &rs].iter().all(|v| **v == s)
+        && [&ed, &rd].iter().all(|v| **v == d)
+        && rhkv == ehkv
+        && one.as_fixed() == Some(1)
+        && h.as_fixed() == hkv.checked_mul(n)
+        && xd == vec![b, ehkv, s, d];
+    ok.then_some((x, hkv))
+}
+
 /// `(reshape (transpose x perm) shape)` added to the e-graph.
 fn transpose_reshape(eg: &mut TensorGraph, x: Id, perm: Vec<usize>, shape: Vec<Dim>) -> Id {
     let p = add_attr(eg, Op::Transpose { perm });
@@ -313,21 +358,37 @@ fn attention(eg: &mut TensorGraph, _class: Id, s: &Subst) -> Option<Id> {
         _ => Some(scale as f32),
     };
     let hd = hq.checked_mul(&d)?;
-    let hdv = hq.checked_mul(&dv)?;
-    let qp = transpose_reshape(
-        eg,
-        q,
-        vec![0, 2, 1, 3],
-        vec![bq.clone(), sq.clone(), hd.clone()],
-    );
-    let kp = transpose_reshape(eg, kt, vec![0, 3, 1, 2], vec![bq.clone(), sk.clone(), hd]);
-    let vp = transpose_reshape(eg, v, vec![0, 2, 1, 3], vec![bq.clone(), sk, hdv]);
+    let qp = transpose_reshape(eg, q, vec![0, 2, 1, 3], vec![bq.clone(), sq.clone(), hd]);
+    // Grouped-query attention: K and V repeated from Hkv heads (`repeat_kv`) are used
+    // unrepeated.
+    let k4 = transposed_from(eg, kt, &[0, 1, 3, 2]);
+    let grouped = match (k4.and_then(|k4| unrepeat(eg, k4)), unrepeat(eg, v)) {
+        (Some((ks, hk)), Some((vs, hv))) if hk == hv && hk < heads => Some((ks, vs, hk)),
+        _ => None,
+    };
+    let (kp, vp, kv_heads) = match grouped {
+        Some((ks, vs, hkv)) => {
+            let g = Dim::fixed(hkv);
+            let kd = vec![bq.clone(), sk.clone(), g.checked_mul(&d)?];
+            let vd = vec![bq.clone(), sk, g.checked_mul(&dv)?];
+            let kp = transpose_reshape(eg, ks, vec![0, 2, 1, 3], kd);
+            let vp = transpose_reshape(eg, vs, vec![0, 2, 1, 3], vd);
+            (kp, vp, hkv)
+        }
+        None => {
+            let kd = vec![bq.clone(), sk.clone(), hq.checked_mul(&d)?];
+            let vd = vec![bq.clone(), sk, hq.checked_mul(&dv)?];
+            let kp = transpose_reshape(eg, kt, vec![0, 3, 1, 2], kd);
+            let vp = transpose_reshape(eg, v, vec![0, 2, 1, 3], vd);
+            (kp, vp, heads)
+        }
+    };
     let mask = get(s, "?mask");
     let a = add_attr(
         eg,
         Op::Attention {
             heads,
-            kv_heads: heads,
+            kv_heads,
             scale,
             causal: false,
             has_mask: mask.is_some(),
