@@ -209,13 +209,21 @@ fn folding_respects_its_limit_and_leaves_quantization_alone() {
     let parse = || dqc_ir::text::parse(src, None).unwrap_or_else(|e| panic!("{e}"));
     let mut g = parse();
     let opts = PassOptions {
-        disabled: ["recognize", "fuse-prep"].iter().map(|s| s.to_string()).collect(),
+        disabled: ["recognize", "fuse-prep"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         ..PassOptions::default()
     };
-    Pipeline::standard().run(&mut g, &opts).unwrap_or_else(|e| panic!("{e}"));
+    Pipeline::standard()
+        .run(&mut g, &opts)
+        .unwrap_or_else(|e| panic!("{e}"));
     let text = dqc_ir::text::print(&g);
     assert!(!text.contains("neg("), "{text}");
-    assert!(text.contains("%b = constant() {value = dense<f32[4]> [-1, -2, -3, -4]}"), "{text}");
+    assert!(
+        text.contains("%b = constant() {value = dense<f32[4]> [-1, -2, -3, -4]}"),
+        "{text}"
+    );
     assert!(text.contains("dequantize("), "{text}");
     // A limit below the result size keeps the node.
     let mut g = parse();
@@ -223,6 +231,21 @@ fn folding_respects_its_limit_and_leaves_quantization_alone() {
         fold_max_elements: 3,
         ..opts
     };
-    Pipeline::standard().run(&mut g, &opts).unwrap_or_else(|e| panic!("{e}"));
+    Pipeline::standard()
+        .run(&mut g, &opts)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(dqc_ir::text::print(&g).contains("neg("));
+}
+
+#[test]
+fn gpu_targets_recognize_too() {
+    let src = "graph @g(%x: f32[B,4]) -> (f32[B,4]) {\n  %s = sigmoid(%x)\n  %y = mul(%s, %x)\n  return %y\n}\n";
+    for target in dqc_ir::target::valid_names() {
+        let mut g = dqc_ir::text::parse(src, None).unwrap_or_else(|e| panic!("{e}"));
+        let t = dqc_ir::Target::parse(target).unwrap_or_else(|e| panic!("{e}"));
+        Pipeline::standard()
+            .run(&mut g, &PassOptions::for_target(t))
+            .unwrap_or_else(|e| panic!("{target}: {e}"));
+        assert!(dqc_ir::text::print(&g).contains("silu(%x)"), "{target}");
+    }
 }

@@ -155,3 +155,51 @@ impl CostFunction<TensorLang> for RooflineCost<'_> {
         enode.fold(own, |acc, id| acc + costs(id))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::egraph::lang::{TypeAnalysis, ValInfo};
+    use dqc_ir::graph::{NodeId, Value};
+    use dqc_ir::{Shape, TensorType};
+    use egg::{Extractor, RecExpr};
+
+    /// Cost of `expr` (with `v0` an f32[8,1024,1024] value) on `target`.
+    fn cost(expr: &str, target: &str) -> f64 {
+        let mut eg = TensorGraph::new(TypeAnalysis::default());
+        eg.analysis.values.push(ValInfo {
+            value: Value::new(NodeId::new(0), 0),
+            ty: TensorType::new(DType::F32, Shape::fixed(&[8, 1024, 1024])),
+            scalar: None,
+        });
+        let expr: RecExpr<TensorLang> = expr.parse().unwrap_or_else(|e| panic!("{e}"));
+        let root = eg.add_expr(&expr);
+        eg.rebuild();
+        let t = Target::parse(target).unwrap_or_else(|e| panic!("{e}"));
+        let ex = Extractor::new(&eg, RooflineCost::new(&eg, t));
+        ex.find_best_cost(root)
+    }
+
+    #[test]
+    fn fused_gelu_is_cheaper_than_its_decomposition() {
+        for target in ["cpu", "sm_90", "sm_100"] {
+            let fused = cost("(gelu_tanh v0)", target);
+            let tanh = "(tanh (mul (add v0 (mul (mul v0 (mul v0 v0)) 0.044715)) 0.7978846))";
+            let parts = cost(&format!("(mul (mul v0 (add {tanh} 1)) 0.5)"), target);
+            assert!(
+                fused > 0.0 && fused * 4.0 < parts,
+                "{target}: {fused} vs {parts}"
+            );
+        }
+    }
+
+    #[test]
+    fn memory_bound_kernels_scale_with_bandwidth() {
+        // A 32 MiB elementwise kernel is memory bound: faster on the faster memory.
+        assert!(cost("(neg v0)", "sm_100") < cost("(neg v0)", "sm_90"));
+        assert!(cost("(neg v0)", "sm_90") < cost("(neg v0)", "cpu"));
+        // Three kernels in a chain cost three times one.
+        let (one, three) = (cost("(neg v0)", "cpu"), cost("(neg (neg (neg v0)))", "cpu"));
+        assert!((three / one - 3.0).abs() < 1e-9, "{one} {three}");
+    }
+}
