@@ -1,7 +1,7 @@
 //! The tensor language of the e-graph and its type analysis.
 //!
 //! E-nodes are the ops recognition works on. Ops with attributes (`transpose`,
-//! `reshape`, `expand`, `reduce_mean`, `softmax`, the fused norms, `attention`, `gemm`) take the
+//! `reshape`, `expand`, `concat`, `reduce_mean`, `softmax`, the fused norms, `attention`, `gemm`) take the
 //! attribute as their first child: an [`TensorLang::Attr`] leaf holding the whole
 //! [`Op`], so `(transpose ?p ?x)` binds `?p` to the permutation. Leaves are graph
 //! values (`v12`, [`ValRef`]: an index into [`TypeAnalysis::values`]), attribute leaves,
@@ -152,6 +152,7 @@ mod def {
             "transpose" = Transpose([Id; 2]),
             "reshape" = Reshape([Id; 2]),
             "expand" = Expand([Id; 2]),
+            "concat" = Concat(Box<[Id]>),
             "layer_norm" = LayerNorm([Id; 2]),
             "layer_norm_affine" = LayerNormAffine([Id; 4]),
             "rms_norm" = RmsNorm([Id; 2]),
@@ -252,6 +253,7 @@ pub fn node_op(node: &TensorLang, attr: impl Fn(Id) -> Option<Op>) -> Option<(Op
         T::Transpose(k) => with_attr(k, |o| matches!(o, Op::Transpose { .. })),
         T::Reshape(k) => with_attr(k, |o| matches!(o, Op::Reshape { .. })),
         T::Expand(k) => with_attr(k, |o| matches!(o, Op::Expand { .. })),
+        T::Concat(k) => with_attr(k, |o| matches!(o, Op::Concat { .. })),
         T::LayerNorm(k) => with_attr(k, |o| matches!(o, Op::LayerNorm { affine: false, .. })),
         T::LayerNormAffine(k) => with_attr(k, |o| matches!(o, Op::LayerNorm { affine: true, .. })),
         T::RmsNorm(k) => with_attr(k, |o| matches!(o, Op::RmsNorm { affine: false, .. })),
@@ -344,6 +346,7 @@ pub fn op_node(op: &Op, attr: Option<Id>, kids: &[Id]) -> Option<TensorLang> {
         Op::Transpose { .. } => T::Transpose(with(kids)?.try_into().ok()?),
         Op::Reshape { .. } => T::Reshape(with(kids)?.try_into().ok()?),
         Op::Expand { .. } => T::Expand(with(kids)?.try_into().ok()?),
+        Op::Concat { .. } => T::Concat(with(kids)?.into_boxed_slice()),
         Op::LayerNorm { affine: false, .. } => T::LayerNorm(with(kids)?.try_into().ok()?),
         Op::LayerNorm { affine: true, .. } => T::LayerNormAffine(with(kids)?.try_into().ok()?),
         Op::RmsNorm { affine: false, .. } => T::RmsNorm(with(kids)?.try_into().ok()?),
@@ -365,7 +368,6 @@ pub fn op_node(op: &Op, attr: Option<Id>, kids: &[Id]) -> Option<TensorLang> {
         | Op::ArgReduce { .. }
         | Op::CumSum { .. }
         | Op::Slice { .. }
-        | Op::Concat { .. }
         | Op::Split { .. }
         | Op::Gather { .. }
         | Op::Pad { .. }
