@@ -125,9 +125,14 @@ fn fold_constants(graph: &mut Graph, max_elements: usize) -> Result<bool, PassEr
         let args: Option<Vec<_>> = node
             .inputs()
             .iter()
-            .map(|v| match &graph.get(v.node)?.op {
-                Op::Constant(t) if v.output == 0 => Some(t.clone()),
-                _ => None,
+            .map(|v| {
+                if let Op::Constant(t) = &graph.get(v.node)?.op
+                    && v.output == 0
+                {
+                    Some(t.clone())
+                } else {
+                    None
+                }
             })
             .collect();
         let Some(args) = args else { continue };

@@ -60,12 +60,33 @@ fn check(name: &str) -> String {
         assert!(rel <= REL_TOL, "{name}: `{out}` relative error {rel:e}");
     }
     // Everything the exporter decomposed was recognized: none of the pieces are left.
-    for op in ["softmax", "tanh", "erf", "sigmoid", "reduce_mean", "pow", "sqrt", "reciprocal"] {
+    for op in [
+        "softmax",
+        "tanh",
+        "erf",
+        "sigmoid",
+        "reduce_mean",
+        "pow",
+        "sqrt",
+        "reciprocal",
+    ] {
         assert_eq!(after.get(op), None, "{name}: {op} left after the pipeline");
     }
     // Every adaLN LayerNorm feeds a modulate (the DiT family; the LLMs have none).
-    if ["dit", "sd3", "flux", "pixart_torchscript_static", "digits_dit"].contains(&name) {
-        assert_eq!(after.get("modulate"), after.get("layer_norm"), "{name}: modulate count");
+    if [
+        "dit",
+        "sd3",
+        "flux",
+        "pixart_torchscript_static",
+        "digits_dit",
+    ]
+    .contains(&name)
+    {
+        assert_eq!(
+            after.get("modulate"),
+            after.get("layer_norm"),
+            "{name}: modulate count"
+        );
     }
     let passes: Vec<String> = report
         .passes

@@ -273,10 +273,15 @@ fn modulate_unsqueezed(eg: &mut TensorGraph, class: Id, s: &Subst) -> Option<Id>
 /// A class `x` such that `class` holds `transpose(x, perm)`.
 fn transposed_from(eg: &TensorGraph, class: Id, perm: &[usize]) -> Option<Id> {
     eg[class].nodes.iter().find_map(|n| match n {
-        TensorLang::Transpose([a, x]) => match &eg[*a].data.attr {
-            Some(Op::Transpose { perm: p }) if p == perm => Some(*x),
-            _ => None,
-        },
+        TensorLang::Transpose([a, x]) => {
+            if let Some(Op::Transpose { perm: p }) = &eg[*a].data.attr
+                && p == perm
+            {
+                Some(*x)
+            } else {
+                None
+            }
+        }
         _ => None,
     })
 }
