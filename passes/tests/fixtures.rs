@@ -114,7 +114,9 @@ fixture_tests!(
     sd3,
     flux,
     gpt2,
+    gpt2_torchscript,
     llama,
+    mamba,
     pixart_torchscript_static,
     digits_dit
 );
