@@ -111,7 +111,7 @@ fn dangling() -> NonNull<u8> {
 
 /// True if `p` is aligned to [`ALIGN`].
 pub fn is_aligned(p: *const u8) -> bool {
-    (p as usize) % ALIGN == 0
+    (p as usize).is_multiple_of(ALIGN)
 }
 
 #[cfg(test)]

@@ -59,11 +59,7 @@ pub(crate) fn bind_inputs<'a>(
                 name: s.name.clone(),
                 expected: s.shape.clone(),
                 actual: t.shape().to_vec(),
-                detail: format!(
-                    "rank {}, expected rank {}",
-                    t.shape().len(),
-                    s.shape.rank()
-                ),
+                detail: format!("rank {}, expected rank {}", t.shape().len(), s.shape.rank()),
             });
         }
         inputs.push(t);
@@ -136,7 +132,11 @@ fn solve(sig: &Signature, inputs: &[&Tensor]) -> Result<Bindings, RuntimeError> 
                             .symbols()
                             .iter()
                             .filter_map(|(sym, _)| {
-                                Some(format!("{sym} = {} from {}", bindings.get(sym)?, origin.get(sym)?))
+                                Some(format!(
+                                    "{sym} = {} from {}",
+                                    bindings.get(sym)?,
+                                    origin.get(sym)?
+                                ))
                             })
                             .collect();
                         let why = if from.is_empty() {

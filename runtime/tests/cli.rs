@@ -28,7 +28,10 @@ fn inspect_run_and_bench_a_plan() {
     write_plan(&plan, &parts("cpu", empty_program()), &[], &[]).unwrap();
     let (code, out, err) = dqc_run(&["inspect".as_ref(), plan.as_os_str()]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("kernels: 0") && out.contains("ids: i64[2*B]"), "{out}");
+    assert!(
+        out.contains("kernels: 0") && out.contains("ids: i64[2*B]"),
+        "{out}"
+    );
 
     let inputs = dir.path().join("in.npz");
     let ids = Tensor::from_i64(DType::I64, vec![4], &[0, 1, 2, 3]).unwrap();
@@ -64,7 +67,10 @@ fn inspect_run_and_bench_a_plan() {
         "1".as_ref(),
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("5 iterations: median") && out.contains("p10") && out.contains("p90"), "{out}");
+    assert!(
+        out.contains("5 iterations: median") && out.contains("p10") && out.contains("p90"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -75,13 +81,20 @@ fn errors_are_one_line_and_exit_1() {
     assert_eq!(code, 1);
     assert!(out.is_empty());
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("error: ") && err.contains("not a dqc plan"), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("not a dqc plan"),
+        "{err}"
+    );
 
     // A missing input, named.
     let plan = dir.path().join("empty.dqcplan");
     write_plan(&plan, &parts("cpu", empty_program()), &[], &[]).unwrap();
     let inputs = dir.path().join("in.npz");
-    write_npz(&inputs, &[("x".to_string(), f32_tensor(vec![2, 4], &[1.0; 8]))]).unwrap();
+    write_npz(
+        &inputs,
+        &[("x".to_string(), f32_tensor(vec![2, 4], &[1.0; 8]))],
+    )
+    .unwrap();
     let (code, _, err) = dqc_run(&[
         "run".as_ref(),
         plan.as_os_str(),
@@ -91,5 +104,8 @@ fn errors_are_one_line_and_exit_1() {
         dir.path().join("o.npz").as_os_str(),
     ]);
     assert_eq!(code, 1);
-    assert_eq!(err.trim(), "error: missing input `ids` (the plan expects i64[2*B])");
+    assert_eq!(
+        err.trim(),
+        "error: missing input `ids` (the plan expects i64[2*B])"
+    );
 }

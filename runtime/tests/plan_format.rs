@@ -69,10 +69,15 @@ fn many_weights_of_odd_sizes_all_start_aligned() {
             n,
             *d,
             dqc_ir::Shape::fixed(s),
-            BufferKind::Weight { name: n.to_string() },
+            BufferKind::Weight {
+                name: n.to_string(),
+            },
         ));
         let vals: Vec<i64> = (0..s[0] as i64).map(|i| i % 2).collect();
-        weights.push((n.to_string(), dqc_ir::Tensor::from_i64(*d, s.clone(), &vals).unwrap()));
+        weights.push((
+            n.to_string(),
+            dqc_ir::Tensor::from_i64(*d, s.clone(), &vals).unwrap(),
+        ));
     }
     let bytes = plan_bytes(&parts("cpu", p), &weights, &[]).unwrap();
     let plan = Plan::from_bytes("mem", &bytes).unwrap();
@@ -138,7 +143,10 @@ fn truncated_plans_say_so_with_sizes() {
             panic!("cut at {cut}: {e}");
         };
         let msg = e.to_string();
-        assert!(msg.contains("truncated") && msg.contains(what), "cut at {cut}: {msg}");
+        assert!(
+            msg.contains("truncated") && msg.contains(what),
+            "cut at {cut}: {msg}"
+        );
         assert_eq!(*actual, cut as u64);
         assert!(*expected > *actual);
         assert!(msg.contains(&expected.to_string()) && msg.contains(&actual.to_string()));
@@ -168,7 +176,10 @@ fn flipped_byte_in_weights_names_the_section() {
             matches!(&e, PlanError::SectionChecksum { section, .. } if section == "weights"),
             "{e}"
         );
-        assert!(e.to_string().contains("checksum mismatch in section `weights`"));
+        assert!(
+            e.to_string()
+                .contains("checksum mismatch in section `weights`")
+        );
     }
 }
 
@@ -177,8 +188,7 @@ fn flipped_padding_or_trailing_bytes_are_refused() {
     let bytes = bias_plan_bytes();
     let plan = Plan::from_bytes("p", &bytes).unwrap();
     let s = &plan.header().sections[0];
-    let header_end = PREFIX_LEN
-        + u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+    let header_end = PREFIX_LEN + u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
     if (header_end as u64) < s.offset {
         let mut b = bytes.clone();
         b[header_end] = 1;
@@ -196,7 +206,14 @@ fn another_format_version_is_refused() {
     let mut bytes = bias_plan_bytes();
     bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
     let e = Plan::from_bytes("p", &bytes).unwrap_err();
-    assert!(matches!(e, PlanError::Version { found: 2, supported: 1, .. }));
+    assert!(matches!(
+        e,
+        PlanError::Version {
+            found: 2,
+            supported: 1,
+            ..
+        }
+    ));
     assert_eq!(
         e.to_string(),
         "p: plan format version 2, this runtime reads version 1"
@@ -234,7 +251,10 @@ fn unknown_target_and_misplaced_ptx_are_refused_at_write() {
     let e = plan_bytes(&parts("cpu", add_program()), &[], &ptx).unwrap_err();
     assert!(matches!(e, ValidationError::Ptx { .. }), "{e}");
     let e = plan_bytes(&parts("sm_90", add_program()), &[], &ptx).unwrap_err();
-    assert!(e.to_string().contains("`sm_80`") && e.to_string().contains("`sm_90`"), "{e}");
+    assert!(
+        e.to_string().contains("`sm_80`") && e.to_string().contains("`sm_90`"),
+        "{e}"
+    );
 }
 
 /// Re-encode a plan after editing its header, with valid checksums, so that the
@@ -278,9 +298,16 @@ fn with_header(edit: impl FnOnce(&mut PlanHeader)) -> Vec<u8> {
 
 #[test]
 fn invalid_programs_are_refused_naming_what_is_wrong() {
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut PlanHeader)>)> = vec![
-        ("refers to buffer 99", Box::new(|h| h.program.kernels[0].args[0] = 99)),
-        ("writes argument 7", Box::new(|h| h.program.kernels[0].writes = vec![7])),
+    type Edit = Box<dyn FnOnce(&mut PlanHeader)>;
+    let cases: Vec<(&str, Edit)> = vec![
+        (
+            "refers to buffer 99",
+            Box::new(|h| h.program.kernels[0].args[0] = 99),
+        ),
+        (
+            "writes argument 7",
+            Box::new(|h| h.program.kernels[0].writes = vec![7]),
+        ),
         (
             "does not precede",
             Box::new(|h| {
@@ -307,20 +334,21 @@ fn invalid_programs_are_refused_naming_what_is_wrong() {
         ),
         (
             "does not declare",
+            Box::new(|h| h.program.buffers[2].shape = dqc_ir::Shape(vec!["N".into(), 4.into()])),
+        ),
+        (
+            "appears in no input shape",
             Box::new(|h| h.program.symbols[0].name = "N".into()),
         ),
         (
-            "target `cpu`",
+            "unknown target `tpu`",
             Box::new(|h| h.target = "tpu".into()),
         ),
         (
             "signature",
             Box::new(|h| h.signature.inputs[0].dtype = dqc_ir::DType::F16),
         ),
-        (
-            "non-finite constant",
-            Box::new(|h| h.nonfinite[0].node = 0),
-        ),
+        ("non-finite constant", Box::new(|h| h.nonfinite[0].node = 0)),
     ];
     for (want, edit) in cases {
         let e = err_text(Plan::from_bytes("p", &with_header(edit)));
@@ -334,7 +362,10 @@ fn invalid_programs_are_refused_naming_what_is_wrong() {
 fn weights_must_match_the_program() {
     let p = parts("cpu", bias_program());
     let e = plan_bytes(&p, &[], &[]).unwrap_err().to_string();
-    assert!(e.contains("weight `w`") && e.contains("no such tensor"), "{e}");
+    assert!(
+        e.contains("weight `w`") && e.contains("no such tensor"),
+        "{e}"
+    );
     let wrong = vec![("w".to_string(), f32_tensor(vec![2, 2], &[0.0; 4]))];
     let e = plan_bytes(&p, &wrong, &[]).unwrap_err().to_string();
     assert!(e.contains("f32[2,2]") && e.contains("f32[4]"), "{e}");
@@ -359,7 +390,12 @@ fn failed_write_leaves_the_existing_file_untouched() {
     let blocker = dir.path().join("blocked.dqcplan");
     std::fs::create_dir(&blocker).unwrap();
     std::fs::write(blocker.join("keep"), b"x").unwrap();
-    let e = write_plan(&blocker, &parts("cpu", bias_program()), &bias_weights(), &[]);
+    let e = write_plan(
+        &blocker,
+        &parts("cpu", bias_program()),
+        &bias_weights(),
+        &[],
+    );
     assert!(matches!(e, Err(PlanError::Io { .. })), "{e:?}");
     let names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()

@@ -42,14 +42,19 @@ fn missing_input_is_named() {
     let s = empty_session();
     let e = s.run(&[("x", &x(2))]).unwrap_err();
     assert!(matches!(&e, RuntimeError::MissingInput { name, .. } if name == "ids"));
-    assert_eq!(e.to_string(), "missing input `ids` (the plan expects i64[2*B])");
+    assert_eq!(
+        e.to_string(),
+        "missing input `ids` (the plan expects i64[2*B])"
+    );
 }
 
 #[test]
 fn extra_input_is_named() {
     let s = empty_session();
     let (x2, i4, z) = (x(2), ids(4), x(2));
-    let e = s.run(&[("x", &x2), ("ids", &i4), ("bogus", &z)]).unwrap_err();
+    let e = s
+        .run(&[("x", &x2), ("ids", &i4), ("bogus", &z)])
+        .unwrap_err();
     assert_eq!(
         e.to_string(),
         "`bogus` is not an input of this plan (its inputs: x, ids)"
@@ -83,14 +88,25 @@ fn wrong_shapes_are_named_with_both_shapes() {
     let e = s.run(&[("x", &bad), ("ids", &i4)]).unwrap_err().to_string();
     assert!(e.contains("rank 1, expected rank 2"), "{e}");
     // Inconsistent symbol: x says B = 2, ids has 6 = 2*3.
-    let e = s.run(&[("x", &x(2)), ("ids", &ids(6))]).unwrap_err().to_string();
+    let e = s
+        .run(&[("x", &x(2)), ("ids", &ids(6))])
+        .unwrap_err()
+        .to_string();
     assert!(
-        e.contains("input `ids`") && e.contains("dimension 0 is 6, but 2*B is 4 with B = 2 from input `x` dimension 0"),
+        e.contains("input `ids`")
+            && e.contains("dimension 0 is 6, but 2*B is 4 with B = 2 from input `x` dimension 0"),
         "{e}"
     );
-    // Odd length for 2*B.
-    let e = s.run(&[("ids", &ids(5)), ("x", &x(2))]).unwrap_err().to_string();
-    assert!(e.contains("input `ids`") && e.contains("no positive whole value of `B`"), "{e}");
+    // A batch of 0 binds no positive value.
+    let e = s
+        .run(&[("ids", &ids(0)), ("x", &x(0))])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("input `x`")
+            && e.contains("dimension 0 is 0, which gives no positive whole value of `B`"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -161,7 +177,9 @@ fn weights_and_arena_activations_flow_between_kernels() {
         .collect();
     assert_eq!(out[0].1, f32_tensor(vec![2, 4], &want));
     // Unaligned input storage is copied, with the same result.
-    let bytes: Vec<u8> = std::iter::once(0u8).chain(xs.bytes().iter().copied()).collect();
+    let bytes: Vec<u8> = std::iter::once(0u8)
+        .chain(xs.bytes().iter().copied())
+        .collect();
     let shifted: std::sync::Arc<[u8]> = std::sync::Arc::from(&bytes[1..]);
     let unaligned = Tensor::from_bytes(DType::F32, vec![2, 4], shifted).unwrap();
     let out2 = s.run(&[("x", &unaligned)]).unwrap();

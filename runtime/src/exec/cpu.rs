@@ -66,22 +66,19 @@ impl CpuExecutor {
     }
 
     fn compiled(&self, plan: &Plan, bindings: &Bindings) -> Result<Arc<Compiled>, RuntimeError> {
-        let mut cache = self
-            .compiled
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut cache = self.compiled.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(c) = cache.get(bindings) {
             return Ok(Arc::clone(c));
         }
         let program = plan.program();
         let mut sizes = Vec::with_capacity(program.buffers.len());
         for b in &program.buffers {
-            sizes.push(
-                tensor_bytes(b.dtype, &b.shape, bindings).ok_or_else(|| RuntimeError::Size {
+            sizes.push(tensor_bytes(b.dtype, &b.shape, bindings).ok_or_else(|| {
+                RuntimeError::Size {
                     buffer: b.name.clone(),
                     problem: format!("size of {}{} overflows", b.dtype, b.shape),
-                })?,
-            );
+                }
+            })?);
         }
         for (i, b) in program.buffers.iter().enumerate() {
             let root = root_of(program, i as u32).unwrap_or(i as u32) as usize;
@@ -129,10 +126,12 @@ impl CpuExecutor {
             let size = compiled.sizes.get(i).copied().unwrap_or(0);
             ptrs[i] = match &b.kind {
                 BufferKind::Input { index } => {
-                    let t = inputs.get(*index as usize).ok_or_else(|| RuntimeError::Size {
-                        buffer: b.name.clone(),
-                        problem: format!("input {index} was not given"),
-                    })?;
+                    let t = inputs
+                        .get(*index as usize)
+                        .ok_or_else(|| RuntimeError::Size {
+                            buffer: b.name.clone(),
+                            problem: format!("input {index} was not given"),
+                        })?;
                     if t.bytes().len() as u64 != size {
                         return Err(RuntimeError::Size {
                             buffer: b.name.clone(),
@@ -154,10 +153,12 @@ impl CpuExecutor {
                     }
                 }
                 BufferKind::Output { index } => {
-                    let slot = outs.get_mut(*index as usize).ok_or_else(|| RuntimeError::Size {
-                        buffer: b.name.clone(),
-                        problem: format!("output {index} is not in the output list"),
-                    })?;
+                    let slot = outs
+                        .get_mut(*index as usize)
+                        .ok_or_else(|| RuntimeError::Size {
+                            buffer: b.name.clone(),
+                            problem: format!("output {index} is not in the output list"),
+                        })?;
                     if size == 0 {
                         *slot = Some(OutBuf::Empty);
                         std::ptr::NonNull::<u64>::dangling().as_ptr().cast()
@@ -191,17 +192,20 @@ impl CpuExecutor {
                     buffer: b.name.clone(),
                     problem: "bad alias".into(),
                 })?;
-                ptrs[i] = ptrs.get(root as usize).copied().unwrap_or(std::ptr::null_mut());
+                ptrs[i] = ptrs
+                    .get(root as usize)
+                    .copied()
+                    .unwrap_or(std::ptr::null_mut());
             }
         }
         let mut args: Vec<*mut u8> = Vec::new();
         for (ki, k) in program.kernels.iter().enumerate() {
             args.clear();
-            args.extend(
-                k.args
-                    .iter()
-                    .map(|&id| ptrs.get(id as usize).copied().unwrap_or(std::ptr::null_mut())),
-            );
+            args.extend(k.args.iter().map(|&id| {
+                ptrs.get(id as usize)
+                    .copied()
+                    .unwrap_or(std::ptr::null_mut())
+            }));
             // SAFETY: every argument points to a live buffer of at least the size its
             // dtype and shape need under `bindings` (inputs checked above, outputs
             // allocated above, activations inside the arena, weights in the plan), 64-byte
@@ -236,9 +240,9 @@ impl CpuExecutor {
                 None | Some(OutBuf::Empty) => Storage::Owned(Arc::from(Vec::new())),
                 Some(OutBuf::Map(m)) => {
                     let len = m.len();
-                    let map = m.make_read_only().map_err(|e| {
-                        RuntimeError::Alloc(format!("output `{}`: {e}", b.name))
-                    })?;
+                    let map = m
+                        .make_read_only()
+                        .map_err(|e| RuntimeError::Alloc(format!("output `{}`: {e}", b.name)))?;
                     Storage::Mapped {
                         map: Arc::new(map),
                         offset: 0,
@@ -246,12 +250,11 @@ impl CpuExecutor {
                     }
                 }
             };
-            let t = Tensor::from_storage(b.dtype, shape, storage).map_err(|e| {
-                RuntimeError::Size {
+            let t =
+                Tensor::from_storage(b.dtype, shape, storage).map_err(|e| RuntimeError::Size {
                     buffer: b.name.clone(),
                     problem: e.to_string(),
-                }
-            })?;
+                })?;
             let name = sig
                 .outputs
                 .get(pos)

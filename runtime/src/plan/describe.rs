@@ -43,7 +43,13 @@ impl Plan {
         let p = &h.program;
         let max = maxima(p);
         let mut s = String::new();
-        let _ = writeln!(s, "plan {} (format v{}, target {})", self.path().display(), h.format_version, h.target);
+        let _ = writeln!(
+            s,
+            "plan {} (format v{}, target {})",
+            self.path().display(),
+            h.format_version,
+            h.target
+        );
         let _ = writeln!(s, "inputs:");
         for t in &h.signature.inputs {
             let _ = writeln!(s, "  {}: {}{}", t.name, t.dtype, t.shape);
@@ -53,7 +59,11 @@ impl Plan {
             let _ = writeln!(s, "  {}: {}{}", t.name, t.dtype, t.shape);
         }
         if !p.symbols.is_empty() {
-            let syms: Vec<String> = p.symbols.iter().map(|y| format!("{} ≤ {}", y.name, y.max)).collect();
+            let syms: Vec<String> = p
+                .symbols
+                .iter()
+                .map(|y| format!("{} ≤ {}", y.name, y.max))
+                .collect();
             let _ = writeln!(s, "symbols: {}", syms.join(", "));
         }
         let _ = writeln!(s, "kernels: {}", p.kernels.len());

@@ -38,6 +38,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     s
 }
 
+/// `(offset, length)` of a section in the file.
+type Range = (usize, usize);
+
 /// A plan's header with the byte ranges of its sections, all checked.
 pub(crate) struct Parsed {
     pub header: PlanHeader,
@@ -140,15 +143,12 @@ fn check_sections(
     bytes: &[u8],
     header_end: u64,
     sections: &[SectionEntry],
-) -> Result<Vec<(String, (usize, usize))>, PlanError> {
+) -> Result<Vec<(String, Range)>, PlanError> {
     let p = || path.to_path_buf();
     let actual = bytes.len() as u64;
-    let layout = |message: String| PlanError::Layout {
-        path: p(),
-        message,
-    };
+    let layout = |message: String| PlanError::Layout { path: p(), message };
     let mut prev = header_end;
-    let mut out: Vec<(String, (usize, usize))> = Vec::new();
+    let mut out: Vec<(String, Range)> = Vec::new();
     for s in sections {
         if out.iter().any(|(n, _)| *n == s.name) {
             return Err(layout(format!("section `{}` is listed twice", s.name)));
@@ -160,9 +160,10 @@ fn check_sections(
                 s.name, s.offset
             )));
         }
-        let end = s.offset.checked_add(s.length).ok_or_else(|| {
-            layout(format!("section `{}` has an impossible length", s.name))
-        })?;
+        let end = s
+            .offset
+            .checked_add(s.length)
+            .ok_or_else(|| layout(format!("section `{}` has an impossible length", s.name)))?;
         if end > actual {
             return Err(PlanError::Truncated {
                 path: p(),

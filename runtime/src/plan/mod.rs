@@ -17,8 +17,8 @@ mod write;
 
 pub use error::{PlanError, ValidationError};
 pub use header::{
-    CacheSlot, FORMAT_VERSION, NonFiniteConst, PlanHeader, PlanParts, PrecisionEntry,
-    Provenance, PtxModule, ScheduleStep, SectionEntry, Signature, TensorSig,
+    CacheSlot, FORMAT_VERSION, NonFiniteConst, PlanHeader, PlanParts, PrecisionEntry, Provenance,
+    PtxModule, ScheduleStep, SectionEntry, Signature, TensorSig,
 };
 pub use layout::{MAGIC, PREFIX_LEN, PTX, SECTION_ALIGN, WEIGHTS, sha256_hex};
 pub use write::{plan_bytes, write_plan};
@@ -154,8 +154,8 @@ impl Plan {
         let entries = weights::decode(section).map_err(invalid)?;
         weights::check_against_program(&header.program, &entries).map_err(invalid)?;
         let (p_off, p_len) = parsed.ptx;
-        let ptx: Vec<PtxModule> = serde_json::from_slice(&bytes[p_off..p_off + p_len])
-            .map_err(|e| {
+        let ptx: Vec<PtxModule> =
+            serde_json::from_slice(&bytes[p_off..p_off + p_len]).map_err(|e| {
                 invalid(ValidationError::Ptx {
                     message: e.to_string(),
                 })
@@ -168,11 +168,9 @@ impl Plan {
             let wb = if is_aligned(in_file.as_ptr()) {
                 WeightBytes::InPlan { offset, len: e.len }
             } else {
-                WeightBytes::Copied(AlignedBuf::copy_of(in_file).map_err(|err| {
-                    PlanError::Io {
-                        path: path.clone(),
-                        source: std::io::Error::other(err),
-                    }
+                WeightBytes::Copied(AlignedBuf::copy_of(in_file).map_err(|err| PlanError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other(err),
                 })?)
             };
             wmap.insert(

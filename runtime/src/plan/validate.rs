@@ -5,9 +5,7 @@
 use super::error::ValidationError;
 use super::header::{PlanHeader, Signature};
 use crate::sizes::{maxima, root_of, tensor_bytes};
-use dqc_codegen::spec::{
-    BufferId, BufferKind, Expr, ExprId, Exprs, Kernel, KernelSpec, Program,
-};
+use dqc_codegen::spec::{BufferId, BufferKind, Expr, ExprId, Exprs, Kernel, KernelSpec, Program};
 use dqc_ir::Target;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,7 +20,9 @@ pub(crate) fn check_header(h: &PlanHeader) -> Result<Target, ValidationError> {
 }
 
 fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn check_provenance(h: &PlanHeader) -> Result<(), ValidationError> {
@@ -85,15 +85,17 @@ fn check_symbols(p: &Program) -> Result<(), ValidationError> {
             })
         });
         if !in_inputs {
-            return Err(bad(
-                "appears in no input shape, so no run can bind it",
-            ));
+            return Err(bad("appears in no input shape, so no run can bind it"));
         }
     }
     Ok(())
 }
 
-fn check_buffer(p: &Program, id: BufferId, max: &BTreeMap<String, u64>) -> Result<(), ValidationError> {
+fn check_buffer(
+    p: &Program,
+    id: BufferId,
+    max: &BTreeMap<String, u64>,
+) -> Result<(), ValidationError> {
     let Some(b) = p.buffers.get(id as usize) else {
         return Ok(());
     };
@@ -145,7 +147,10 @@ fn check_buffer(p: &Program, id: BufferId, max: &BTreeMap<String, u64>) -> Resul
             }
         }
         BufferKind::Activation { offset } => {
-            if offset.checked_add(bytes).is_none_or(|end| end > p.arena_bytes) {
+            if offset
+                .checked_add(bytes)
+                .is_none_or(|end| end > p.arena_bytes)
+            {
                 return Err(ValidationError::Arena {
                     name: b.name.clone(),
                     offset: *offset,
@@ -162,9 +167,11 @@ fn check_buffer(p: &Program, id: BufferId, max: &BTreeMap<String, u64>) -> Resul
                     count: p.buffers.len(),
                 });
             }
-            let root = root_of(p, id)
-                .ok_or_else(|| bad("its alias links form a cycle".into()))?;
-            let rb = p.buffers.get(root as usize).ok_or_else(|| bad("bad alias".into()))?;
+            let root = root_of(p, id).ok_or_else(|| bad("its alias links form a cycle".into()))?;
+            let rb = p
+                .buffers
+                .get(root as usize)
+                .ok_or_else(|| bad("bad alias".into()))?;
             let root_bytes = tensor_bytes(rb.dtype, &rb.shape, max).unwrap_or(0);
             if bytes > root_bytes {
                 return Err(bad(format!(
@@ -180,11 +187,14 @@ fn check_buffer(p: &Program, id: BufferId, max: &BTreeMap<String, u64>) -> Resul
 fn check_io_lists(p: &Program) -> Result<(), ValidationError> {
     for (what, list, is_input) in [("input", &p.inputs, true), ("output", &p.outputs, false)] {
         for (pos, &id) in list.iter().enumerate() {
-            let b = p.buffers.get(id as usize).ok_or(ValidationError::NoSuchBuffer {
-                what: format!("{what} {pos}"),
-                id,
-                count: p.buffers.len(),
-            })?;
+            let b = p
+                .buffers
+                .get(id as usize)
+                .ok_or(ValidationError::NoSuchBuffer {
+                    what: format!("{what} {pos}"),
+                    id,
+                    count: p.buffers.len(),
+                })?;
             let ok = match b.kind {
                 BufferKind::Input { index } => is_input && index as usize == pos,
                 BufferKind::Output { index } => !is_input && index as usize == pos,
@@ -252,7 +262,10 @@ fn check_kernel(
         }
         let root = root_of(p, id).ok_or_else(|| bad(format!("argument {w}: bad alias")))?;
         if let Some(rb) = p.buffers.get(root as usize)
-            && matches!(rb.kind, BufferKind::Input { .. } | BufferKind::Weight { .. })
+            && matches!(
+                rb.kind,
+                BufferKind::Input { .. } | BufferKind::Weight { .. }
+            )
         {
             return Err(bad(format!(
                 "writes argument {w}, whose storage is the read-only buffer `{}`",
@@ -292,9 +305,13 @@ fn check_body(ki: usize, k: &KernelSpec, written: &BTreeSet<u32>) -> Result<(), 
     };
     let read = |what: &str, a: u32| -> Result<(), ValidationError> {
         if a as usize >= nargs {
-            Err(kbad(format!("{what} is argument {a}, but it has {nargs} arguments")))
+            Err(kbad(format!(
+                "{what} is argument {a}, but it has {nargs} arguments"
+            )))
         } else if written.contains(&a) {
-            Err(kbad(format!("{what} reads argument {a}, which it also writes")))
+            Err(kbad(format!(
+                "{what} reads argument {a}, which it also writes"
+            )))
         } else {
             Ok(())
         }
@@ -470,9 +487,10 @@ pub(crate) fn check_signature(p: &Program, s: &Signature) -> Result<(), Validati
                     sig.name
                 )));
             }
-            let b = p.buffers.get(id as usize).ok_or_else(|| {
-                bad(format!("{what} `{}` has no buffer", sig.name))
-            })?;
+            let b = p
+                .buffers
+                .get(id as usize)
+                .ok_or_else(|| bad(format!("{what} `{}` has no buffer", sig.name)))?;
             if b.dtype != sig.dtype || b.shape != sig.shape {
                 return Err(bad(format!(
                     "{what} `{}` is {}{} but its buffer `{}` is {}{}",

@@ -126,7 +126,10 @@ pub(crate) fn encode(weights: &[(String, Tensor)]) -> Result<Vec<u8>, Validation
     let metadata = Metadata::new(meta, infos).map_err(|e| werr(e.to_string()))?;
     let mut header = serde_json::to_vec(&metadata).map_err(|e| werr(e.to_string()))?;
     let unpadded = 8 + header.len();
-    header.resize(header.len() + (unpadded.next_multiple_of(ALIGN) - unpadded), b' ');
+    header.resize(
+        header.len() + (unpadded.next_multiple_of(ALIGN) - unpadded),
+        b' ',
+    );
     let data_start = 8 + header.len();
     let mut out = vec![0u8; data_start + pos];
     out[..8].copy_from_slice(&(header.len() as u64).to_le_bytes());
@@ -216,10 +219,16 @@ pub(crate) fn check_against_program(
                 name: name.clone(),
                 problem,
             };
-            let e = entries
-                .get(name)
-                .ok_or_else(|| bad(format!("buffer `{}` needs it, the weights section has no such tensor", b.name)))?;
-            let want = b.shape.as_fixed().ok_or_else(|| bad("symbolic shape".into()))?;
+            let e = entries.get(name).ok_or_else(|| {
+                bad(format!(
+                    "buffer `{}` needs it, the weights section has no such tensor",
+                    b.name
+                ))
+            })?;
+            let want = b
+                .shape
+                .as_fixed()
+                .ok_or_else(|| bad("symbolic shape".into()))?;
             if e.dtype != b.dtype || e.shape != want {
                 return Err(bad(format!(
                     "stored as {}{}, buffer `{}` is {}{}",

@@ -2,8 +2,8 @@
 #![allow(dead_code)]
 
 use dqc_codegen::spec::{
-    Buffer, BufferKind, Elementwise, Expr, Exprs, IndexMap, Kernel, KernelSpec, Program,
-    Scalar, Symbol, Term,
+    Buffer, BufferKind, Elementwise, Expr, Exprs, IndexMap, Kernel, KernelSpec, Program, Scalar,
+    Symbol, Term,
 };
 use dqc_ir::op::BinaryOp;
 use dqc_ir::{DType, Dim, Shape, Tensor};
@@ -35,9 +35,28 @@ pub fn buf(name: &str, dtype: DType, shape: Shape, kind: BufferKind) -> Buffer {
 /// `z = x + y`, all `f32[B,4]`, `B ≤ 8`: one elementwise kernel.
 pub fn add_program() -> Program {
     let mut exprs = Exprs::new();
-    let a = exprs.push(DType::F32, Expr::Load { arg: 0, map: map(4) });
-    let b = exprs.push(DType::F32, Expr::Load { arg: 1, map: map(4) });
-    let s = exprs.push(DType::F32, Expr::Binary { op: BinaryOp::Add, a, b });
+    let a = exprs.push(
+        DType::F32,
+        Expr::Load {
+            arg: 0,
+            map: map(4),
+        },
+    );
+    let b = exprs.push(
+        DType::F32,
+        Expr::Load {
+            arg: 1,
+            map: map(4),
+        },
+    );
+    let s = exprs.push(
+        DType::F32,
+        Expr::Binary {
+            op: BinaryOp::Add,
+            a,
+            b,
+        },
+    );
     Program {
         symbols: vec![Symbol {
             name: "B".into(),
@@ -68,15 +87,54 @@ pub fn add_program() -> Program {
 /// activation `t`; `B ≤ 8`. Has a weight, an activation and a non-finite constant.
 pub fn bias_program() -> Program {
     let mut e1 = Exprs::new();
-    let a = e1.push(DType::F32, Expr::Load { arg: 0, map: map(4) });
-    let b = e1.push(DType::F32, Expr::Load { arg: 1, map: map(0) });
-    let s = e1.push(DType::F32, Expr::Binary { op: BinaryOp::Add, a, b });
+    let a = e1.push(
+        DType::F32,
+        Expr::Load {
+            arg: 0,
+            map: map(4),
+        },
+    );
+    let b = e1.push(
+        DType::F32,
+        Expr::Load {
+            arg: 1,
+            map: map(0),
+        },
+    );
+    let s = e1.push(
+        DType::F32,
+        Expr::Binary {
+            op: BinaryOp::Add,
+            a,
+            b,
+        },
+    );
     let mut e2 = Exprs::new();
-    let t = e2.push(DType::F32, Expr::Load { arg: 0, map: map(4) });
+    let t = e2.push(
+        DType::F32,
+        Expr::Load {
+            arg: 0,
+            map: map(4),
+        },
+    );
     let two = e2.push(DType::F32, Expr::Const(Scalar::F(2.0)));
-    let m = e2.push(DType::F32, Expr::Binary { op: BinaryOp::Mul, a: t, b: two });
+    let m = e2.push(
+        DType::F32,
+        Expr::Binary {
+            op: BinaryOp::Mul,
+            a: t,
+            b: two,
+        },
+    );
     let ninf = e2.push(DType::F32, Expr::Const(Scalar::F(f64::NEG_INFINITY)));
-    let r = e2.push(DType::F32, Expr::Binary { op: BinaryOp::Max, a: m, b: ninf });
+    let r = e2.push(
+        DType::F32,
+        Expr::Binary {
+            op: BinaryOp::Max,
+            a: m,
+            b: ninf,
+        },
+    );
     Program {
         symbols: vec![Symbol {
             name: "B".into(),
@@ -84,7 +142,12 @@ pub fn bias_program() -> Program {
         }],
         buffers: vec![
             buf("x", DType::F32, b4(), BufferKind::Input { index: 0 }),
-            buf("w", DType::F32, Shape::fixed(&[4]), BufferKind::Weight { name: "w".into() }),
+            buf(
+                "w",
+                DType::F32,
+                Shape::fixed(&[4]),
+                BufferKind::Weight { name: "w".into() },
+            ),
             buf("t", DType::F32, b4(), BufferKind::Activation { offset: 0 }),
             buf("out", DType::F32, b4(), BufferKind::Output { index: 0 }),
         ],
@@ -132,7 +195,12 @@ pub fn empty_program() -> Program {
                 Shape(vec![Dim::sym("B").checked_mul(&Dim::fixed(2)).unwrap()]),
                 BufferKind::Input { index: 1 },
             ),
-            buf("y", DType::F32, Shape::fixed(&[4]), BufferKind::Output { index: 0 }),
+            buf(
+                "y",
+                DType::F32,
+                Shape::fixed(&[4]),
+                BufferKind::Output { index: 0 },
+            ),
         ],
         inputs: vec![0, 1],
         outputs: vec![2],
