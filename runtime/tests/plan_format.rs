@@ -337,6 +337,30 @@ fn invalid_programs_are_refused_naming_what_is_wrong() {
             Box::new(|h| h.program.buffers[2].shape = dqc_ir::Shape(vec!["N".into(), 4.into()])),
         ),
         (
+            "writes argument 1 and reads argument 0, which share storage",
+            Box::new(|h| h.program.kernels[1].args = vec![2, 2]),
+        ),
+        (
+            "alias links form a cycle",
+            Box::new(|h| {
+                h.program.buffers[2].kind = BufferKind::Alias { base: 2 };
+            }),
+        ),
+        (
+            "runs kernel 5, but the program has 2 kernels",
+            Box::new(|h| {
+                h.schedule.push(dqc_runtime::plan::ScheduleStep {
+                    name: "s".into(),
+                    kernels: vec![0, 5],
+                    bindings: Default::default(),
+                })
+            }),
+        ),
+        (
+            "source_sha256",
+            Box::new(|h| h.provenance.source_sha256 = "xyz".into()),
+        ),
+        (
             "appears in no input shape",
             Box::new(|h| h.program.symbols[0].name = "N".into()),
         ),

@@ -49,9 +49,8 @@ fn check_provenance(h: &PlanHeader) -> Result<(), ValidationError> {
 pub(crate) fn check_program(p: &Program) -> Result<(), ValidationError> {
     check_symbols(p)?;
     let max = maxima(p);
-    for (i, b) in p.buffers.iter().enumerate() {
-        check_buffer(p, i as BufferId, &max)?;
-        let _ = b;
+    for id in 0..p.buffers.len() {
+        check_buffer(p, id as BufferId, &max)?;
     }
     check_io_lists(p)?;
     for (ki, k) in p.kernels.iter().enumerate() {
@@ -273,11 +272,13 @@ fn check_kernel(
             )));
         }
     }
-    // A written argument must not share storage with an argument the kernel reads.
+    // A written argument shares storage with no other argument of the kernel.
     for &w in &written {
-        let wid = k.args[w as usize];
+        let Some(&wid) = k.args.get(w as usize) else {
+            continue;
+        };
         for (j, &rid) in k.args.iter().enumerate() {
-            if written.contains(&(j as u32)) {
+            if j as u32 == w {
                 continue;
             }
             let same_root = root_of(p, wid) == root_of(p, rid);
@@ -286,8 +287,13 @@ fn check_kernel(
                 _ => false,
             };
             if same_root || overlap {
+                let how = if written.contains(&(j as u32)) {
+                    "also writes"
+                } else {
+                    "reads"
+                };
                 return Err(bad(format!(
-                    "writes argument {w} and reads argument {j}, which share storage"
+                    "writes argument {w} and {how} argument {j}, which share storage"
                 )));
             }
         }
