@@ -5,16 +5,55 @@ use crate::align::{AlignedBuf, is_aligned};
 use crate::error::RuntimeError;
 use crate::plan::Plan;
 use crate::sizes::{root_of, tensor_bytes};
-use dqc_codegen::cpu::{Bindings, CpuProgram};
-use dqc_codegen::spec::BufferKind;
+use dqc_codegen::cpu::{Bindings, CpuError, CpuProgram};
+use dqc_codegen::spec::{BufferKind, Program};
 use dqc_ir::Tensor;
 use dqc_ir::tensor::Storage;
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, PoisonError};
 
+/// What the executor needs from a code generator: compile a program under fixed symbol
+/// values, then run its kernels one by one. [`Cranelift`] is the real one; tests plug in
+/// a small interpreter to check the executor's buffer plumbing.
+pub(crate) trait Backend {
+    /// A compiled program.
+    type Compiled;
+    /// Compile every kernel of `program` for `bindings`.
+    fn compile(program: &Program, bindings: &Bindings) -> Result<Self::Compiled, CpuError>;
+    /// Number of kernels compiled.
+    fn len(c: &Self::Compiled) -> usize;
+    /// Run kernel `index`.
+    ///
+    /// # Safety
+    /// As [`CpuProgram::run_kernel`].
+    unsafe fn run_kernel(
+        c: &Self::Compiled,
+        index: usize,
+        args: &[*mut u8],
+    ) -> Result<(), CpuError>;
+}
+
+/// The Cranelift backend of `dqc_codegen::cpu`.
+pub(crate) struct Cranelift;
+
+impl Backend for Cranelift {
+    type Compiled = CpuProgram;
+    fn compile(program: &Program, bindings: &Bindings) -> Result<CpuProgram, CpuError> {
+        CpuProgram::compile(program, bindings)
+    }
+    fn len(c: &CpuProgram) -> usize {
+        c.len()
+    }
+    unsafe fn run_kernel(c: &CpuProgram, index: usize, args: &[*mut u8]) -> Result<(), CpuError> {
+        // SAFETY: forwarded contract.
+        unsafe { c.run_kernel(index, args) }
+    }
+}
+
 /// A program compiled for one binding, with every buffer's size under it.
-struct Compiled {
-    cpu: CpuProgram,
+struct Compiled<C> {
+    cpu: C,
     /// Bytes of every buffer.
     sizes: Vec<u64>,
 }
@@ -26,17 +65,18 @@ enum OutBuf {
 }
 
 /// Runs a plan's program on the host CPU.
-pub(crate) struct CpuExecutor {
+pub(crate) struct CpuExecutor<B: Backend = Cranelift> {
     /// Address of each weight buffer's bytes (0 for other buffers); they live in the plan,
     /// which the session keeps alive.
     weight_addr: Vec<usize>,
     arena: Mutex<AlignedBuf>,
-    compiled: Mutex<HashMap<Bindings, Arc<Compiled>>>,
+    compiled: Mutex<HashMap<Bindings, Arc<Compiled<B::Compiled>>>>,
+    backend: PhantomData<B>,
 }
 
-impl CpuExecutor {
+impl<B: Backend> CpuExecutor<B> {
     /// Allocate the arena and resolve the weights of `plan`.
-    pub(crate) fn new(plan: &Plan) -> Result<CpuExecutor, RuntimeError> {
+    pub(crate) fn new(plan: &Plan) -> Result<CpuExecutor<B>, RuntimeError> {
         let program = plan.program();
         let mut weight_addr = vec![0usize; program.buffers.len()];
         for (i, b) in program.buffers.iter().enumerate() {
@@ -54,6 +94,7 @@ impl CpuExecutor {
             weight_addr,
             arena: Mutex::new(arena),
             compiled: Mutex::new(HashMap::new()),
+            backend: PhantomData,
         })
     }
 
@@ -65,7 +106,11 @@ impl CpuExecutor {
             .len()
     }
 
-    fn compiled(&self, plan: &Plan, bindings: &Bindings) -> Result<Arc<Compiled>, RuntimeError> {
+    fn compiled(
+        &self,
+        plan: &Plan,
+        bindings: &Bindings,
+    ) -> Result<Arc<Compiled<B::Compiled>>, RuntimeError> {
         let mut cache = self.compiled.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(c) = cache.get(bindings) {
             return Ok(Arc::clone(c));
@@ -89,14 +134,14 @@ impl CpuExecutor {
                 });
             }
         }
-        let cpu = CpuProgram::compile(program, bindings)
-            .map_err(|source| RuntimeError::Compile { source })?;
-        if cpu.len() != program.kernels.len() {
+        let cpu =
+            B::compile(program, bindings).map_err(|source| RuntimeError::Compile { source })?;
+        if B::len(&cpu) != program.kernels.len() {
             return Err(RuntimeError::Size {
                 buffer: String::new(),
                 problem: format!(
                     "the CPU backend compiled {} kernels of {}",
-                    cpu.len(),
+                    B::len(&cpu),
                     program.kernels.len()
                 ),
             });
@@ -212,7 +257,7 @@ impl CpuExecutor {
             // aligned (arena, copies, page-aligned outputs, aligned weights); the plan's
             // validation guarantees written arguments do not share storage with read ones
             // and that inputs and weights are never written.
-            unsafe { compiled.cpu.run_kernel(ki, &args) }.map_err(|source| {
+            unsafe { B::run_kernel(&compiled.cpu, ki, &args) }.map_err(|source| {
                 RuntimeError::Kernel {
                     index: ki,
                     name: k.name.clone(),
@@ -265,3 +310,6 @@ impl CpuExecutor {
         Ok(result)
     }
 }
+
+#[cfg(test)]
+mod tests;
