@@ -197,12 +197,14 @@ fn check_sections(
     Ok(out)
 }
 
-/// Assemble a whole plan file: prefix, header (with the section table filled in) and
-/// sections in the given order.
-pub(crate) fn assemble(
+/// Write a whole plan file to `out`: prefix, header (with the section table filled in)
+/// and sections in the given order, each after its zero padding. Returns the bytes
+/// written.
+pub(crate) fn assemble<W: std::io::Write>(
     mut header: PlanHeader,
     sections: &[(&str, &[u8])],
-) -> Result<Vec<u8>, String> {
+    out: &mut W,
+) -> Result<u64, AssembleError> {
     // The section offsets depend on the header's length, which depends on the offsets'
     // digits: iterate until the length is stable (it changes at most a few times).
     let mut header_bytes = Vec::new();
@@ -222,7 +224,7 @@ pub(crate) fn assemble(
                 }
             })
             .collect();
-        let next = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
+        let next = serde_json::to_vec(&header).map_err(|e| AssembleError::Layout(e.to_string()))?;
         stable = next.len() == header_bytes.len();
         header_bytes = next;
         if stable {
@@ -230,17 +232,35 @@ pub(crate) fn assemble(
         }
     }
     if !stable {
-        return Err("the header length did not settle while placing the sections".into());
+        return Err(AssembleError::Layout(
+            "the header length did not settle while placing the sections".into(),
+        ));
     }
-    let mut out = Vec::new();
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&(header_bytes.len() as u64).to_le_bytes());
-    out.extend_from_slice(Sha256::digest(&header_bytes).as_slice());
-    out.extend_from_slice(&header_bytes);
+    let mut head = Vec::with_capacity(PREFIX_LEN + header_bytes.len());
+    head.extend_from_slice(MAGIC);
+    head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    head.extend_from_slice(&(header_bytes.len() as u64).to_le_bytes());
+    head.extend_from_slice(Sha256::digest(&header_bytes).as_slice());
+    head.extend_from_slice(&header_bytes);
+    out.write_all(&head)?;
+    let mut at = head.len() as u64;
+    let zeros = [0u8; SECTION_ALIGN as usize];
     for (s, (_, b)) in header.sections.iter().zip(sections) {
-        out.resize(s.offset as usize, 0);
-        out.extend_from_slice(b);
+        let pad = (s.offset - at) as usize;
+        out.write_all(&zeros[..pad])?;
+        out.write_all(b)?;
+        at = s.offset + b.len() as u64;
     }
-    Ok(out)
+    Ok(at)
+}
+
+/// Why a plan could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AssembleError {
+    /// The header could not be laid out.
+    #[error("{0}")]
+    Layout(String),
+    /// Writing failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }

@@ -2,7 +2,7 @@
 
 use super::error::{PlanError, ValidationError};
 use super::header::{FORMAT_VERSION, PlanHeader, PlanParts, PtxModule};
-use super::layout::{PTX, WEIGHTS, assemble};
+use super::layout::{AssembleError, PTX, WEIGHTS, assemble};
 use super::{check_ptx, floats, validate, weights};
 use dqc_ir::Tensor;
 use std::fs::File;
@@ -22,11 +22,21 @@ pub fn write_plan(
     weights: &[(String, Tensor)],
     ptx: &[PtxModule],
 ) -> Result<(), PlanError> {
-    let bytes = plan_bytes(parts, weights, ptx).map_err(|source| PlanError::Invalid {
+    let invalid = |source| PlanError::Invalid {
         path: path.to_path_buf(),
         source,
-    })?;
-    write_atomic(path, &bytes).map_err(|source| PlanError::Io {
+    };
+    let (header, weights_bytes, ptx_bytes) = prepare(parts, weights, ptx).map_err(invalid)?;
+    let sections = [
+        (WEIGHTS, weights_bytes.as_slice()),
+        (PTX, ptx_bytes.as_slice()),
+    ];
+    write_atomic(path, |f| match assemble(header, &sections, f) {
+        Ok(_) => Ok(()),
+        Err(AssembleError::Io(e)) => Err(e),
+        Err(AssembleError::Layout(m)) => Err(std::io::Error::other(m)),
+    })
+    .map_err(|source| PlanError::Io {
         path: path.to_path_buf(),
         source,
     })
@@ -38,6 +48,24 @@ pub fn plan_bytes(
     weights: &[(String, Tensor)],
     ptx: &[PtxModule],
 ) -> Result<Vec<u8>, ValidationError> {
+    let (header, weights_bytes, ptx_bytes) = prepare(parts, weights, ptx)?;
+    let mut out = Vec::new();
+    let sections = [
+        (WEIGHTS, weights_bytes.as_slice()),
+        (PTX, ptx_bytes.as_slice()),
+    ];
+    assemble(header, &sections, &mut out).map_err(|e| ValidationError::Layout {
+        message: e.to_string(),
+    })?;
+    Ok(out)
+}
+
+/// Validate the parts and encode the header (without its section table) and sections.
+fn prepare(
+    parts: &PlanParts,
+    weights: &[(String, Tensor)],
+    ptx: &[PtxModule],
+) -> Result<(PlanHeader, Vec<u8>, Vec<u8>), ValidationError> {
     let mut program = parts.program.clone();
     let nonfinite = floats::extract(&mut program)?;
     let header = PlanHeader {
@@ -60,13 +88,15 @@ pub fn plan_bytes(
     let ptx_bytes = serde_json::to_vec(ptx).map_err(|e| ValidationError::Ptx {
         message: e.to_string(),
     })?;
-    assemble(header, &[(WEIGHTS, &weights_bytes), (PTX, &ptx_bytes)])
-        .map_err(|message| ValidationError::Layout { message })
+    Ok((header, weights_bytes, ptx_bytes))
 }
 
-/// Write `bytes` to `path` through a synced temporary file in the same folder and a
+/// Write `path` through a synced temporary file in the same folder and a
 /// rename; the folder is synced afterwards where the platform allows.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn write_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut std::io::BufWriter<&File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let file_name = path.file_name().ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name")
     })?;
@@ -77,8 +107,11 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp_name.push(format!(".{}.{n}.tmp", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
     let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
+        let f = File::create(&tmp)?;
+        let mut w = std::io::BufWriter::new(&f);
+        fill(&mut w)?;
+        w.flush()?;
+        drop(w);
         f.sync_all()?;
         drop(f);
         std::fs::rename(&tmp, path)
