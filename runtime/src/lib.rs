@@ -1,6 +1,24 @@
-//! dqc-runtime: plan execution.
+//! dqc-runtime: plan files and their execution.
 //!
-//! This crate will own the plan file format (header, PTX sections, safetensors weights,
-//! checksums), plan loading and validation, the CPU and CUDA executors, `Session` (which
-//! keeps cache slots across denoising steps), the C ABI and the `dqc-run` binary. It must
-//! stay small: it depends on `dqc-ir` for types only, never on LLVM, egg or the frontend.
+//! - [`plan`]: the plan file format v1 — [`write_plan`], [`Plan::load`] (which validates
+//!   every byte and id before anything runs) and the header types;
+//! - [`Session`]: runs a plan — checks the inputs against the signature, binds the
+//!   symbolic dimensions, executes the kernels with the CPU executor and returns the
+//!   outputs;
+//! - the `dqc-run` binary (`run`, `bench`, `inspect`).
+//!
+//! It stays small: `dqc-ir` for types, `dqc-codegen` for the program types and the CPU
+//! backend; never LLVM, egg or the frontend.
+#![warn(missing_docs)]
+
+pub mod align;
+mod bind;
+mod error;
+mod exec;
+pub mod plan;
+mod session;
+pub mod sizes;
+
+pub use error::RuntimeError;
+pub use plan::{Plan, PlanError, PlanParts, Provenance, PtxModule, Signature, write_plan};
+pub use session::Session;

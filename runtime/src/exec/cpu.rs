@@ -1,0 +1,315 @@
+//! The CPU executor: one 64-byte-aligned activation arena, weights resolved once, kernels
+//! JIT-compiled by `dqc_codegen::cpu` per distinct symbol binding and cached.
+
+use crate::align::{AlignedBuf, is_aligned};
+use crate::error::RuntimeError;
+use crate::plan::Plan;
+use crate::sizes::{root_of, tensor_bytes};
+use dqc_codegen::cpu::{Bindings, CpuError, CpuProgram};
+use dqc_codegen::spec::{BufferKind, Program};
+use dqc_ir::Tensor;
+use dqc_ir::tensor::Storage;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// What the executor needs from a code generator: compile a program under fixed symbol
+/// values, then run its kernels one by one. [`Cranelift`] is the real one; tests plug in
+/// a small interpreter to check the executor's buffer plumbing.
+pub(crate) trait Backend {
+    /// A compiled program.
+    type Compiled;
+    /// Compile every kernel of `program` for `bindings`.
+    fn compile(program: &Program, bindings: &Bindings) -> Result<Self::Compiled, CpuError>;
+    /// Number of kernels compiled.
+    fn len(c: &Self::Compiled) -> usize;
+    /// Run kernel `index`.
+    ///
+    /// # Safety
+    /// As [`CpuProgram::run_kernel`].
+    unsafe fn run_kernel(
+        c: &Self::Compiled,
+        index: usize,
+        args: &[*mut u8],
+    ) -> Result<(), CpuError>;
+}
+
+/// The Cranelift backend of `dqc_codegen::cpu`.
+pub(crate) struct Cranelift;
+
+impl Backend for Cranelift {
+    type Compiled = CpuProgram;
+    fn compile(program: &Program, bindings: &Bindings) -> Result<CpuProgram, CpuError> {
+        CpuProgram::compile(program, bindings)
+    }
+    fn len(c: &CpuProgram) -> usize {
+        c.len()
+    }
+    unsafe fn run_kernel(c: &CpuProgram, index: usize, args: &[*mut u8]) -> Result<(), CpuError> {
+        // SAFETY: forwarded contract.
+        unsafe { c.run_kernel(index, args) }
+    }
+}
+
+/// A program compiled for one binding, with every buffer's size under it.
+struct Compiled<C> {
+    cpu: C,
+    /// Bytes of every buffer.
+    sizes: Vec<u64>,
+}
+
+/// Storage of one output during a run.
+enum OutBuf {
+    Empty,
+    Map(memmap2::MmapMut),
+}
+
+/// Runs a plan's program on the host CPU.
+pub(crate) struct CpuExecutor<B: Backend = Cranelift> {
+    /// Address of each weight buffer's bytes (0 for other buffers); they live in the plan,
+    /// which the session keeps alive.
+    weight_addr: Vec<usize>,
+    arena: Mutex<AlignedBuf>,
+    compiled: Mutex<HashMap<Bindings, Arc<Compiled<B::Compiled>>>>,
+    backend: PhantomData<B>,
+}
+
+impl<B: Backend> CpuExecutor<B> {
+    /// Allocate the arena and resolve the weights of `plan`.
+    pub(crate) fn new(plan: &Plan) -> Result<CpuExecutor<B>, RuntimeError> {
+        let program = plan.program();
+        let mut weight_addr = vec![0usize; program.buffers.len()];
+        for (i, b) in program.buffers.iter().enumerate() {
+            if let BufferKind::Weight { name } = &b.kind {
+                let bytes = plan.weight_bytes(name).ok_or_else(|| RuntimeError::Size {
+                    buffer: b.name.clone(),
+                    problem: format!("weight `{name}` is not in the plan"),
+                })?;
+                weight_addr[i] = bytes.as_ptr() as usize;
+            }
+        }
+        let arena = AlignedBuf::zeroed(program.arena_bytes)
+            .map_err(|e| RuntimeError::Alloc(format!("activation arena: {e}")))?;
+        Ok(CpuExecutor {
+            weight_addr,
+            arena: Mutex::new(arena),
+            compiled: Mutex::new(HashMap::new()),
+            backend: PhantomData,
+        })
+    }
+
+    /// Number of bindings compiled so far.
+    pub(crate) fn variants(&self) -> usize {
+        self.compiled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    fn compiled(
+        &self,
+        plan: &Plan,
+        bindings: &Bindings,
+    ) -> Result<Arc<Compiled<B::Compiled>>, RuntimeError> {
+        let mut cache = self.compiled.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = cache.get(bindings) {
+            return Ok(Arc::clone(c));
+        }
+        let program = plan.program();
+        let mut sizes = Vec::with_capacity(program.buffers.len());
+        for b in &program.buffers {
+            sizes.push(tensor_bytes(b.dtype, &b.shape, bindings).ok_or_else(|| {
+                RuntimeError::Size {
+                    buffer: b.name.clone(),
+                    problem: format!("size of {}{} overflows", b.dtype, b.shape),
+                }
+            })?);
+        }
+        for (i, b) in program.buffers.iter().enumerate() {
+            let root = root_of(program, i as u32).unwrap_or(i as u32) as usize;
+            if sizes.get(i) > sizes.get(root) {
+                return Err(RuntimeError::Size {
+                    buffer: b.name.clone(),
+                    problem: "is larger than the buffer it aliases under these bindings".into(),
+                });
+            }
+        }
+        let cpu =
+            B::compile(program, bindings).map_err(|source| RuntimeError::Compile { source })?;
+        if B::len(&cpu) != program.kernels.len() {
+            return Err(RuntimeError::Size {
+                buffer: String::new(),
+                problem: format!(
+                    "the CPU backend compiled {} kernels of {}",
+                    B::len(&cpu),
+                    program.kernels.len()
+                ),
+            });
+        }
+        let c = Arc::new(Compiled { cpu, sizes });
+        cache.insert(bindings.clone(), Arc::clone(&c));
+        Ok(c)
+    }
+
+    /// Run the program on `inputs` (signature order, already checked against the
+    /// signature) under `bindings`; returns the outputs in signature order.
+    pub(crate) fn run(
+        &self,
+        plan: &Plan,
+        inputs: &[&Tensor],
+        bindings: &Bindings,
+    ) -> Result<Vec<(String, Tensor)>, RuntimeError> {
+        let compiled = self.compiled(plan, bindings)?;
+        let program = plan.program();
+        let mut arena = self.arena.lock().unwrap_or_else(PoisonError::into_inner);
+        let arena_ptr = arena.as_mut_ptr();
+        // Aligned copies of unaligned inputs and the outputs, alive until the end of the run.
+        let mut copies: Vec<AlignedBuf> = Vec::new();
+        let mut outs: Vec<Option<OutBuf>> = (0..program.outputs.len()).map(|_| None).collect();
+        let mut ptrs: Vec<*mut u8> = vec![std::ptr::null_mut(); program.buffers.len()];
+        for (i, b) in program.buffers.iter().enumerate() {
+            let size = compiled.sizes.get(i).copied().unwrap_or(0);
+            ptrs[i] = match &b.kind {
+                BufferKind::Input { index } => {
+                    let t = inputs
+                        .get(*index as usize)
+                        .ok_or_else(|| RuntimeError::Size {
+                            buffer: b.name.clone(),
+                            problem: format!("input {index} was not given"),
+                        })?;
+                    if t.bytes().len() as u64 != size {
+                        return Err(RuntimeError::Size {
+                            buffer: b.name.clone(),
+                            problem: format!(
+                                "the input has {} bytes, the binding needs {size}",
+                                t.bytes().len()
+                            ),
+                        });
+                    }
+                    if is_aligned(t.bytes().as_ptr()) {
+                        // Kernels never write inputs (validated when the plan loaded).
+                        t.bytes().as_ptr().cast_mut()
+                    } else {
+                        let mut c = AlignedBuf::copy_of(t.bytes())
+                            .map_err(|e| RuntimeError::Alloc(e.to_string()))?;
+                        let p = c.as_mut_ptr();
+                        copies.push(c);
+                        p
+                    }
+                }
+                BufferKind::Output { index } => {
+                    let slot = outs
+                        .get_mut(*index as usize)
+                        .ok_or_else(|| RuntimeError::Size {
+                            buffer: b.name.clone(),
+                            problem: format!("output {index} is not in the output list"),
+                        })?;
+                    if size == 0 {
+                        *slot = Some(OutBuf::Empty);
+                        std::ptr::NonNull::<u64>::dangling().as_ptr().cast()
+                    } else {
+                        let len = usize::try_from(size)
+                            .map_err(|_| RuntimeError::Alloc(format!("{size} bytes")))?;
+                        let mut m = memmap2::MmapMut::map_anon(len).map_err(|e| {
+                            RuntimeError::Alloc(format!("output `{}`: {e}", b.name))
+                        })?;
+                        let p = m.as_mut_ptr();
+                        *slot = Some(OutBuf::Map(m));
+                        p
+                    }
+                }
+                BufferKind::Weight { .. } => {
+                    self.weight_addr.get(i).copied().unwrap_or(0) as *mut u8
+                }
+                BufferKind::Activation { offset } => {
+                    // In range: offset + size at the maxima ≤ arena_bytes (validated), and
+                    // sizes only shrink below the maxima.
+                    let off = usize::try_from(*offset)
+                        .map_err(|_| RuntimeError::Alloc(format!("{offset} bytes")))?;
+                    arena_ptr.wrapping_add(off)
+                }
+                BufferKind::Alias { .. } => std::ptr::null_mut(),
+            };
+        }
+        for (i, b) in program.buffers.iter().enumerate() {
+            if let BufferKind::Alias { .. } = b.kind {
+                let root = root_of(program, i as u32).ok_or_else(|| RuntimeError::Size {
+                    buffer: b.name.clone(),
+                    problem: "bad alias".into(),
+                })?;
+                ptrs[i] = ptrs
+                    .get(root as usize)
+                    .copied()
+                    .unwrap_or(std::ptr::null_mut());
+            }
+        }
+        let mut args: Vec<*mut u8> = Vec::new();
+        for (ki, k) in program.kernels.iter().enumerate() {
+            args.clear();
+            args.extend(k.args.iter().map(|&id| {
+                ptrs.get(id as usize)
+                    .copied()
+                    .unwrap_or(std::ptr::null_mut())
+            }));
+            // SAFETY: every argument points to a live buffer of at least the size its
+            // dtype and shape need under `bindings` (inputs checked above, outputs
+            // allocated above, activations inside the arena, weights in the plan), 64-byte
+            // aligned (arena, copies, page-aligned outputs, aligned weights); the plan's
+            // validation guarantees written arguments do not share storage with read ones
+            // and that inputs and weights are never written.
+            unsafe { B::run_kernel(&compiled.cpu, ki, &args) }.map_err(|source| {
+                RuntimeError::Kernel {
+                    index: ki,
+                    name: k.name.clone(),
+                    source,
+                }
+            })?;
+        }
+        drop(arena);
+        drop(copies);
+        let sig = plan.signature();
+        let mut result = Vec::with_capacity(outs.len());
+        for ((pos, &id), out) in program.outputs.iter().enumerate().zip(outs) {
+            let b = program
+                .buffers
+                .get(id as usize)
+                .ok_or_else(|| RuntimeError::Size {
+                    buffer: format!("#{id}"),
+                    problem: "no such output buffer".into(),
+                })?;
+            let shape = b.shape.eval(bindings).ok_or_else(|| RuntimeError::Size {
+                buffer: b.name.clone(),
+                problem: "shape has an unbound symbol".into(),
+            })?;
+            let storage = match out {
+                None | Some(OutBuf::Empty) => Storage::Owned(Arc::from(Vec::new())),
+                Some(OutBuf::Map(m)) => {
+                    let len = m.len();
+                    let map = m
+                        .make_read_only()
+                        .map_err(|e| RuntimeError::Alloc(format!("output `{}`: {e}", b.name)))?;
+                    Storage::Mapped {
+                        map: Arc::new(map),
+                        offset: 0,
+                        len,
+                    }
+                }
+            };
+            let t =
+                Tensor::from_storage(b.dtype, shape, storage).map_err(|e| RuntimeError::Size {
+                    buffer: b.name.clone(),
+                    problem: e.to_string(),
+                })?;
+            let name = sig
+                .outputs
+                .get(pos)
+                .map(|s| s.name.clone())
+                .unwrap_or_else(|| b.name.clone());
+            result.push((name, t));
+        }
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,3 @@
+//! Executors: the code that runs a validated program on a device.
+
+pub(crate) mod cpu;
