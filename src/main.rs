@@ -19,7 +19,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Parse and verify a model (`.dqc`), print its IR and a summary.
+    /// Print a model's IR and a summary (`.dqc`, `.onnx`), or a plan's contents (`.dqcplan`).
     Inspect(cmd::inspect::Args),
     /// Convert an ONNX model to the IR; print it or write it (`-o model.dqc`).
     Import(cmd::import::Args),
@@ -29,6 +29,12 @@ enum Command {
     NewModel(cmd::new_model::Args),
     /// Write random inputs for a model's signature to an `.npz` file.
     MakeInputs(cmd::make_inputs::Args),
+    /// Compile a model (`.onnx` or `.dqc`) into a plan file for a target.
+    Compile(cmd::compile::Args),
+    /// Run a plan on inputs from an `.npz` file.
+    Run(cmd::run::Args),
+    /// Time a plan's forward pass (median, p10, p90).
+    Bench(cmd::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +45,9 @@ fn main() -> ExitCode {
         Command::Eval(a) => cmd::eval::run(a),
         Command::NewModel(a) => cmd::new_model::run(a),
         Command::MakeInputs(a) => cmd::make_inputs::run(a),
+        Command::Compile(a) => cmd::compile::run(a),
+        Command::Run(a) => cmd::run::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,7 +9,8 @@ use dqc_ir::Op;
 /// Arguments of `dqc inspect`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The model file (`.dqc` or `.onnx`).
+    /// The model file (`.dqc` or `.onnx`) or a plan (`.dqcplan`: kernels, buffers, peak
+    /// memory, precision table, provenance).
     pub file: PathBuf,
     /// Print only the summary, not the IR text.
     #[arg(long)]
@@ -18,6 +19,11 @@ pub struct Args {
 
 /// Run the command.
 pub fn run(args: Args) -> Result<()> {
+    if args.file.extension().and_then(|e| e.to_str()) == Some("dqcplan") {
+        let plan = dqc_runtime::Plan::load(&args.file)?;
+        print!("{}", plan.describe());
+        return Ok(());
+    }
     let g = super::load_model(&args.file)?;
     if !args.summary {
         print!("{}", dqc_ir::text::print_with_weights(&g, 16).0);

@@ -1,32 +1,22 @@
 //! One module per subcommand, each with its clap `Args` and a `run` function.
 
+pub mod bench;
+pub mod compile;
 pub mod eval;
 pub mod import;
 pub mod inspect;
 pub mod make_inputs;
 pub mod new_model;
+pub mod run;
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use dqc_ir::Graph;
 
-/// Read and verify a model file. `.dqc` files are parsed with their weights; `.onnx`
-/// files are imported (and verified) by the ONNX frontend; other extensions are refused
-/// with a message that lists what is accepted.
+/// Read and verify a model file (see [`dqc::driver::load_model`]).
 pub fn load_model(path: &Path) -> Result<Graph> {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("dqc") => {
-            let mut g = dqc_ir::text::read_model(path)?;
-            dqc_ir::verify::verify(&mut g).with_context(|| format!("{}", path.display()))?;
-            Ok(g)
-        }
-        Some("onnx") => Ok(dqc_frontend::onnx::import_file(path)?),
-        _ => bail!(
-            "{}: unsupported model file (expected a `.dqc` IR file or an `.onnx` model)",
-            path.display()
-        ),
-    }
+    dqc::driver::load_model(path)
 }
 
 /// Create the folder an output file goes into, if it does not exist yet.
@@ -48,4 +38,20 @@ pub fn checksum(bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+/// Bytes as B / KiB / MiB / GiB.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }

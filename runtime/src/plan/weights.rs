@@ -33,7 +33,7 @@ fn to_st(d: DType) -> Option<StDtype> {
         DType::I8 => StDtype::I8,
         DType::U8 => StDtype::U8,
         DType::Bool => StDtype::BOOL,
-        DType::I4 | DType::Fp4E2M1 => return None,
+        DType::I4 | DType::Fp4E2M1 | DType::F8E4M3Fnuz | DType::F8E5M2Fnuz => return None,
     })
 }
 
