@@ -18,11 +18,21 @@ fn acc_only(dt: DType) -> (Exprs, u32) {
 }
 
 /// RowReduce over `x: [rows, len]` loaded densely, epilogue = Acc.
-fn row_program(rows: u64, len: u64, in_dt: DType, out_dt: DType, op: RowOp) -> dqc_codegen::spec::Program {
+fn row_program(
+    rows: u64,
+    len: u64,
+    in_dt: DType,
+    out_dt: DType,
+    op: RowOp,
+) -> dqc_codegen::spec::Program {
     let mut e = Exprs::new();
     let x = load(&mut e, in_dt, 0, map(0, &[len as i64, 1]));
     let acc = e.push(out_dt, Expr::Acc);
-    let out_shape = if op.reduces() { vec![rows] } else { vec![rows, len] };
+    let out_shape = if op.reduces() {
+        vec![rows]
+    } else {
+        vec![rows, len]
+    };
     program(
         &[(in_dt, vec![rows, len]), (out_dt, out_shape)],
         Kernel::RowReduce(RowReduce {
@@ -46,10 +56,29 @@ fn layer_norm_with_affine_epilogue() {
     let acc = e.push(DType::F32, Expr::Acc);
     let g = load(&mut e, DType::F32, 1, map(0, &[0, 1]));
     let b = load(&mut e, DType::F32, 2, map(0, &[0, 1]));
-    let m = e.push(DType::F32, Expr::Binary { op: BinaryOp::Mul, a: acc, b: g });
-    let s = e.push(DType::F32, Expr::Binary { op: BinaryOp::Add, a: m, b });
+    let m = e.push(
+        DType::F32,
+        Expr::Binary {
+            op: BinaryOp::Mul,
+            a: acc,
+            b: g,
+        },
+    );
+    let s = e.push(
+        DType::F32,
+        Expr::Binary {
+            op: BinaryOp::Add,
+            a: m,
+            b,
+        },
+    );
     let p = program(
-        &[(DType::F32, vec![2, 4]), (DType::F32, vec![4]), (DType::F32, vec![4]), (DType::F32, vec![2, 4])],
+        &[
+            (DType::F32, vec![2, 4]),
+            (DType::F32, vec![4]),
+            (DType::F32, vec![4]),
+            (DType::F32, vec![2, 4]),
+        ],
         Kernel::RowReduce(RowReduce {
             shape: fixed(&[2, 4]),
             axis: 1,
@@ -69,9 +98,24 @@ fn layer_norm_with_affine_epilogue() {
     ];
     run(&p, &mut bufs).unwrap();
     // row 0: mean 2.5, var 1.25; row 1: mean 3, var 3
-    let r0: Vec<f32> = [1., 2., 3., 4.].iter().map(|v: &f32| (v - 2.5) / 1.25f32.sqrt()).collect();
-    let r1: Vec<f32> = [2., 2., 2., 6.].iter().map(|v: &f32| (v - 3.0) / 3f32.sqrt()).collect();
-    let want = [r0[0], r0[1] + 10., r0[2] * 2., r0[3] * 2. + 10., r1[0], r1[1] + 10., r1[2] * 2., r1[3] * 2. + 10.];
+    let r0: Vec<f32> = [1., 2., 3., 4.]
+        .iter()
+        .map(|v: &f32| (v - 2.5) / 1.25f32.sqrt())
+        .collect();
+    let r1: Vec<f32> = [2., 2., 2., 6.]
+        .iter()
+        .map(|v: &f32| (v - 3.0) / 3f32.sqrt())
+        .collect();
+    let want = [
+        r0[0],
+        r0[1] + 10.,
+        r0[2] * 2.,
+        r0[3] * 2. + 10.,
+        r1[0],
+        r1[1] + 10.,
+        r1[2] * 2.,
+        r1[3] * 2. + 10.,
+    ];
     assert_close(&bufs[3].to_f32(), &want, 1e-6);
 }
 
@@ -81,19 +125,37 @@ fn softmax_rms_and_reductions_match_naive() {
     let x = rand_f32((rows * len) as usize, 3);
     let rowsv: Vec<&[f32]> = x.chunks(len as usize).collect();
     let cases: Vec<(RowOp, Box<dyn Fn(&[f32]) -> Vec<f32>>)> = vec![
-        (RowOp::Softmax, Box::new(|r: &[f32]| {
-            let m = r.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-            let s: f32 = r.iter().map(|v| (v - m).exp()).sum();
-            r.iter().map(|v| (v - m).exp() / s).collect()
-        })),
-        (RowOp::RmsNorm { eps: 1e-6 }, Box::new(|r: &[f32]| {
-            let ms: f32 = r.iter().map(|v| v * v).sum::<f32>() / r.len() as f32;
-            r.iter().map(|v| v / (ms + 1e-6).sqrt()).collect()
-        })),
-        (RowOp::Reduce(ReduceOp::Sum), Box::new(|r: &[f32]| vec![r.iter().sum()])),
-        (RowOp::Reduce(ReduceOp::Max), Box::new(|r: &[f32]| vec![r.iter().cloned().fold(f32::NEG_INFINITY, f32::max)])),
-        (RowOp::Reduce(ReduceOp::L2), Box::new(|r: &[f32]| vec![r.iter().map(|v| v * v).sum::<f32>().sqrt()])),
-        (RowOp::Reduce(ReduceOp::Mean), Box::new(|r: &[f32]| vec![r.iter().sum::<f32>() / r.len() as f32])),
+        (
+            RowOp::Softmax,
+            Box::new(|r: &[f32]| {
+                let m = r.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                let s: f32 = r.iter().map(|v| (v - m).exp()).sum();
+                r.iter().map(|v| (v - m).exp() / s).collect()
+            }),
+        ),
+        (
+            RowOp::RmsNorm { eps: 1e-6 },
+            Box::new(|r: &[f32]| {
+                let ms: f32 = r.iter().map(|v| v * v).sum::<f32>() / r.len() as f32;
+                r.iter().map(|v| v / (ms + 1e-6).sqrt()).collect()
+            }),
+        ),
+        (
+            RowOp::Reduce(ReduceOp::Sum),
+            Box::new(|r: &[f32]| vec![r.iter().sum()]),
+        ),
+        (
+            RowOp::Reduce(ReduceOp::Max),
+            Box::new(|r: &[f32]| vec![r.iter().cloned().fold(f32::NEG_INFINITY, f32::max)]),
+        ),
+        (
+            RowOp::Reduce(ReduceOp::L2),
+            Box::new(|r: &[f32]| vec![r.iter().map(|v| v * v).sum::<f32>().sqrt()]),
+        ),
+        (
+            RowOp::Reduce(ReduceOp::Mean),
+            Box::new(|r: &[f32]| vec![r.iter().sum::<f32>() / r.len() as f32]),
+        ),
     ];
     for (op, f) in cases {
         let p = row_program(rows, len, DType::F32, DType::F32, op);
@@ -108,11 +170,23 @@ fn softmax_rms_and_reductions_match_naive() {
 #[test]
 fn argmax_takes_the_first_of_ties() {
     let p = row_program(2, 4, DType::F32, DType::I64, RowOp::ArgReduce { max: true });
-    let mut bufs = [Buf::f32(&[1., 3., 3., 2., 5., 5., 5., 5.]), Buf::zeros(DType::I64, 2)];
+    let mut bufs = [
+        Buf::f32(&[1., 3., 3., 2., 5., 5., 5., 5.]),
+        Buf::zeros(DType::I64, 2),
+    ];
     run(&p, &mut bufs).unwrap();
     assert_eq!(bufs[1].to_i64(), vec![1, 0]);
-    let p = row_program(1, 4, DType::I32, DType::I64, RowOp::ArgReduce { max: false });
-    let mut bufs = [Buf::ints(DType::I32, &[4, -2, 7, -2]), Buf::zeros(DType::I64, 1)];
+    let p = row_program(
+        1,
+        4,
+        DType::I32,
+        DType::I64,
+        RowOp::ArgReduce { max: false },
+    );
+    let mut bufs = [
+        Buf::ints(DType::I32, &[4, -2, 7, -2]),
+        Buf::zeros(DType::I64, 1),
+    ];
     run(&p, &mut bufs).unwrap();
     assert_eq!(bufs[1].to_i64(), vec![1]);
 }
@@ -127,13 +201,32 @@ fn cumsum_exclusive_and_reverse_stay_integer() {
         (true, true, vec![9, 7, 4, 0]),
     ];
     for (exclusive, reverse, want) in cases {
-        let p = row_program(1, 4, DType::I32, DType::I32, RowOp::CumSum { exclusive, reverse });
+        let p = row_program(
+            1,
+            4,
+            DType::I32,
+            DType::I32,
+            RowOp::CumSum { exclusive, reverse },
+        );
         let mut bufs = [Buf::ints(DType::I32, &x), Buf::zeros(DType::I32, 4)];
         run(&p, &mut bufs).unwrap();
-        assert_eq!(bufs[1].to_i64(), want, "exclusive {exclusive} reverse {reverse}");
+        assert_eq!(
+            bufs[1].to_i64(),
+            want,
+            "exclusive {exclusive} reverse {reverse}"
+        );
     }
     // floats too
-    let p = row_program(1, 3, DType::F32, DType::F32, RowOp::CumSum { exclusive: false, reverse: true });
+    let p = row_program(
+        1,
+        3,
+        DType::F32,
+        DType::F32,
+        RowOp::CumSum {
+            exclusive: false,
+            reverse: true,
+        },
+    );
     let mut bufs = [Buf::f32(&[0.5, 1.0, 2.0]), Buf::zeros(DType::F32, 3)];
     run(&p, &mut bufs).unwrap();
     assert_eq!(bufs[1].to_f32(), vec![3.5, 3.0, 2.0]);
@@ -158,7 +251,10 @@ fn reduce_over_transposed_trailing_axes() {
         }),
         vec![1],
     );
-    let mut bufs = [Buf::f32(&[1., 10., 2., 20., 3., 30.]), Buf::zeros(DType::F32, 2)];
+    let mut bufs = [
+        Buf::f32(&[1., 10., 2., 20., 3., 30.]),
+        Buf::zeros(DType::F32, 2),
+    ];
     run(&p, &mut bufs).unwrap();
     assert_eq!(bufs[1].to_f32(), vec![6., 60.]);
 }
@@ -176,7 +272,17 @@ fn operand(arg: u32, offset: i64, batch: &[i64], rs: i64, cs: i64) -> MatOperand
 }
 
 #[allow(clippy::too_many_arguments)]
-fn naive_gemm(batch: u64, m: u64, n: u64, k: u64, a: &[f32], ao: (i64, i64, i64), b: &[f32], bo: (i64, i64, i64), alpha: f32) -> Vec<f32> {
+fn naive_gemm(
+    batch: u64,
+    m: u64,
+    n: u64,
+    k: u64,
+    a: &[f32],
+    ao: (i64, i64, i64),
+    b: &[f32],
+    bo: (i64, i64, i64),
+    alpha: f32,
+) -> Vec<f32> {
     let mut out = Vec::new();
     for bi in 0..batch as i64 {
         for i in 0..m as i64 {
@@ -200,12 +306,38 @@ fn gemm_2x2_with_bias_gelu_residual_epilogue() {
     let mut e = Exprs::new();
     let acc = e.push(DType::F32, Expr::Acc);
     let bias = load(&mut e, DType::F32, 2, map(0, &[0, 1]));
-    let s = e.push(DType::F32, Expr::Binary { op: BinaryOp::Add, a: acc, b: bias });
-    let g = e.push(DType::F32, Expr::Gelu { approx: GeluApprox::Tanh, x: s });
+    let s = e.push(
+        DType::F32,
+        Expr::Binary {
+            op: BinaryOp::Add,
+            a: acc,
+            b: bias,
+        },
+    );
+    let g = e.push(
+        DType::F32,
+        Expr::Gelu {
+            approx: GeluApprox::Tanh,
+            x: s,
+        },
+    );
     let res = load(&mut e, DType::F32, 3, map(0, &[2, 1]));
-    let o = e.push(DType::F32, Expr::Binary { op: BinaryOp::Add, a: g, b: res });
+    let o = e.push(
+        DType::F32,
+        Expr::Binary {
+            op: BinaryOp::Add,
+            a: g,
+            b: res,
+        },
+    );
     let p = program(
-        &[(DType::F32, vec![2, 2]), (DType::F32, vec![2, 2]), (DType::F32, vec![2]), (DType::F32, vec![2, 2]), (DType::F32, vec![2, 2])],
+        &[
+            (DType::F32, vec![2, 2]),
+            (DType::F32, vec![2, 2]),
+            (DType::F32, vec![2]),
+            (DType::F32, vec![2, 2]),
+            (DType::F32, vec![2, 2]),
+        ],
         Kernel::Gemm(Gemm {
             batch: Shape::scalar(),
             m: Dim::fixed(2),
@@ -230,8 +362,15 @@ fn gemm_2x2_with_bias_gelu_residual_epilogue() {
         Buf::zeros(DType::F32, 4),
     ];
     run(&p, &mut bufs).unwrap();
-    let gelu = |x: f64| 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh());
-    let want = [gelu(1.5) + 100., gelu(-8.) + 200., gelu(3.5) + 300., gelu(-6.) + 400.];
+    let gelu = |x: f64| {
+        0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
+    };
+    let want = [
+        gelu(1.5) + 100.,
+        gelu(-8.) + 200.,
+        gelu(3.5) + 300.,
+        gelu(-6.) + 400.,
+    ];
     let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
     assert_close(&bufs[4].to_f32(), &want, 1e-6);
 }
@@ -240,7 +379,11 @@ fn gemm_2x2_with_bias_gelu_residual_epilogue() {
 fn gemm_int8_accumulates_in_i32() {
     let (e, acc) = acc_only(DType::I32);
     let p = program(
-        &[(DType::I8, vec![1, 2]), (DType::U8, vec![2, 1]), (DType::I32, vec![1, 1])],
+        &[
+            (DType::I8, vec![1, 2]),
+            (DType::U8, vec![2, 1]),
+            (DType::I32, vec![1, 1]),
+        ],
         Kernel::Gemm(Gemm {
             batch: Shape::scalar(),
             m: Dim::fixed(1),
@@ -261,7 +404,11 @@ fn gemm_int8_accumulates_in_i32() {
     assert!(dqc_codegen::cpu::CpuProgram::compile(&p, &Default::default()).is_err());
     let mut p = p;
     p.buffers[1].dtype = DType::I8;
-    let mut bufs = [Buf::ints(DType::I8, &[-128, 127]), Buf::ints(DType::I8, &[127, 3]), Buf::zeros(DType::I32, 1)];
+    let mut bufs = [
+        Buf::ints(DType::I8, &[-128, 127]),
+        Buf::ints(DType::I8, &[127, 3]),
+        Buf::zeros(DType::I32, 1),
+    ];
     run(&p, &mut bufs).unwrap();
     assert_eq!(bufs[2].to_i64(), vec![-128 * 127 + 127 * 3]);
 }
@@ -304,7 +451,20 @@ proptest! {
 // ----------------------------------------------------------------------------- attention
 
 #[allow(clippy::too_many_arguments)]
-fn naive_attention(b: usize, sq: usize, sk: usize, h: usize, hkv: usize, d: usize, q: &[f32], k: &[f32], v: &[f32], mask: Option<&[u8]>, causal: bool, scale: f32) -> Vec<f32> {
+fn naive_attention(
+    b: usize,
+    sq: usize,
+    sk: usize,
+    h: usize,
+    hkv: usize,
+    d: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    mask: Option<&[u8]>,
+    causal: bool,
+    scale: f32,
+) -> Vec<f32> {
     let mut out = vec![0f32; b * sq * h * d];
     for bi in 0..b {
         for hi in 0..h {
@@ -312,9 +472,15 @@ fn naive_attention(b: usize, sq: usize, sk: usize, h: usize, hkv: usize, d: usiz
             for i in 0..sq {
                 let mut l = vec![f64::NEG_INFINITY; sk];
                 for j in 0..sk {
-                    let ok = !(causal && j + sq > i + sk) && mask.is_none_or(|m| m[(bi * sq + i) * sk + j] != 0);
+                    let ok = !(causal && j + sq > i + sk)
+                        && mask.is_none_or(|m| m[(bi * sq + i) * sk + j] != 0);
                     if ok {
-                        let dot: f64 = (0..d).map(|p| f64::from(q[((bi * sq + i) * h + hi) * d + p]) * f64::from(k[((bi * sk + j) * hkv + g) * d + p])).sum();
+                        let dot: f64 = (0..d)
+                            .map(|p| {
+                                f64::from(q[((bi * sq + i) * h + hi) * d + p])
+                                    * f64::from(k[((bi * sk + j) * hkv + g) * d + p])
+                            })
+                            .sum();
                         l[j] = f64::from(scale) * dot;
                     }
                 }
@@ -324,7 +490,11 @@ fn naive_attention(b: usize, sq: usize, sk: usize, h: usize, hkv: usize, d: usiz
                 }
                 let s: f64 = l.iter().map(|x| (x - mx).exp()).sum();
                 for e in 0..d {
-                    let acc: f64 = (0..sk).map(|j| (l[j] - mx).exp() / s * f64::from(v[((bi * sk + j) * hkv + g) * d + e])).sum();
+                    let acc: f64 = (0..sk)
+                        .map(|j| {
+                            (l[j] - mx).exp() / s * f64::from(v[((bi * sk + j) * hkv + g) * d + e])
+                        })
+                        .sum();
                     out[((bi * sq + i) * h + hi) * d + e] = acc as f32;
                 }
             }
@@ -334,7 +504,13 @@ fn naive_attention(b: usize, sq: usize, sk: usize, h: usize, hkv: usize, d: usiz
 }
 
 fn heads(arg: u32, s: u64, h: u64, d: u64) -> HeadsView {
-    HeadsView { arg, offset: vec![], batch_stride: t((s * h * d) as i64), seq_stride: t((h * d) as i64), head_stride: t(d as i64) }
+    HeadsView {
+        arg,
+        offset: vec![],
+        batch_stride: t((s * h * d) as i64),
+        seq_stride: t((h * d) as i64),
+        head_stride: t(d as i64),
+    }
 }
 
 proptest! {
@@ -380,7 +556,18 @@ proptest! {
 // ---------------------------------------------------------------------------------- conv
 
 #[allow(clippy::too_many_arguments)]
-fn naive_conv2d(x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4], st: [usize; 2], pads: [usize; 4], dil: [usize; 2], g: usize, os: [usize; 4], bias: &[f32]) -> Vec<f32> {
+fn naive_conv2d(
+    x: &[f32],
+    xs: [usize; 4],
+    w: &[f32],
+    ws: [usize; 4],
+    st: [usize; 2],
+    pads: [usize; 4],
+    dil: [usize; 2],
+    g: usize,
+    os: [usize; 4],
+    bias: &[f32],
+) -> Vec<f32> {
     let (cg, mg) = (xs[1] / g, ws[0] / g);
     let mut out = vec![0f32; os.iter().product()];
     for n in 0..os[0] {
@@ -398,8 +585,10 @@ fn naive_conv2d(x: &[f32], xs: [usize; 4], w: &[f32], ws: [usize; 4], st: [usize
                                     continue;
                                 }
                                 let c = gi * cg + ci;
-                                s += f64::from(x[((n * xs[1] + c) * xs[2] + iy as usize) * xs[3] + ix as usize])
-                                    * f64::from(w[((m * cg + ci) * ws[2] + ky) * ws[3] + kx]);
+                                s += f64::from(
+                                    x[((n * xs[1] + c) * xs[2] + iy as usize) * xs[3]
+                                        + ix as usize],
+                                ) * f64::from(w[((m * cg + ci) * ws[2] + ky) * ws[3] + kx]);
                             }
                         }
                     }
@@ -460,16 +649,34 @@ fn conv1d_pointwise_and_wrong_output_extent() {
     let (e, acc) = acc_only(DType::F32);
     let mk = |out_len: u64| {
         program(
-            &[(DType::F32, vec![1, 2, 3]), (DType::F32, vec![2, 2, 1]), (DType::F32, vec![1, 2, out_len])],
+            &[
+                (DType::F32, vec![1, 2, 3]),
+                (DType::F32, vec![2, 2, 1]),
+                (DType::F32, vec![1, 2, out_len]),
+            ],
             Kernel::Conv(Conv {
-                x: 0, w: 1, x_shape: fixed(&[1, 2, 3]), w_shape: fixed(&[2, 2, 1]), out_shape: fixed(&[1, 2, out_len]),
-                strides: vec![1], pads: vec![0, 0], dilations: vec![1], groups: 1, dtype: DType::F32,
-                exprs: e.clone(), epilogue: acc, out: 2,
+                x: 0,
+                w: 1,
+                x_shape: fixed(&[1, 2, 3]),
+                w_shape: fixed(&[2, 2, 1]),
+                out_shape: fixed(&[1, 2, out_len]),
+                strides: vec![1],
+                pads: vec![0, 0],
+                dilations: vec![1],
+                groups: 1,
+                dtype: DType::F32,
+                exprs: e.clone(),
+                epilogue: acc,
+                out: 2,
             }),
             vec![2],
         )
     };
-    let mut bufs = [Buf::f32(&[1., 2., 3., 10., 20., 30.]), Buf::f32(&[1., 1., 2., -1.]), Buf::zeros(DType::F32, 6)];
+    let mut bufs = [
+        Buf::f32(&[1., 2., 3., 10., 20., 30.]),
+        Buf::f32(&[1., 1., 2., -1.]),
+        Buf::zeros(DType::F32, 6),
+    ];
     run(&mk(3), &mut bufs).unwrap();
     assert_eq!(bufs[2].to_f32(), vec![11., 22., 33., -8., -16., -24.]);
     assert!(dqc_codegen::cpu::CpuProgram::compile(&mk(4), &Default::default()).is_err());
@@ -499,12 +706,32 @@ fn selective_scan_matches_naive_recurrence() {
             (DType::F32, vec![(b * d * l) as u64]),
         ],
         Kernel::SelectiveScan(SelectiveScan {
-            batch: Dim::fixed(b as u64), channels: Dim::fixed(d as u64), len: Dim::fixed(l as u64), state: Dim::fixed(n as u64),
-            delta_softplus: true, u: 0, delta: 1, a: 2, bm: 3, cm: 4, d: Some(5), z: Some(6), out: 7,
+            batch: Dim::fixed(b as u64),
+            channels: Dim::fixed(d as u64),
+            len: Dim::fixed(l as u64),
+            state: Dim::fixed(n as u64),
+            delta_softplus: true,
+            u: 0,
+            delta: 1,
+            a: 2,
+            bm: 3,
+            cm: 4,
+            d: Some(5),
+            z: Some(6),
+            out: 7,
         }),
         vec![7],
     );
-    let mut bufs = [Buf::f32(&u), Buf::f32(&delta), Buf::f32(&a), Buf::f32(&bm), Buf::f32(&cm), Buf::f32(&ds), Buf::f32(&z), Buf::zeros(DType::F32, b * d * l)];
+    let mut bufs = [
+        Buf::f32(&u),
+        Buf::f32(&delta),
+        Buf::f32(&a),
+        Buf::f32(&bm),
+        Buf::f32(&cm),
+        Buf::f32(&ds),
+        Buf::f32(&z),
+        Buf::zeros(DType::F32, b * d * l),
+    ];
     run(&p, &mut bufs).unwrap();
     let mut want = vec![0f32; b * d * l];
     for bi in 0..b {
@@ -516,7 +743,8 @@ fn selective_scan_matches_naive_recurrence() {
                 let mut y = 0.0;
                 for k in 0..n {
                     let bc = (bi * n + k) * l + ti;
-                    h[k] = (dl * f64::from(a[di * n + k])).exp() * h[k] + dl * f64::from(bm[bc]) * f64::from(u[i]);
+                    h[k] = (dl * f64::from(a[di * n + k])).exp() * h[k]
+                        + dl * f64::from(bm[bc]) * f64::from(u[i]);
                     y += f64::from(cm[bc]) * h[k];
                 }
                 y += f64::from(ds[di]) * f64::from(u[i]);

@@ -57,7 +57,11 @@ fn view(ctx: &Ctx, hv: &HeadsView, dims: [u64; 4], what: &str) -> Result<View, C
 
 /// Resolve and check the spec.
 pub(super) fn compile(ctx: &Ctx, spec: &Attention) -> Result<AttentionKernel, CpuError> {
-    let (b, sq, sk) = (ctx.dim(&spec.batch)?, ctx.dim(&spec.sq)?, ctx.dim(&spec.sk)?);
+    let (b, sq, sk) = (
+        ctx.dim(&spec.batch)?,
+        ctx.dim(&spec.sq)?,
+        ctx.dim(&spec.sk)?,
+    );
     let (h, hkv, d, dv) = (spec.heads, spec.kv_heads, spec.head_dim, spec.v_head_dim);
     if h == 0 || hkv == 0 || h % hkv != 0 {
         return Err(ctx.malformed(format!(
@@ -132,25 +136,48 @@ impl AttentionKernel {
             return Ok(());
         }
         // SAFETY: sizes checked at compile time.
-        let qv = unsafe { read_f32(self.dtype, args[self.q.arg as usize], self.numel[0] as usize) };
+        let qv = unsafe {
+            read_f32(
+                self.dtype,
+                args[self.q.arg as usize],
+                self.numel[0] as usize,
+            )
+        };
         // SAFETY: as above.
-        let kv = unsafe { read_f32(self.dtype, args[self.k.arg as usize], self.numel[1] as usize) };
+        let kv = unsafe {
+            read_f32(
+                self.dtype,
+                args[self.k.arg as usize],
+                self.numel[1] as usize,
+            )
+        };
         // SAFETY: as above.
-        let vv = unsafe { read_f32(self.dtype, args[self.v.arg as usize], self.numel[2] as usize) };
-        let maskv: Option<(Vec<f32>, &Map, bool)> = self.mask.as_ref().map(|(arg, m, dt, numel)| {
-            let p = args[*arg as usize];
-            let vals = if *dt == DType::Bool {
-                // SAFETY: as above.
-                let s = unsafe { std::slice::from_raw_parts(p, *numel as usize) };
-                s.iter().map(|&x| f32::from(u8::from(x != 0))).collect()
-            } else {
-                // SAFETY: as above.
-                unsafe { read_f32(*dt, p, *numel as usize) }.into_owned()
-            };
-            (vals, m, *dt == DType::Bool)
-        });
+        let vv = unsafe {
+            read_f32(
+                self.dtype,
+                args[self.v.arg as usize],
+                self.numel[2] as usize,
+            )
+        };
+        let maskv: Option<(Vec<f32>, &Map, bool)> =
+            self.mask.as_ref().map(|(arg, m, dt, numel)| {
+                let p = args[*arg as usize];
+                let vals = if *dt == DType::Bool {
+                    // SAFETY: as above.
+                    let s = unsafe { std::slice::from_raw_parts(p, *numel as usize) };
+                    s.iter().map(|&x| f32::from(u8::from(x != 0))).collect()
+                } else {
+                    // SAFETY: as above.
+                    unsafe { read_f32(*dt, p, *numel as usize) }.into_owned()
+                };
+                (vals, m, *dt == DType::Bool)
+            });
         let direct = self.dtype == DType::F32;
-        let mut scratch = if direct { Vec::new() } else { vec![0f32; total] };
+        let mut scratch = if direct {
+            Vec::new()
+        } else {
+            vec![0f32; total]
+        };
         let out = SyncPtr(if direct {
             args[self.out as usize].cast::<f32>()
         } else {
@@ -161,7 +188,6 @@ impl AttentionKernel {
         let qt = sq.div_ceil(qb);
         let ldo = (h * dv) as isize;
         (0..b * h * qt).into_par_iter().for_each(|task| {
-            let out = out;
             let bi = task / (h * qt);
             let hi = (task / qt) % h;
             let i0 = (task % qt) * qb;
@@ -169,7 +195,10 @@ impl AttentionKernel {
             let g = hi / group;
             let n = sk as usize;
             let mut s = vec![0f32; rows * n];
-            let qoff = self.q.offset + bi as i64 * self.q.bs + i0 as i64 * self.q.ss + hi as i64 * self.q.hs;
+            let qoff = self.q.offset
+                + bi as i64 * self.q.bs
+                + i0 as i64 * self.q.ss
+                + hi as i64 * self.q.hs;
             let koff = self.k.offset + bi as i64 * self.k.bs + g as i64 * self.k.hs;
             let voff = self.v.offset + bi as i64 * self.v.bs + g as i64 * self.v.hs;
             // SAFETY: views checked against their buffers at compile time.
@@ -211,7 +240,11 @@ impl AttentionKernel {
                         *l = f32::NEG_INFINITY;
                     }
                 }
-                let max = row.iter().fold(f32::NEG_INFINITY, |a, &x| if x > a || x.is_nan() { x } else { a });
+                let max =
+                    row.iter().fold(
+                        f32::NEG_INFINITY,
+                        |a, &x| if x > a || x.is_nan() { x } else { a },
+                    );
                 if max == f32::NEG_INFINITY {
                     row.fill(0.0);
                     continue;
@@ -228,7 +261,9 @@ impl AttentionKernel {
             }
             // SAFETY: this task writes rows i0..i0+rows, head hi of the output only.
             unsafe {
-                let dst = out.0.offset(((bi * sq + i0) * h * dv + hi * dv) as isize);
+                let dst = out
+                    .get()
+                    .offset(((bi * sq + i0) * h * dv + hi * dv) as isize);
                 sgemm(
                     rows,
                     dv as usize,

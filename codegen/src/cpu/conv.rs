@@ -130,9 +130,21 @@ impl ConvKernel {
             return Ok(());
         }
         // SAFETY: sizes checked at compile time.
-        let xv = unsafe { read_f32(self.dtype, args[self.x as usize], self.xs.iter().product::<u64>() as usize) };
+        let xv = unsafe {
+            read_f32(
+                self.dtype,
+                args[self.x as usize],
+                self.xs.iter().product::<u64>() as usize,
+            )
+        };
         // SAFETY: as above.
-        let wv = unsafe { read_f32(self.dtype, args[self.w as usize], self.ws.iter().product::<u64>() as usize) };
+        let wv = unsafe {
+            read_f32(
+                self.dtype,
+                args[self.w as usize],
+                self.ws.iter().product::<u64>() as usize,
+            )
+        };
         let pointwise = kvol == 1
             && self.strides.iter().all(|&s| s == 1)
             && self.pads.iter().all(|&q| q == 0)
@@ -145,7 +157,6 @@ impl ConvKernel {
         (0..n * g * pt)
             .into_par_iter()
             .try_for_each(|task| {
-                let a = a;
                 let ni = task / (g * pt);
                 let gi = (task / pt) % g;
                 let p0 = (task % pt) * pb;
@@ -216,7 +227,7 @@ impl ConvKernel {
                     unsafe {
                         jit::call(
                             epi,
-                            a.0,
+                            a.get(),
                             lin,
                             lin + pc as i64,
                             tile.as_mut_ptr().add(r as usize * pc).cast(),

@@ -19,7 +19,11 @@ pub(super) struct ElementwiseKernel {
 }
 
 /// Generate the kernel's function.
-pub(super) fn compile(jit: &mut Jit, ctx: &Ctx, spec: &Elementwise) -> Result<ElementwiseKernel, CpuError> {
+pub(super) fn compile(
+    jit: &mut Jit,
+    ctx: &Ctx,
+    spec: &Elementwise,
+) -> Result<ElementwiseKernel, CpuError> {
     let shape = ctx.shape(&spec.shape)?;
     if spec.outputs.is_empty() {
         return Err(ctx.malformed("an elementwise kernel without outputs"));
@@ -52,10 +56,9 @@ impl ElementwiseKernel {
         })?;
         let a = ArgsPtr(args.as_ptr());
         for_ranges(self.total, MIN_CHUNK, 64, |s, e| {
-            let a = a;
             // SAFETY: run_kernel's contract; chunks write disjoint elements (even
             // boundaries, so packed 4-bit outputs never share a byte between workers).
-            unsafe { jit::call(f, a.0, s as i64, e as i64, std::ptr::null_mut()) }
+            unsafe { jit::call(f, a.get(), s as i64, e as i64, std::ptr::null_mut()) }
         })
         .map_err(|flt| fault_error(name, flt))
     }

@@ -153,7 +153,8 @@ pub(super) fn compile(jit: &mut Jit, ctx: &Ctx, k: &ExprKernel) -> Result<FuncId
 
     b.switch_to_block(entry);
     let params = b.block_params(entry).to_vec();
-    let (args_p, start, end, err_p, aux_p) = (params[0], params[1], params[2], params[3], params[4]);
+    let (args_p, start, end, err_p, aux_p) =
+        (params[0], params[1], params[2], params[3], params[4]);
     let lv = b.declare_var(types::I64);
     let iv = b.declare_var(types::I64);
     b.def_var(lv, start);
@@ -211,10 +212,9 @@ pub(super) fn compile(jit: &mut Jit, ctx: &Ctx, k: &ExprKernel) -> Result<FuncId
     let mut rowbase = HashMap::new();
     for (&nid, m) in &maps {
         let mut v = b.ins().iconst(types::I64, m.offset);
-        for d in 0..r - 1 {
-            let s = m.strides[d];
+        for (&c, &s) in coords.iter().zip(&m.strides).take(r - 1) {
             if s != 0 {
-                let t = b.ins().imul_imm_s(coords[d], s);
+                let t = b.ins().imul_imm_s(c, s);
                 v = b.ins().iadd(v, t);
             }
         }
@@ -266,10 +266,7 @@ pub(super) fn compile(jit: &mut Jit, ctx: &Ctx, k: &ExprKernel) -> Result<FuncId
                     return Err(CpuError::OutOfBounds {
                         kernel: ctx.kernel.to_string(),
                         arg,
-                        what: format!(
-                            "output of {total} elements into a buffer of {}",
-                            info.numel
-                        ),
+                        what: format!("output of {total} elements into a buffer of {}", info.numel),
                     });
                 }
                 let p = g.argptr[&arg];
@@ -280,12 +277,12 @@ pub(super) fn compile(jit: &mut Jit, ctx: &Ctx, k: &ExprKernel) -> Result<FuncId
                 let off = g.b.ins().isub(lin, start);
                 match kind {
                     AccKind::F32 => {
-                        let v = g.to_f(v);
+                        let v = g.as_f(v);
                         let a = g.addr(aux_p, off, 4);
                         g.b.ins().store(MemFlagsData::trusted(), v, a, 0);
                     }
                     AccKind::I64 => {
-                        let v = g.to_i(v);
+                        let v = g.as_i(v);
                         let a = g.addr(aux_p, off, 8);
                         g.b.ins().store(MemFlagsData::trusted(), v, a, 0);
                     }
@@ -354,11 +351,10 @@ fn iv(v: Value) -> Val {
 
 impl Gen<'_, '_> {
     fn dtype(&self, id: ExprId) -> Result<DType, CpuError> {
-        self.k
-            .exprs
-            .get(id)
-            .map(|n| n.dtype)
-            .ok_or_else(|| self.ctx.malformed(format!("expression {id} does not exist")))
+        self.k.exprs.get(id).map(|n| n.dtype).ok_or_else(|| {
+            self.ctx
+                .malformed(format!("expression {id} does not exist"))
+        })
     }
 
     fn call(&mut self, h: Helper, args: &[Value]) -> Result<Option<Value>, CpuError> {
@@ -396,7 +392,7 @@ impl Gen<'_, '_> {
         self.b.ins().iadd(base, o)
     }
 
-    fn to_f(&mut self, v: Val) -> Value {
+    fn as_f(&mut self, v: Val) -> Value {
         if v.f {
             v.v
         } else {
@@ -404,7 +400,7 @@ impl Gen<'_, '_> {
         }
     }
 
-    fn to_i(&mut self, v: Val) -> Value {
+    fn as_i(&mut self, v: Val) -> Value {
         if v.f {
             self.b.ins().fcvt_to_sint_sat(types::I64, v.v)
         } else {
@@ -474,10 +470,10 @@ impl Gen<'_, '_> {
     /// Bring a value into `dt`'s representation and value set.
     fn fix(&mut self, dt: DType, v: Val) -> Result<Val, CpuError> {
         if dt.is_float() {
-            let f = self.to_f(v);
+            let f = self.as_f(v);
             Ok(fv(self.round_to(dt, f)?))
         } else {
-            let i = self.to_i(v);
+            let i = self.as_i(v);
             Ok(iv(self.wrap(dt, i)))
         }
     }
@@ -494,7 +490,11 @@ impl Gen<'_, '_> {
     fn offset(&mut self, id: ExprId) -> Result<Value, CpuError> {
         let (m, base) = match (self.maps.get(&id), self.rowbase.get(&id)) {
             (Some(m), Some(b)) => (m, *b),
-            _ => return Err(self.ctx.malformed(format!("expression {id} has no index map"))),
+            _ => {
+                return Err(self
+                    .ctx
+                    .malformed(format!("expression {id} has no index map")));
+            }
         };
         let s = m.strides.last().copied().unwrap_or(0);
         Ok(match s {
@@ -560,24 +560,24 @@ impl Gen<'_, '_> {
         let fl = MemFlagsData::trusted();
         match dt {
             DType::F32 => {
-                let x = self.to_f(v);
+                let x = self.as_f(v);
                 let a = self.addr(p, off, 4);
                 self.b.ins().store(fl, x, a, 0);
             }
             DType::F16 => {
-                let x = self.to_f(v);
+                let x = self.as_f(v);
                 let bits = self.call1(Helper::F32ToF16, &[x])?;
                 let a = self.addr(p, off, 2);
                 self.b.ins().istore16(fl, bits, a, 0);
             }
             DType::BF16 => {
-                let x = self.to_f(v);
+                let x = self.as_f(v);
                 let bits = self.bf16_bits(x);
                 let a = self.addr(p, off, 2);
                 self.b.ins().istore16(fl, bits, a, 0);
             }
             DType::F8E4M3 | DType::F8E5M2 => {
-                let x = self.to_f(v);
+                let x = self.as_f(v);
                 let h = if dt == DType::F8E4M3 {
                     Helper::F32ToE4m3
                 } else {
@@ -588,26 +588,26 @@ impl Gen<'_, '_> {
                 self.b.ins().istore8(fl, bits, a, 0);
             }
             DType::Fp4E2M1 => {
-                let x = self.to_f(v);
+                let x = self.as_f(v);
                 self.call(Helper::StoreFp4, &[p, off, x])?;
             }
             DType::I64 => {
-                let x = self.to_i(v);
+                let x = self.as_i(v);
                 let a = self.addr(p, off, 8);
                 self.b.ins().store(fl, x, a, 0);
             }
             DType::I32 => {
-                let x = self.to_i(v);
+                let x = self.as_i(v);
                 let a = self.addr(p, off, 4);
                 self.b.ins().istore32(fl, x, a, 0);
             }
             DType::I8 | DType::U8 | DType::Bool => {
-                let x = self.to_i(v);
+                let x = self.as_i(v);
                 let a = self.addr(p, off, 1);
                 self.b.ins().istore8(fl, x, a, 0);
             }
             DType::I4 => {
-                let x = self.to_i(v);
+                let x = self.as_i(v);
                 self.call(Helper::StoreI4, &[p, off, x])?;
             }
         }
@@ -633,11 +633,10 @@ impl Gen<'_, '_> {
     }
 
     fn gen_node(&mut self, id: ExprId) -> Result<Val, CpuError> {
-        let node = self
-            .k
-            .exprs
-            .get(id)
-            .ok_or_else(|| self.ctx.malformed(format!("expression {id} does not exist")))?;
+        let node = self.k.exprs.get(id).ok_or_else(|| {
+            self.ctx
+                .malformed(format!("expression {id} does not exist"))
+        })?;
         let dt = node.dtype;
         let ctx = self.ctx;
         match &node.expr {
@@ -650,7 +649,13 @@ impl Gen<'_, '_> {
                     )));
                 }
                 let m = &self.maps[&id];
-                ctx.check_bounds(*arg, m.offset, &m.strides, &self.ranges, &format!("load {id}"))?;
+                ctx.check_bounds(
+                    *arg,
+                    m.offset,
+                    &m.strides,
+                    &self.ranges,
+                    &format!("load {id}"),
+                )?;
                 let off = self.offset(id)?;
                 let p = self.argptr[arg];
                 self.load_mem(p, dt, off)
@@ -686,7 +691,10 @@ impl Gen<'_, '_> {
                 let neg = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, idx, 0);
                 let adj = self.b.ins().iadd(idx, lenv);
                 let n = self.b.ins().select(neg, adj, idx);
-                let bad = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, n, lenv);
+                let bad = self
+                    .b
+                    .ins()
+                    .icmp(IntCC::UnsignedGreaterThanOrEqual, n, lenv);
                 self.fault_if(bad, FAULT_GATHER, idx, lenv);
                 let base = self.offset(id)?;
                 let t = self.b.ins().imul_imm_s(n, astride);
@@ -720,9 +728,9 @@ impl Gen<'_, '_> {
             }
             Expr::Acc => {
                 let Some(kind) = self.k.acc else {
-                    return Err(ctx.malformed(format!(
-                        "expression {id} reads Acc outside an epilogue"
-                    )));
+                    return Err(
+                        ctx.malformed(format!("expression {id} reads Acc outside an epilogue"))
+                    );
                 };
                 let off = self.b.ins().isub(self.lin, self.start);
                 let v = match kind {
@@ -816,10 +824,15 @@ impl Gen<'_, '_> {
                 pieces.len()
             )));
         }
-        let b: Vec<i64> = bounds.iter().map(|p| ctx.poly(p)).collect::<Result<_, _>>()?;
+        let b: Vec<i64> = bounds
+            .iter()
+            .map(|p| ctx.poly(p))
+            .collect::<Result<_, _>>()?;
         let is_f = dt.is_float();
         let merge = self.b.create_block();
-        let mv = self.b.append_block_param(merge, if is_f { types::F32 } else { types::I64 });
+        let mv = self
+            .b
+            .append_block_param(merge, if is_f { types::F32 } else { types::I64 });
         let c = self.coord(axis);
         let saved_memo = self.memo.clone();
         let saved_range = self.ranges[axis];
@@ -863,7 +876,14 @@ impl Gen<'_, '_> {
         Ok(())
     }
 
-    fn unary(&mut self, id: ExprId, op: UnaryOp, xd: DType, dt: DType, v: Val) -> Result<Val, CpuError> {
+    fn unary(
+        &mut self,
+        id: ExprId,
+        op: UnaryOp,
+        xd: DType,
+        dt: DType,
+        v: Val,
+    ) -> Result<Val, CpuError> {
         let refuse = |g: &Self| {
             Err(g.ctx.malformed(format!(
                 "expression {id}: {} is not defined on dtype {xd}",

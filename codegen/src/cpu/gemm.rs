@@ -39,7 +39,15 @@ pub(super) struct GemmKernel {
     acc_i64: bool,
 }
 
-fn operand(ctx: &Ctx, op: &MatOperand, nb: usize, rows: u64, cols: u64, batch: &[u64], what: &str) -> Result<Operand, CpuError> {
+fn operand(
+    ctx: &Ctx,
+    op: &MatOperand,
+    nb: usize,
+    rows: u64,
+    cols: u64,
+    batch: &[u64],
+    what: &str,
+) -> Result<Operand, CpuError> {
     if op.batch_strides.len() != nb {
         return Err(ctx.malformed(format!(
             "operand {what} has {} batch strides for {nb} batch axes",
@@ -52,7 +60,11 @@ fn operand(ctx: &Ctx, op: &MatOperand, nb: usize, rows: u64, cols: u64, batch: &
         dtype: info.dtype,
         numel: info.numel,
         offset: ctx.poly(&op.offset)?,
-        batch_strides: op.batch_strides.iter().map(|t| ctx.term(t)).collect::<Result<_, _>>()?,
+        batch_strides: op
+            .batch_strides
+            .iter()
+            .map(|t| ctx.term(t))
+            .collect::<Result<_, _>>()?,
         rs: ctx.term(&op.row_stride)?,
         cs: ctx.term(&op.col_stride)?,
     };
@@ -60,7 +72,13 @@ fn operand(ctx: &Ctx, op: &MatOperand, nb: usize, rows: u64, cols: u64, batch: &
     strides.extend([o.rs, o.cs]);
     let mut ranges: Vec<(i64, i64)> = batch.iter().map(|&d| (0, d as i64)).collect();
     ranges.extend([(0, rows as i64), (0, cols as i64)]);
-    ctx.check_bounds(op.arg, o.offset, &strides, &ranges, &format!("operand {what}"))?;
+    ctx.check_bounds(
+        op.arg,
+        o.offset,
+        &strides,
+        &ranges,
+        &format!("operand {what}"),
+    )?;
     Ok(o)
 }
 
@@ -84,10 +102,7 @@ pub(super) fn compile(jit: &mut Jit, ctx: &Ctx, spec: &Gemm) -> Result<GemmKerne
             return Err(ctx.unsupported("a GEMM of bool operands"));
         }
         if !matches!(spec.acc_dtype, DType::I32 | DType::I64) {
-            return Err(ctx.malformed(format!(
-                "integer GEMM with accumulator {}",
-                spec.acc_dtype
-            )));
+            return Err(ctx.malformed(format!("integer GEMM with accumulator {}", spec.acc_dtype)));
         }
         if spec.alpha != 1.0 {
             return Err(ctx.unsupported(format!("an integer GEMM with alpha {}", spec.alpha)));
@@ -143,23 +158,39 @@ pub(super) struct Tiles {
     pub nt: u64,
 }
 
-/// Choose tiles so there are about two tasks per thread, rows first.
+/// Choose tiles so there are about two tasks per thread while keeping the operand
+/// re-packing small: each task packs its `mb × k` slice of A and `k × nb` slice of B, so
+/// the tiling minimises `nt·m + mt·n` (the packed traffic over `k`) among tilings with
+/// enough tasks (rows in blocks of ≥ 16, columns in blocks of ≥ 64).
 pub(super) fn tiles(batches: u64, m: u64, n: u64) -> Tiles {
     let threads = rayon::current_num_threads() as u64;
-    let want = (2 * threads).max(1);
-    let per_batch = want.div_ceil(batches.max(1)).max(1);
-    let mb = m.div_ceil(per_batch).clamp(16.min(m.max(1)), 256).max(1);
-    let mt = m.div_ceil(mb);
-    let tasks = batches * mt;
-    let (nb, nt) = if tasks < threads && n >= 128 {
-        let split = threads.div_ceil(tasks.max(1)).max(1);
-        let nb = n.div_ceil(split).div_ceil(16) * 16;
-        let nb = nb.max(64).min(n);
-        (nb, n.div_ceil(nb))
-    } else {
-        (n.max(1), 1)
-    };
-    Tiles { mb, nb, mt, nt }
+    let want = (2 * threads).div_ceil(batches.max(1)).max(1);
+    let max_mt = m.div_ceil(16).max(1);
+    let max_nt = n.div_ceil(64).max(1);
+    let (mut best, mut best_cost) = ((1, 1), u128::MAX);
+    for mt in 1..=max_mt.min(want) {
+        let nt = want.div_ceil(mt).min(max_nt);
+        let short = u128::from(want.saturating_sub(mt * nt));
+        let cost = u128::from(nt) * u128::from(m) + u128::from(mt) * u128::from(n);
+        // fewer tasks than wanted only when the matrix is too small to split further
+        let cost = cost + short * (u128::from(m) + u128::from(n)) * 4;
+        if cost < best_cost {
+            best_cost = cost;
+            best = (mt, nt);
+        }
+    }
+    let mb = m.div_ceil(best.0).max(1);
+    let nb = n
+        .div_ceil(best.1)
+        .div_ceil(16)
+        .saturating_mul(16)
+        .clamp(1, n.max(1));
+    Tiles {
+        mb,
+        nb,
+        mt: m.div_ceil(mb),
+        nt: n.div_ceil(nb),
+    }
 }
 
 /// `dst[mb×nb] (row-major, row stride ldd) = alpha · A·B` with the `gemm` crate.
@@ -244,7 +275,13 @@ impl GemmKernel {
         r.map_err(|f| fault_error(name, f))
     }
 
-    fn run_float(&self, epi: ExprFn, args: ArgsPtr, av: &[f32], bv: &[f32]) -> Result<(), jit::Fault> {
+    fn run_float(
+        &self,
+        epi: ExprFn,
+        args: ArgsPtr,
+        av: &[f32],
+        bv: &[f32],
+    ) -> Result<(), jit::Fault> {
         let batches: u64 = self.batch.iter().product();
         let (m, n, k) = (self.m, self.n, self.k);
         if batches == 0 || m == 0 || n == 0 {
@@ -253,7 +290,6 @@ impl GemmKernel {
         let t = tiles(batches, m, n);
         let tasks = batches * t.mt * t.nt;
         (0..tasks).into_par_iter().try_for_each(|task| {
-            let args = args;
             let bi = task / (t.mt * t.nt);
             let rest = task % (t.mt * t.nt);
             let (mi, ni) = (rest / t.nt, rest % t.nt);
@@ -290,7 +326,7 @@ impl GemmKernel {
                 unsafe {
                     jit::call(
                         epi,
-                        args.0,
+                        args.get(),
                         lin as i64,
                         (lin + nc) as i64,
                         tile.as_mut_ptr().add((r * nc) as usize).cast(),
@@ -301,7 +337,13 @@ impl GemmKernel {
         })
     }
 
-    fn run_int(&self, epi: ExprFn, args: ArgsPtr, av: &[i64], bv: &[i64]) -> Result<(), jit::Fault> {
+    fn run_int(
+        &self,
+        epi: ExprFn,
+        args: ArgsPtr,
+        av: &[i64],
+        bv: &[i64],
+    ) -> Result<(), jit::Fault> {
         let batches: u64 = self.batch.iter().product();
         let (m, n, k) = (self.m, self.n, self.k);
         if batches == 0 || m == 0 || n == 0 {
@@ -313,9 +355,10 @@ impl GemmKernel {
             (i32::MIN as i128, i32::MAX as i128)
         };
         (0..batches * m).into_par_iter().try_for_each(|row| {
-            let args = args;
             let (bi, i) = (row / m, row % m);
-            let aoff = self.a.offset + batch_offset(&self.batch, &self.a.batch_strides, bi) + i as i64 * self.a.rs;
+            let aoff = self.a.offset
+                + batch_offset(&self.batch, &self.a.batch_strides, bi)
+                + i as i64 * self.a.rs;
             let boff = self.b.offset + batch_offset(&self.batch, &self.b.batch_strides, bi);
             let mut acc = vec![0i128; n as usize];
             for p in 0..k as i64 {
@@ -331,7 +374,41 @@ impl GemmKernel {
             let mut out: Vec<i64> = acc.iter().map(|&s| s.clamp(lo, hi) as i64).collect();
             let lin = row * n;
             // SAFETY: the epilogue reads n values and writes row `row` of the output.
-            unsafe { jit::call(epi, args.0, lin as i64, (lin + n) as i64, out.as_mut_ptr().cast()) }
+            unsafe {
+                jit::call(
+                    epi,
+                    args.get(),
+                    lin as i64,
+                    (lin + n) as i64,
+                    out.as_mut_ptr().cast(),
+                )
+            }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tiles;
+
+    #[test]
+    fn tiles_cover_the_matrix_and_split_both_ways() {
+        for (b, m, n) in [
+            (1, 512, 1536),
+            (1, 2, 384),
+            (12, 256, 64),
+            (1, 1, 1),
+            (3, 17, 1000),
+        ] {
+            let t = tiles(b, m, n);
+            assert!(
+                t.mb * t.mt >= m && t.mb * (t.mt - 1) < m.max(1),
+                "{b} {m} {n}"
+            );
+            assert!(
+                t.nb * t.nt >= n && t.nb * (t.nt - 1) < n.max(1),
+                "{b} {m} {n}"
+            );
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! `extern "C"` helpers that generated code calls: transcendental functions (evaluated in
-//! f64 and rounded once to f32, as the reference interpreter does), conversions to and from
+//! `extern "C"` helpers that generated code calls: transcendental functions (the hot ones —
+//! exp, tanh, sigmoid, SiLU, GELU — in f32 libm precision, within a few ulp of the
+//! interpreter's f64-then-round; the rest in f64 rounded once), conversions to and from
 //! the 16-, 8- and 4-bit storage formats, and packed 4-bit loads and stores.
 //!
 //! Each helper is registered as a JIT symbol under the name [`Helper::name`] gives.
@@ -111,11 +112,31 @@ impl Helper {
             Helper::F16ToF32 => ("dqc_f16_to_f32", I, Some(F32), dqc_f16_to_f32 as *const u8),
             Helper::F32ToF16 => ("dqc_f32_to_f16", F, Some(I32), dqc_f32_to_f16 as *const u8),
             Helper::RoundF16 => ("dqc_round_f16", F, Some(F32), dqc_round_f16 as *const u8),
-            Helper::E4m3ToF32 => ("dqc_e4m3_to_f32", I, Some(F32), dqc_e4m3_to_f32 as *const u8),
-            Helper::F32ToE4m3 => ("dqc_f32_to_e4m3", F, Some(I32), dqc_f32_to_e4m3 as *const u8),
+            Helper::E4m3ToF32 => (
+                "dqc_e4m3_to_f32",
+                I,
+                Some(F32),
+                dqc_e4m3_to_f32 as *const u8,
+            ),
+            Helper::F32ToE4m3 => (
+                "dqc_f32_to_e4m3",
+                F,
+                Some(I32),
+                dqc_f32_to_e4m3 as *const u8,
+            ),
             Helper::RoundE4m3 => ("dqc_round_e4m3", F, Some(F32), dqc_round_e4m3 as *const u8),
-            Helper::E5m2ToF32 => ("dqc_e5m2_to_f32", I, Some(F32), dqc_e5m2_to_f32 as *const u8),
-            Helper::F32ToE5m2 => ("dqc_f32_to_e5m2", F, Some(I32), dqc_f32_to_e5m2 as *const u8),
+            Helper::E5m2ToF32 => (
+                "dqc_e5m2_to_f32",
+                I,
+                Some(F32),
+                dqc_e5m2_to_f32 as *const u8,
+            ),
+            Helper::F32ToE5m2 => (
+                "dqc_f32_to_e5m2",
+                F,
+                Some(I32),
+                dqc_f32_to_e5m2 as *const u8,
+            ),
             Helper::RoundE5m2 => ("dqc_round_e5m2", F, Some(F32), dqc_round_e5m2 as *const u8),
             Helper::RoundFp4 => ("dqc_round_fp4", F, Some(F32), dqc_round_fp4 as *const u8),
             Helper::LoadFp4 => ("dqc_load_fp4", PI, Some(F32), dqc_load_fp4 as *const u8),
@@ -161,28 +182,27 @@ pub(super) fn softplus64(x: f64) -> f64 {
     x.max(0.0) + (-x.abs()).exp().ln_1p()
 }
 
-/// GELU, erf form, through erfc so the negative tail keeps relative accuracy.
-pub(super) fn gelu_erf64(d: f64) -> f64 {
-    0.5 * d * libm::erfc(-d * std::f64::consts::FRAC_1_SQRT_2)
-}
-
-/// GELU, tanh form.
-pub(super) fn gelu_tanh64(d: f64) -> f64 {
-    let k = (2.0 / std::f64::consts::PI).sqrt();
-    0.5 * d * (1.0 + (k * (d + 0.044_715 * d * d * d)).tanh())
+/// `1/(1+e^-x)` in f32 without overflow.
+pub(super) fn sigmoid32(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
 }
 
 extern "C" fn dqc_exp(x: f32) -> f32 {
-    f64::from(x).exp() as f32
+    x.exp()
 }
 extern "C" fn dqc_log(x: f32) -> f32 {
     f64::from(x).ln() as f32
 }
 extern "C" fn dqc_tanh(x: f32) -> f32 {
-    f64::from(x).tanh() as f32
+    x.tanh()
 }
 extern "C" fn dqc_sigmoid(x: f32) -> f32 {
-    sigmoid64(f64::from(x)) as f32
+    sigmoid32(x)
 }
 extern "C" fn dqc_erf(x: f32) -> f32 {
     libm::erf(f64::from(x)) as f32
@@ -197,14 +217,16 @@ extern "C" fn dqc_softplus(x: f32) -> f32 {
     softplus64(f64::from(x)) as f32
 }
 extern "C" fn dqc_gelu_erf(x: f32) -> f32 {
-    gelu_erf64(f64::from(x)) as f32
+    0.5 * x * libm::erfcf(-x * std::f32::consts::FRAC_1_SQRT_2)
 }
 extern "C" fn dqc_gelu_tanh(x: f32) -> f32 {
-    gelu_tanh64(f64::from(x)) as f32
+    // 0.5·x·(1 + tanh(u)) = x·sigmoid(2u), without cancellation for negative x
+    const K: f32 = 0.797_884_6; // √(2/π)
+    let u = K * (x + 0.044_715 * x * x * x);
+    x * sigmoid32(2.0 * u)
 }
 extern "C" fn dqc_silu(x: f32) -> f32 {
-    let d = f64::from(x);
-    (d * sigmoid64(d)) as f32
+    x * sigmoid32(x)
 }
 extern "C" fn dqc_pow(x: f32, y: f32) -> f32 {
     f64::from(x).powf(f64::from(y)) as f32

@@ -18,7 +18,9 @@ pub(super) unsafe fn read_f32<'a>(dt: DType, ptr: *const u8, numel: usize) -> Co
     let bytes = unsafe { std::slice::from_raw_parts(ptr, dt.storage_bytes(numel)) };
     match dt {
         // SAFETY: forwarded contract (f32-aligned, numel elements).
-        DType::F32 => Cow::Borrowed(unsafe { std::slice::from_raw_parts(ptr.cast::<f32>(), numel) }),
+        DType::F32 => {
+            Cow::Borrowed(unsafe { std::slice::from_raw_parts(ptr.cast::<f32>(), numel) })
+        }
         DType::F16 => Cow::Owned(
             bytes
                 .chunks_exact(2)
@@ -85,7 +87,7 @@ pub(super) unsafe fn write_f32(dt: DType, ptr: *mut u8, at: usize, vals: &[f32])
                     let idx = at + i;
                     let p = ptr.add(idx / 2);
                     let code = E2M1.encode(v, true) & 0x0f;
-                    *p = if idx % 2 == 0 {
+                    *p = if idx.is_multiple_of(2) {
                         (*p & 0xf0) | code
                     } else {
                         (*p & 0x0f) | (code << 4)

@@ -126,7 +126,11 @@ impl Jit {
     }
 
     /// The module-level id of a helper (declared on first use).
-    pub fn helper(module: &mut JITModule, helpers: &mut HashMap<Helper, FuncId>, h: Helper) -> Result<FuncId, String> {
+    pub fn helper(
+        module: &mut JITModule,
+        helpers: &mut HashMap<Helper, FuncId>,
+        h: Helper,
+    ) -> Result<FuncId, String> {
         if let Some(id) = helpers.get(&h) {
             return Ok(*id);
         }
@@ -154,7 +158,12 @@ impl Jit {
         &mut FunctionBuilderContext,
         &mut HashMap<Helper, FuncId>,
     ) {
-        (&mut self.module, &mut self.ctx, &mut self.fctx, &mut self.helpers)
+        (
+            &mut self.module,
+            &mut self.ctx,
+            &mut self.fctx,
+            &mut self.helpers,
+        )
     }
 
     /// Compile the function in `ctx` as `id` and clear the context.

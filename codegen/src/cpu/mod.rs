@@ -210,8 +210,12 @@ impl CpuProgram {
         for spec in &program.kernels {
             let ctx = Ctx::new(program, spec, bindings)?;
             let body = match &spec.body {
-                Kernel::Elementwise(e) => Compiled::Elementwise(elementwise::compile(&mut jit, &ctx, e)?),
-                Kernel::RowReduce(r) => Compiled::RowReduce(row_reduce::compile(&mut jit, &ctx, r)?),
+                Kernel::Elementwise(e) => {
+                    Compiled::Elementwise(elementwise::compile(&mut jit, &ctx, e)?)
+                }
+                Kernel::RowReduce(r) => {
+                    Compiled::RowReduce(row_reduce::compile(&mut jit, &ctx, r)?)
+                }
                 Kernel::Gemm(g) => Compiled::Gemm(gemm::compile(&mut jit, &ctx, g)?),
                 Kernel::Attention(a) => Compiled::Attention(attention::compile(&ctx, a)?),
                 Kernel::Conv(c) => Compiled::Conv(conv::compile(&mut jit, &ctx, c)?),

@@ -9,6 +9,13 @@ pub(super) struct ArgsPtr(pub *const *mut u8);
 // SAFETY: the pointers are only dereferenced by generated code and drivers under the
 // `run_kernel` contract (buffers valid for the duration of the call, written regions
 // disjoint between workers).
+impl ArgsPtr {
+    /// The pointer (a method, so closures capture the `Send` wrapper, not the field).
+    pub fn get(self) -> *const *mut u8 {
+        self.0
+    }
+}
+
 unsafe impl Send for ArgsPtr {}
 // SAFETY: as above.
 unsafe impl Sync for ArgsPtr {}
@@ -18,6 +25,13 @@ unsafe impl Sync for ArgsPtr {}
 pub(super) struct SyncPtr<T>(pub *mut T);
 
 // SAFETY: users write disjoint regions only (documented at each use).
+impl<T> SyncPtr<T> {
+    /// The pointer (a method, so closures capture the `Send` wrapper, not the field).
+    pub fn get(self) -> *mut T {
+        self.0
+    }
+}
+
 unsafe impl<T> Send for SyncPtr<T> {}
 // SAFETY: as above.
 unsafe impl<T> Sync for SyncPtr<T> {}

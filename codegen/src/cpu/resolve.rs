@@ -57,9 +57,7 @@ impl<'a> Ctx<'a> {
                 .iter()
                 .try_fold(1u64, |a, &d| a.checked_mul(d))
                 .filter(|&n| n <= i64::MAX as u64 / 16)
-                .ok_or_else(|| {
-                    ctx.malformed(format!("buffer `{}` is too large", buf.name))
-                })?;
+                .ok_or_else(|| ctx.malformed(format!("buffer `{}` is too large", buf.name)))?;
             ctx.args.push(ArgInfo {
                 dtype: buf.dtype,
                 numel,
@@ -145,7 +143,11 @@ impl<'a> Ctx<'a> {
 
     /// Values of a shape.
     pub fn shape(&self, s: &Shape) -> Result<Vec<u64>, CpuError> {
-        let v: Vec<u64> = s.dims().iter().map(|d| self.dim(d)).collect::<Result<_, _>>()?;
+        let v: Vec<u64> = s
+            .dims()
+            .iter()
+            .map(|d| self.dim(d))
+            .collect::<Result<_, _>>()?;
         v.iter()
             .try_fold(1u64, |a, &d| a.checked_mul(d))
             .filter(|&n| n <= i64::MAX as u64 / 16)
@@ -163,7 +165,11 @@ impl<'a> Ctx<'a> {
         }
         Ok(Map {
             offset: self.poly(&m.offset)?,
-            strides: m.strides.iter().map(|t| self.term(t)).collect::<Result<_, _>>()?,
+            strides: m
+                .strides
+                .iter()
+                .map(|t| self.term(t))
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -204,7 +210,13 @@ impl<'a> Ctx<'a> {
 
     /// Check that argument `arg` holds `numel` elements of `dtype` (a dense output or
     /// operand of a fixed shape).
-    pub fn check_dense(&self, arg: u32, dtype: Option<DType>, numel: u64, what: &str) -> Result<(), CpuError> {
+    pub fn check_dense(
+        &self,
+        arg: u32,
+        dtype: Option<DType>,
+        numel: u64,
+        what: &str,
+    ) -> Result<(), CpuError> {
         let info = self.arg(arg)?;
         if info.numel < numel {
             return Err(CpuError::OutOfBounds {
@@ -216,8 +228,10 @@ impl<'a> Ctx<'a> {
                 ),
             });
         }
-        if let Some(dt) = dtype {
-            if info.dtype != dt {
+        if let Some(dt) = dtype
+            && info.dtype != dt
+        {
+            {
                 return Err(self.malformed(format!(
                     "{what}: argument {arg} has dtype {}, expected {dt}",
                     info.dtype

@@ -25,7 +25,11 @@ pub(super) struct RowReduceKernel {
 }
 
 /// Generate the prologue and epilogue functions.
-pub(super) fn compile(jit: &mut Jit, ctx: &Ctx, spec: &RowReduce) -> Result<RowReduceKernel, CpuError> {
+pub(super) fn compile(
+    jit: &mut Jit,
+    ctx: &Ctx,
+    spec: &RowReduce,
+) -> Result<RowReduceKernel, CpuError> {
     let shape = ctx.shape(&spec.shape)?;
     let axis = spec.axis as usize;
     if axis > shape.len() {
@@ -62,7 +66,10 @@ pub(super) fn compile(jit: &mut Jit, ctx: &Ctx, spec: &RowReduce) -> Result<RowR
                 if op == ReduceOp::L2 {
                     return Err(ctx.malformed(format!("l2 of a {in_dtype} row (cast first)")));
                 }
-                if row_len == 0 && rows > 0 && matches!(op, ReduceOp::Max | ReduceOp::Min | ReduceOp::Mean) {
+                if row_len == 0
+                    && rows > 0
+                    && matches!(op, ReduceOp::Max | ReduceOp::Min | ReduceOp::Mean)
+                {
                     return Err(ctx.malformed(format!("{} of empty {in_dtype} rows", op.name())));
                 }
             }
@@ -125,7 +132,7 @@ fn wrap(v: i64, dt: DType) -> i64 {
         DType::I32 => i64::from(v as i32),
         DType::I8 => i64::from(v as i8),
         DType::U8 => i64::from(v as u8),
-        DType::I4 => ((v << 60) as i64) >> 60,
+        DType::I4 => (v << 60) >> 60,
         _ => v,
     }
 }
@@ -146,12 +153,19 @@ impl RowReduceKernel {
         let per_block = (BLOCK / self.row_len.max(1)).max(2);
         let float = self.in_dtype.is_float();
         for_ranges(self.rows, per_block, 2, |r0, r1| {
-            let a = a;
             let n = self.row_len as usize;
             let blk = per_block.min(r1 - r0) as usize;
             let out_per_row = if self.op.reduces() { 1 } else { n };
-            let mut xf = if float { vec![0f32; blk * n] } else { Vec::new() };
-            let mut xi = if float { Vec::new() } else { vec![0i64; blk * n] };
+            let mut xf = if float {
+                vec![0f32; blk * n]
+            } else {
+                Vec::new()
+            };
+            let mut xi = if float {
+                Vec::new()
+            } else {
+                vec![0i64; blk * n]
+            };
             let mut yf = vec![0f32; blk * out_per_row];
             let mut yi = vec![0i64; blk * out_per_row];
             let mut r = r0;
@@ -164,7 +178,15 @@ impl RowReduceKernel {
                     xi.as_mut_ptr().cast::<u8>()
                 };
                 // SAFETY: the prologue writes (re - r)·n elements of the scratch.
-                unsafe { jit::call(pro, a.0, (r * n as u64) as i64, (re * n as u64) as i64, aux) }?;
+                unsafe {
+                    jit::call(
+                        pro,
+                        a.get(),
+                        (r * n as u64) as i64,
+                        (re * n as u64) as i64,
+                        aux,
+                    )
+                }?;
                 let res_f32 = self.rows_op(
                     &xf[..if float { cnt * n } else { 0 }],
                     &xi[..if float { 0 } else { cnt * n }],
@@ -202,8 +224,16 @@ impl RowReduceKernel {
     ) -> bool {
         let float = self.in_dtype.is_float();
         for row in 0..cnt {
-            let xs = if float { &xf[row * n..(row + 1) * n] } else { &[][..] };
-            let xis = if float { &[][..] } else { &xi[row * n..(row + 1) * n] };
+            let xs = if float {
+                &xf[row * n..(row + 1) * n]
+            } else {
+                &[][..]
+            };
+            let xis = if float {
+                &[][..]
+            } else {
+                &xi[row * n..(row + 1) * n]
+            };
             match self.op {
                 RowOp::LayerNorm { eps } => {
                     let y = &mut yf[row * n..(row + 1) * n];
@@ -223,7 +253,8 @@ impl RowReduceKernel {
                 }
                 RowOp::RmsNorm { eps } => {
                     let y = &mut yf[row * n..(row + 1) * n];
-                    let ms = xs.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / n as f64;
+                    let ms =
+                        xs.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / n as f64;
                     let inv = 1.0 / (ms + f64::from(eps)).sqrt();
                     for (o, &v) in y.iter_mut().zip(xs) {
                         *o = (f64::from(v) * inv) as f32;
@@ -233,7 +264,11 @@ impl RowReduceKernel {
                     let y = &mut yf[row * n..(row + 1) * n];
                     let max = xs.iter().fold(f64::NEG_INFINITY, |m, &e| {
                         let e = f64::from(e);
-                        if m.is_nan() || e.is_nan() { f64::NAN } else { m.max(e) }
+                        if m.is_nan() || e.is_nan() {
+                            f64::NAN
+                        } else {
+                            m.max(e)
+                        }
                     });
                     let sum: f64 = xs.iter().map(|&v| (f64::from(v) - max).exp()).sum();
                     if self.op == RowOp::Softmax {
@@ -262,7 +297,9 @@ impl RowReduceKernel {
                                 ReduceOp::Sum | ReduceOp::Mean => acc + v,
                                 ReduceOp::L2 => acc + v * v,
                                 ReduceOp::Prod => acc * v,
-                                ReduceOp::Max | ReduceOp::Min if acc.is_nan() || v.is_nan() => f64::NAN,
+                                ReduceOp::Max | ReduceOp::Min if acc.is_nan() || v.is_nan() => {
+                                    f64::NAN
+                                }
                                 ReduceOp::Max => acc.max(v),
                                 ReduceOp::Min => acc.min(v),
                             };
@@ -282,7 +319,9 @@ impl RowReduceKernel {
                         };
                         for &v in xis {
                             acc = match op {
-                                ReduceOp::Sum | ReduceOp::Mean | ReduceOp::L2 => acc.wrapping_add(v),
+                                ReduceOp::Sum | ReduceOp::Mean | ReduceOp::L2 => {
+                                    acc.wrapping_add(v)
+                                }
                                 ReduceOp::Prod => acc.wrapping_mul(v),
                                 ReduceOp::Max => acc.max(v),
                                 ReduceOp::Min => acc.min(v),
@@ -314,7 +353,11 @@ impl RowReduceKernel {
                         }
                     } else {
                         for k in 1..n {
-                            let better = if max { xis[k] > xis[best] } else { xis[k] < xis[best] };
+                            let better = if max {
+                                xis[k] > xis[best]
+                            } else {
+                                xis[k] < xis[best]
+                            };
                             if better {
                                 best = k;
                             }
@@ -356,7 +399,10 @@ impl RowReduceKernel {
             }
         }
         match self.op {
-            RowOp::LayerNorm { .. } | RowOp::RmsNorm { .. } | RowOp::Softmax | RowOp::LogSoftmax => true,
+            RowOp::LayerNorm { .. }
+            | RowOp::RmsNorm { .. }
+            | RowOp::Softmax
+            | RowOp::LogSoftmax => true,
             RowOp::ArgReduce { .. } => false,
             RowOp::Reduce(_) | RowOp::CumSum { .. } => float,
         }
@@ -367,7 +413,13 @@ impl RowReduceKernel {
 ///
 /// # Safety
 /// `aux` holds `o1 - o0` values of the epilogue's Acc kind; run_kernel's contract.
-unsafe fn call_epi(f: ExprFn, a: ArgsPtr, o0: u64, o1: u64, aux: *mut u8) -> Result<(), jit::Fault> {
+unsafe fn call_epi(
+    f: ExprFn,
+    a: ArgsPtr,
+    o0: u64,
+    o1: u64,
+    aux: *mut u8,
+) -> Result<(), jit::Fault> {
     // SAFETY: forwarded.
-    unsafe { jit::call(f, a.0, o0 as i64, o1 as i64, aux) }
+    unsafe { jit::call(f, a.get(), o0 as i64, o1 as i64, aux) }
 }

@@ -44,7 +44,9 @@ pub(super) fn compile(ctx: &Ctx, spec: &SelectiveScan) -> Result<ScanKernel, Cpu
         if let Some(arg) = arg {
             let info = ctx.arg(arg)?;
             if !info.dtype.is_float() {
-                return Err(ctx.malformed(format!("{what} has dtype {}, expected a float", info.dtype)));
+                return Err(
+                    ctx.malformed(format!("{what} has dtype {}, expected a float", info.dtype))
+                );
             }
             ctx.check_dense(arg, None, numel, what)?;
             ops[i] = Some((arg, info.dtype, numel));
@@ -83,20 +85,25 @@ impl ScanKernel {
             })
             .collect();
         let get = |i: usize| vals[i].as_deref();
-        let (Some(u), Some(dl), Some(a), Some(bm), Some(cm)) = (get(0), get(1), get(2), get(3), get(4))
+        let (Some(u), Some(dl), Some(a), Some(bm), Some(cm)) =
+            (get(0), get(1), get(2), get(3), get(4))
         else {
             return Ok(());
         };
         let (skip, z) = (get(5), get(6));
-        let (bs, ds, ls, ns) = (self.b as usize, self.d as usize, self.l as usize, self.n as usize);
+        let (bs, ds, ls, ns) = (
+            self.b as usize,
+            self.d as usize,
+            self.l as usize,
+            self.n as usize,
+        );
         let out = SyncPtr(args[self.out.0 as usize]);
         let odt = self.out.1;
         (0..bs * ds).into_par_iter().for_each(|ch| {
-            let out = out;
             let (b, d) = (ch / ds, ch % ds);
             let mut h = vec![0f64; ns];
             let mut y = vec![0f32; ls];
-            for t in 0..ls {
+            for (t, yt) in y.iter_mut().enumerate() {
                 let i = ch * ls + t;
                 let raw = f64::from(dl[i]);
                 let delta = if self.softplus {
@@ -108,7 +115,8 @@ impl ScanKernel {
                 let mut acc = 0.0;
                 for (k, hk) in h.iter_mut().enumerate() {
                     let bc = (b * ns + k) * ls + t;
-                    *hk = (delta * f64::from(a[d * ns + k])).exp() * *hk + delta * f64::from(bm[bc]) * x;
+                    *hk = (delta * f64::from(a[d * ns + k])).exp() * *hk
+                        + delta * f64::from(bm[bc]) * x;
                     acc += f64::from(cm[bc]) * *hk;
                 }
                 if let Some(s) = skip {
@@ -118,10 +126,10 @@ impl ScanKernel {
                     let zz = f64::from(z[i]);
                     acc *= zz * sigmoid64(zz);
                 }
-                y[t] = acc as f32;
+                *yt = acc as f32;
             }
             // SAFETY: channel `ch` owns output elements ch·L..(ch+1)·L.
-            unsafe { write_f32(odt, out.0, ch * ls, &y) };
+            unsafe { write_f32(odt, out.get(), ch * ls, &y) };
         });
         Ok(())
     }
