@@ -124,7 +124,8 @@ fn softmax_rms_and_reductions_match_naive() {
     let (rows, len) = (37u64, 50u64);
     let x = rand_f32((rows * len) as usize, 3);
     let rowsv: Vec<&[f32]> = x.chunks(len as usize).collect();
-    let cases: Vec<(RowOp, Box<dyn Fn(&[f32]) -> Vec<f32>>)> = vec![
+    type RowFn = Box<dyn Fn(&[f32]) -> Vec<f32>>;
+    let cases: Vec<(RowOp, RowFn)> = vec![
         (
             RowOp::Softmax,
             Box::new(|r: &[f32]| {
@@ -526,7 +527,7 @@ proptest! {
         let vv = rand_f32((b * sk * hkv * d) as usize, seed + 2);
         // mask [b, 1, sq, sk] broadcast over heads; row 0 fully masked
         let maskv: Vec<u8> = (0..b * sq * sk).map(|x| u8::from(x % sk != 0 && (x / sk) % sq != 0 || x % 3 == 1)).collect();
-        let maskv: Vec<u8> = maskv.iter().enumerate().map(|(x, &m)| if (x as u64 / sk) % sq == 0 { 0 } else { m }).collect();
+        let maskv: Vec<u8> = maskv.iter().enumerate().map(|(x, &m)| if (x as u64 / sk).is_multiple_of(sq) { 0 } else { m }).collect();
         let scale = 1.0 / (d as f32).sqrt();
         let mut bufs_spec = vec![(DType::F32, vec![qv.len() as u64]), (DType::F32, vec![kv.len() as u64]), (DType::F32, vec![vv.len() as u64]), (DType::F32, vec![b, sq, h * d])];
         if with_mask {
