@@ -575,3 +575,93 @@ proptest! {
         prop_assert_eq!(bufs[2].to_f32(), naive_binary(&shape, &sa, &sb, &av, &bv));
     }
 }
+
+#[test]
+fn vector_loop_handles_tails_broadcasts_and_nan() {
+    // out[i, j] = -(max(x[i, j], b[i]) / 2) + sqrt(|x|), rows of 10 (two f32x4 + tail of 2)
+    let (r, c) = (3u64, 10u64);
+    let mut e = Exprs::new();
+    let x = load(&mut e, DType::F32, 0, map(0, &[c as i64, 1]));
+    let b = load(&mut e, DType::F32, 1, map(0, &[1, 0]));
+    let m = e.push(
+        DType::F32,
+        Expr::Binary {
+            op: BinaryOp::Max,
+            a: x,
+            b,
+        },
+    );
+    let two = e.push(DType::F32, Expr::Const(Scalar::F(2.0)));
+    let d = e.push(
+        DType::F32,
+        Expr::Binary {
+            op: BinaryOp::Div,
+            a: m,
+            b: two,
+        },
+    );
+    let n = e.push(
+        DType::F32,
+        Expr::Unary {
+            op: UnaryOp::Neg,
+            x: d,
+        },
+    );
+    let ab = e.push(
+        DType::F32,
+        Expr::Unary {
+            op: UnaryOp::Abs,
+            x,
+        },
+    );
+    let sq = e.push(
+        DType::F32,
+        Expr::Unary {
+            op: UnaryOp::Sqrt,
+            x: ab,
+        },
+    );
+    let o = e.push(
+        DType::F32,
+        Expr::Binary {
+            op: BinaryOp::Add,
+            a: n,
+            b: sq,
+        },
+    );
+    let p = program(
+        &[
+            (DType::F32, vec![r, c]),
+            (DType::F32, vec![r]),
+            (DType::F32, vec![r, c]),
+        ],
+        ew(&[r, c], e, vec![(2, o)]),
+        vec![2],
+    );
+    let mut xv = rand_f32((r * c) as usize, 11);
+    xv[5] = f32::NAN;
+    xv[29] = f32::NAN;
+    let bv = [0.25f32, -0.5, 0.0];
+    let mut bufs = [
+        Buf::f32(&xv),
+        Buf::f32(&bv),
+        Buf::zeros(DType::F32, (r * c) as usize),
+    ];
+    run(&p, &mut bufs).unwrap();
+    let want: Vec<f32> = xv
+        .iter()
+        .enumerate()
+        .map(|(k, &v)| {
+            let bb = bv[k / c as usize];
+            let m = if v.is_nan() { f32::NAN } else { v.max(bb) };
+            -(m / 2.0) + v.abs().sqrt()
+        })
+        .collect();
+    let got = bufs[2].to_f32();
+    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            g == w || (g.is_nan() && w.is_nan()),
+            "element {k}: {g} vs {w}"
+        );
+    }
+}

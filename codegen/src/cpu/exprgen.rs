@@ -221,15 +221,11 @@ pub(super) fn compile(jit: &mut Jit, ctx: &Ctx, k: &ExprKernel) -> Result<FuncId
         rowbase.insert(nid, v);
     }
     b.def_var(iv, c_last);
-    b.ins().jump(inner, &[]);
+    let vec_ok = vectorizable(ctx, k, &maps, &reach);
+    let vhead = b.create_block();
+    let vbody = b.create_block();
+    b.ins().jump(if vec_ok { vhead } else { inner }, &[]);
 
-    b.switch_to_block(inner);
-    let i = b.use_var(iv);
-    let cont = b.ins().icmp(IntCC::SignedLessThan, i, i_end);
-    b.ins().brif(cont, body, &[], next, &[]);
-
-    b.switch_to_block(body);
-    let lin = b.ins().iadd(lin_base, i);
     let mut g = Gen {
         b,
         module,
@@ -241,14 +237,56 @@ pub(super) fn compile(jit: &mut Jit, ctx: &Ctx, k: &ExprKernel) -> Result<FuncId
         rowbase,
         argptr,
         coords,
-        i,
-        lin,
+        i: c_last,
+        lin: c_last,
         start,
         aux: aux_p,
         errblk,
         memo: HashMap::new(),
         ranges: shape.iter().map(|&n| (0, n)).collect(),
     };
+    if vec_ok {
+        // f32x4 loop while four elements of the row remain, then the scalar loop.
+        g.b.switch_to_block(vhead);
+        let i = g.b.use_var(iv);
+        let i4 = g.b.ins().iadd_imm_s(i, LANES);
+        let fits = g.b.ins().icmp(IntCC::SignedLessThanOrEqual, i4, i_end);
+        g.b.ins().brif(fits, vbody, &[], inner, &[]);
+        g.b.switch_to_block(vbody);
+        g.i = i;
+        g.lin = g.b.ins().iadd(lin_base, i);
+        let mut vmemo = HashMap::new();
+        for s in &k.stores {
+            let (expr, dst, off) = match *s {
+                Store::Arg { arg, expr } => (expr, g.argptr[&arg], g.lin),
+                Store::Aux { expr, .. } => {
+                    let off = g.b.ins().isub(g.lin, start);
+                    (expr, aux_p, off)
+                }
+            };
+            let v = g.vval(expr, &mut vmemo)?;
+            let a = g.addr(dst, off, 4);
+            g.b.ins().store(MemFlagsData::new().with_notrap(), v, a, 0);
+        }
+        let i4 = g.b.ins().iadd_imm_s(i, LANES);
+        g.b.def_var(iv, i4);
+        g.b.ins().jump(vhead, &[]);
+    } else {
+        g.b.switch_to_block(vhead);
+        g.b.ins().jump(inner, &[]);
+        g.b.switch_to_block(vbody);
+        g.b.ins().jump(inner, &[]);
+    }
+
+    g.b.switch_to_block(inner);
+    let i = g.b.use_var(iv);
+    let cont = g.b.ins().icmp(IntCC::SignedLessThan, i, i_end);
+    g.b.ins().brif(cont, body, &[], next, &[]);
+
+    g.b.switch_to_block(body);
+    g.i = i;
+    g.lin = g.b.ins().iadd(lin_base, i);
+    let lin = g.lin;
     for s in &k.stores {
         match *s {
             Store::Arg { arg, expr } => {
@@ -313,6 +351,66 @@ pub(super) fn compile(jit: &mut Jit, ctx: &Ctx, k: &ExprKernel) -> Result<FuncId
     b.finalize(tcfg);
     jit.define(id).map_err(jit_err)?;
     Ok(id)
+}
+
+/// Lanes of the vector loop.
+const LANES: i64 = 4;
+
+/// True when every reachable node is f32 arithmetic the vector loop supports, every load
+/// is an f32 load contiguous (stride 1) or broadcast (stride 0) along the last axis, and
+/// every store is f32.
+fn vectorizable(ctx: &Ctx, k: &ExprKernel, maps: &HashMap<ExprId, Map>, reach: &[bool]) -> bool {
+    for (i, n) in k.exprs.nodes.iter().enumerate() {
+        if !reach[i] {
+            continue;
+        }
+        if n.dtype != DType::F32 {
+            return false;
+        }
+        let ok = match &n.expr {
+            Expr::Load { arg, .. } => {
+                ctx.arg(*arg).is_ok_and(|a| a.dtype == DType::F32)
+                    && maps
+                        .get(&(i as ExprId))
+                        .and_then(|m| m.strides.last())
+                        .is_some_and(|&s| s == 0 || s == 1)
+            }
+            Expr::Const(_) => true,
+            Expr::Acc => k.acc == Some(AccKind::F32),
+            Expr::Unary { op, x } => {
+                matches!(
+                    op,
+                    UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sqrt | UnaryOp::Reciprocal
+                ) && k.exprs.get(*x).is_some_and(|x| x.dtype == DType::F32)
+            }
+            Expr::Binary { op, a, b } => {
+                matches!(
+                    op,
+                    BinaryOp::Add
+                        | BinaryOp::Sub
+                        | BinaryOp::Mul
+                        | BinaryOp::Div
+                        | BinaryOp::Max
+                        | BinaryOp::Min
+                ) && k.exprs.get(*a).is_some_and(|x| x.dtype == DType::F32)
+                    && k.exprs.get(*b).is_some_and(|x| x.dtype == DType::F32)
+            }
+            Expr::Gather { .. }
+            | Expr::Coord { .. }
+            | Expr::Select { .. }
+            | Expr::Cast { .. }
+            | Expr::Gelu { .. }
+            | Expr::Silu { .. }
+            | Expr::Piecewise { .. } => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    k.stores.iter().all(|s| match *s {
+        Store::Arg { arg, .. } => ctx.arg(arg).is_ok_and(|a| a.dtype == DType::F32),
+        Store::Aux { kind, .. } => kind == AccKind::F32,
+    })
 }
 
 /// A value: f32 (`f`) or i64.
@@ -621,6 +719,92 @@ impl Gen<'_, '_> {
         let args = [BlockArg::Value(c), BlockArg::Value(a), BlockArg::Value(b)];
         self.b.ins().brif(cond, self.errblk, &args, ok, &[]);
         self.b.switch_to_block(ok);
+    }
+
+    /// f32x4 value of node `id` for lanes `i..i+4` (only for kernels `vectorizable`
+    /// accepts).
+    fn vval(&mut self, id: ExprId, memo: &mut HashMap<ExprId, Value>) -> Result<Value, CpuError> {
+        if let Some(v) = memo.get(&id) {
+            return Ok(*v);
+        }
+        let ctx = self.ctx;
+        let node = self
+            .k
+            .exprs
+            .get(id)
+            .ok_or_else(|| ctx.malformed(format!("expression {id} does not exist")))?;
+        let v4 = types::F32X4;
+        let v = match &node.expr {
+            Expr::Load { arg, .. } => {
+                let m = &self.maps[&id];
+                ctx.check_bounds(
+                    *arg,
+                    m.offset,
+                    &m.strides,
+                    &self.ranges,
+                    &format!("load {id}"),
+                )?;
+                let off = self.offset(id)?;
+                let p = self.argptr[arg];
+                let a = self.addr(p, off, 4);
+                if m.strides.last().copied().unwrap_or(0) == 0 {
+                    let x = self.b.ins().load(types::F32, MemFlagsData::trusted(), a, 0);
+                    self.b.ins().splat(v4, x)
+                } else {
+                    self.b
+                        .ins()
+                        .load(v4, MemFlagsData::new().with_notrap(), a, 0)
+                }
+            }
+            Expr::Const(c) => {
+                let x = match *c {
+                    Scalar::F(x) => x as f32,
+                    Scalar::I(x) => x as f32,
+                    Scalar::B(x) => f32::from(u8::from(x)),
+                };
+                let x = self.b.ins().f32const(x);
+                self.b.ins().splat(v4, x)
+            }
+            Expr::Acc => {
+                let off = self.b.ins().isub(self.lin, self.start);
+                let a = self.addr(self.aux, off, 4);
+                self.b
+                    .ins()
+                    .load(v4, MemFlagsData::new().with_notrap(), a, 0)
+            }
+            Expr::Unary { op, x } => {
+                let x = self.vval(*x, memo)?;
+                match op {
+                    UnaryOp::Neg => self.b.ins().fneg(x),
+                    UnaryOp::Abs => self.b.ins().fabs(x),
+                    UnaryOp::Sqrt => self.b.ins().sqrt(x),
+                    _ => {
+                        let one = self.b.ins().f32const(1.0);
+                        let one = self.b.ins().splat(v4, one);
+                        self.b.ins().fdiv(one, x)
+                    }
+                }
+            }
+            Expr::Binary { op, a, b } => {
+                let x = self.vval(*a, memo)?;
+                let y = self.vval(*b, memo)?;
+                match op {
+                    BinaryOp::Add => self.b.ins().fadd(x, y),
+                    BinaryOp::Sub => self.b.ins().fsub(x, y),
+                    BinaryOp::Mul => self.b.ins().fmul(x, y),
+                    BinaryOp::Div => self.b.ins().fdiv(x, y),
+                    BinaryOp::Max => self.b.ins().fmax(x, y),
+                    _ => self.b.ins().fmin(x, y),
+                }
+            }
+            _ => {
+                return Err(
+                    ctx.malformed(format!("expression {id} is not vectorizable (internal)"))
+                );
+            }
+        };
+        memo.insert(id, v);
+        Ok(v)
     }
 
     fn val(&mut self, id: ExprId) -> Result<Val, CpuError> {
