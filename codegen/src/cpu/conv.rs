@@ -26,6 +26,8 @@ pub(super) struct ConvKernel {
     dil: Vec<u64>,
     groups: u64,
     dtype: DType,
+    /// Packed 4-bit output: tasks run one after another.
+    serial: bool,
 }
 
 /// Check the shapes and generate the epilogue.
@@ -102,6 +104,7 @@ pub(super) fn compile(jit: &mut Jit, ctx: &Ctx, spec: &Conv) -> Result<ConvKerne
         dil: spec.dilations.clone(),
         groups: g,
         dtype: spec.dtype,
+        serial: ctx.arg(spec.out)?.dtype.is_packed(),
     })
 }
 
@@ -154,8 +157,10 @@ impl ConvKernel {
         let pb = p.div_ceil(per).div_ceil(16).saturating_mul(16).clamp(1, p);
         let pt = p.div_ceil(pb);
         let a = ArgsPtr(args.as_ptr());
-        (0..n * g * pt)
+        (0..(n * g * pt) as usize)
             .into_par_iter()
+            .with_min_len(if self.serial { usize::MAX } else { 1 })
+            .map(|t| t as u64)
             .try_for_each(|task| {
                 let ni = task / (g * pt);
                 let gi = (task / pt) % g;

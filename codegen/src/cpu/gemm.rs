@@ -37,6 +37,9 @@ pub(super) struct GemmKernel {
     alpha: f32,
     int: bool,
     acc_i64: bool,
+    /// The output is packed 4-bit: tasks run one after another (rows of an odd width
+    /// would share bytes between workers).
+    serial: bool,
 }
 
 fn operand(
@@ -136,6 +139,7 @@ pub(super) fn compile(jit: &mut Jit, ctx: &Ctx, spec: &Gemm) -> Result<GemmKerne
         alpha: spec.alpha,
         int,
         acc_i64: spec.acc_dtype == DType::I64,
+        serial: ctx.arg(spec.out)?.dtype.is_packed(),
     })
 }
 
@@ -289,52 +293,56 @@ impl GemmKernel {
         }
         let t = tiles(batches, m, n);
         let tasks = batches * t.mt * t.nt;
-        (0..tasks).into_par_iter().try_for_each(|task| {
-            let bi = task / (t.mt * t.nt);
-            let rest = task % (t.mt * t.nt);
-            let (mi, ni) = (rest / t.nt, rest % t.nt);
-            let (m0, n0) = (mi * t.mb, ni * t.nb);
-            let (mc, nc) = ((m - m0).min(t.mb), (n - n0).min(t.nb));
-            let mut tile = vec![0f32; (mc * nc) as usize];
-            let aoff = self.a.offset
-                + batch_offset(&self.batch, &self.a.batch_strides, bi)
-                + m0 as i64 * self.a.rs;
-            let boff = self.b.offset
-                + batch_offset(&self.batch, &self.b.batch_strides, bi)
-                + n0 as i64 * self.b.cs;
-            // SAFETY: offsets and strides stay inside the operands (checked at compile
-            // time); the tile holds mc × nc elements.
-            unsafe {
-                sgemm(
-                    mc as usize,
-                    nc as usize,
-                    k as usize,
-                    tile.as_mut_ptr(),
-                    nc as isize,
-                    av.as_ptr().offset(aoff as isize),
-                    self.a.rs as isize,
-                    self.a.cs as isize,
-                    bv.as_ptr().offset(boff as isize),
-                    self.b.rs as isize,
-                    self.b.cs as isize,
-                    self.alpha,
-                );
-            }
-            for r in 0..mc {
-                let lin = (bi * m + m0 + r) * n + n0;
-                // SAFETY: the epilogue reads nc tile values and writes its own outputs.
+        (0..(tasks) as usize)
+            .into_par_iter()
+            .with_min_len(if self.serial { usize::MAX } else { 1 })
+            .map(|t| t as u64)
+            .try_for_each(|task| {
+                let bi = task / (t.mt * t.nt);
+                let rest = task % (t.mt * t.nt);
+                let (mi, ni) = (rest / t.nt, rest % t.nt);
+                let (m0, n0) = (mi * t.mb, ni * t.nb);
+                let (mc, nc) = ((m - m0).min(t.mb), (n - n0).min(t.nb));
+                let mut tile = vec![0f32; (mc * nc) as usize];
+                let aoff = self.a.offset
+                    + batch_offset(&self.batch, &self.a.batch_strides, bi)
+                    + m0 as i64 * self.a.rs;
+                let boff = self.b.offset
+                    + batch_offset(&self.batch, &self.b.batch_strides, bi)
+                    + n0 as i64 * self.b.cs;
+                // SAFETY: offsets and strides stay inside the operands (checked at compile
+                // time); the tile holds mc × nc elements.
                 unsafe {
-                    jit::call(
-                        epi,
-                        args.get(),
-                        lin as i64,
-                        (lin + nc) as i64,
-                        tile.as_mut_ptr().add((r * nc) as usize).cast(),
-                    )
-                }?;
-            }
-            Ok(())
-        })
+                    sgemm(
+                        mc as usize,
+                        nc as usize,
+                        k as usize,
+                        tile.as_mut_ptr(),
+                        nc as isize,
+                        av.as_ptr().offset(aoff as isize),
+                        self.a.rs as isize,
+                        self.a.cs as isize,
+                        bv.as_ptr().offset(boff as isize),
+                        self.b.rs as isize,
+                        self.b.cs as isize,
+                        self.alpha,
+                    );
+                }
+                for r in 0..mc {
+                    let lin = (bi * m + m0 + r) * n + n0;
+                    // SAFETY: the epilogue reads nc tile values and writes its own outputs.
+                    unsafe {
+                        jit::call(
+                            epi,
+                            args.get(),
+                            lin as i64,
+                            (lin + nc) as i64,
+                            tile.as_mut_ptr().add((r * nc) as usize).cast(),
+                        )
+                    }?;
+                }
+                Ok(())
+            })
     }
 
     fn run_int(
@@ -354,36 +362,40 @@ impl GemmKernel {
         } else {
             (i32::MIN as i128, i32::MAX as i128)
         };
-        (0..batches * m).into_par_iter().try_for_each(|row| {
-            let (bi, i) = (row / m, row % m);
-            let aoff = self.a.offset
-                + batch_offset(&self.batch, &self.a.batch_strides, bi)
-                + i as i64 * self.a.rs;
-            let boff = self.b.offset + batch_offset(&self.batch, &self.b.batch_strides, bi);
-            let mut acc = vec![0i128; n as usize];
-            for p in 0..k as i64 {
-                let x = i128::from(av[(aoff + p * self.a.cs) as usize]);
-                if x == 0 {
-                    continue;
+        (0..(batches * m) as usize)
+            .into_par_iter()
+            .with_min_len(if self.serial { usize::MAX } else { 1 })
+            .map(|t| t as u64)
+            .try_for_each(|row| {
+                let (bi, i) = (row / m, row % m);
+                let aoff = self.a.offset
+                    + batch_offset(&self.batch, &self.a.batch_strides, bi)
+                    + i as i64 * self.a.rs;
+                let boff = self.b.offset + batch_offset(&self.batch, &self.b.batch_strides, bi);
+                let mut acc = vec![0i128; n as usize];
+                for p in 0..k as i64 {
+                    let x = i128::from(av[(aoff + p * self.a.cs) as usize]);
+                    if x == 0 {
+                        continue;
+                    }
+                    let brow = boff + p * self.b.rs;
+                    for (j, s) in acc.iter_mut().enumerate() {
+                        *s += x * i128::from(bv[(brow + j as i64 * self.b.cs) as usize]);
+                    }
                 }
-                let brow = boff + p * self.b.rs;
-                for (j, s) in acc.iter_mut().enumerate() {
-                    *s += x * i128::from(bv[(brow + j as i64 * self.b.cs) as usize]);
+                let mut out: Vec<i64> = acc.iter().map(|&s| s.clamp(lo, hi) as i64).collect();
+                let lin = row * n;
+                // SAFETY: the epilogue reads n values and writes row `row` of the output.
+                unsafe {
+                    jit::call(
+                        epi,
+                        args.get(),
+                        lin as i64,
+                        (lin + n) as i64,
+                        out.as_mut_ptr().cast(),
+                    )
                 }
-            }
-            let mut out: Vec<i64> = acc.iter().map(|&s| s.clamp(lo, hi) as i64).collect();
-            let lin = row * n;
-            // SAFETY: the epilogue reads n values and writes row `row` of the output.
-            unsafe {
-                jit::call(
-                    epi,
-                    args.get(),
-                    lin as i64,
-                    (lin + n) as i64,
-                    out.as_mut_ptr().cast(),
-                )
-            }
-        })
+            })
     }
 }
 

@@ -13,7 +13,10 @@
 //!   functions and narrow-float conversions call `extern "C"` Rust helpers registered as
 //!   JIT symbols; arithmetic, comparisons, min/max, floor/ceil/round, sqrt, bf16 rounding
 //!   and integer wrapping are inline. `Acc` reads, and prologue results are written to, a
-//!   driver-provided f32/i64 scratch (`aux`).
+//!   driver-provided f32/i64 scratch (`aux`). When every node is f32 arithmetic
+//!   (+ − × ÷ min max neg abs sqrt reciprocal, constants, `Acc`) and every load is f32 and
+//!   contiguous or broadcast along the last axis, each row runs an f32x4 loop first and a
+//!   scalar loop for the tail.
 //! - **Elementwise**: the generated function over chunks of ≥ 16k elements, in parallel
 //!   with rayon.
 //! - **RowReduce**: rows in parallel blocks; per block the compiled prologue fills an f32
@@ -27,6 +30,10 @@
 //! - **Conv**: im2col per (image, group) into a scratch, `gemm`, compiled epilogue.
 //! - **SelectiveScan**: a Rust loop over (batch, channel) in parallel, state in a small
 //!   vector, f64 arithmetic like the interpreter.
+//!
+//! Packed 4-bit outputs are written with read-modify-write of bytes: elementwise and
+//! row-reduce work is split at even element boundaries, GEMM and conv tasks writing such
+//! outputs run one after another.
 //!
 //! Faults at run time (a gather index out of range, an integer division by zero) are
 //! returned as [`CpuError`]s naming the kernel; generated code never reads out of bounds.
