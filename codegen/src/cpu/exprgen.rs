@@ -244,6 +244,7 @@ pub(super) fn compile(jit: &mut Jit, ctx: &Ctx, k: &ExprKernel) -> Result<FuncId
         errblk,
         memo: HashMap::new(),
         ranges: shape.iter().map(|&n| (0, n)).collect(),
+        piece_depth: 0,
     };
     if vec_ok {
         // f32x4 loop while four elements of the row remain, then the scalar loop.
@@ -438,6 +439,8 @@ struct Gen<'a, 'b> {
     errblk: Block,
     memo: HashMap<ExprId, Val>,
     ranges: Vec<(i64, i64)>,
+    /// Nesting of piecewise branches at the current point.
+    piece_depth: usize,
 }
 
 fn fv(v: Value) -> Val {
@@ -605,8 +608,21 @@ impl Gen<'_, '_> {
         })
     }
 
-    fn load_mem(&mut self, p: Value, dt: DType, off: Value) -> Result<Val, CpuError> {
-        let fl = MemFlagsData::trusted();
+    /// Load element `off` of a kernel argument. Arguments are read-only while a kernel
+    /// runs; a `movable` load (in bounds wherever the loop runs: not under a piecewise
+    /// branch, not a gather) may be hoisted out of the loop by Cranelift.
+    fn load_mem(
+        &mut self,
+        p: Value,
+        dt: DType,
+        off: Value,
+        movable: bool,
+    ) -> Result<Val, CpuError> {
+        let fl = if movable {
+            MemFlagsData::trusted().with_readonly().with_can_move()
+        } else {
+            MemFlagsData::trusted().with_readonly()
+        };
         Ok(match dt {
             DType::F32 => {
                 let a = self.addr(p, off, 4);
@@ -842,7 +858,8 @@ impl Gen<'_, '_> {
                 )?;
                 let off = self.offset(id)?;
                 let p = self.argptr[arg];
-                self.load_mem(p, dt, off)
+                let movable = self.piece_depth == 0;
+                self.load_mem(p, dt, off, movable)
             }
             Expr::Gather {
                 arg,
@@ -884,7 +901,7 @@ impl Gen<'_, '_> {
                 let t = self.b.ins().imul_imm_s(n, astride);
                 let off = self.b.ins().iadd(base, t);
                 let p = self.argptr[arg];
-                self.load_mem(p, dt, off)
+                self.load_mem(p, dt, off, false)
             }
             Expr::Const(s) => {
                 let v = match *s {
@@ -1054,7 +1071,10 @@ impl Gen<'_, '_> {
         merge: Block,
     ) -> Result<(), CpuError> {
         self.ranges[axis] = (lo.max(outer.0), hi.min(outer.1));
-        let v = self.val(piece)?;
+        self.piece_depth += 1;
+        let v = self.val(piece);
+        self.piece_depth -= 1;
+        let v = v?;
         let v = self.fix(dt, v)?;
         self.b.ins().jump(merge, &[BlockArg::Value(v.v)]);
         Ok(())
