@@ -757,3 +757,95 @@ fn selective_scan_matches_naive_recurrence() {
     }
     assert_close(&bufs[7].to_f32(), &want, 1e-6);
 }
+
+/// Rough timing of a DiT-S sized GEMM with a bias + GELU epilogue (`--ignored`).
+#[test]
+#[ignore]
+fn bench_dit_mlp_gemm() {
+    for with_gelu in [false, true] {
+        bench_gemm(with_gelu);
+    }
+    // the gemm crate alone, parallel over the whole matrix, for comparison
+    let (m, n, k) = (512usize, 1536usize, 384usize);
+    let a = rand_f32(m * k, 1);
+    let b = rand_f32(k * n, 2);
+    let mut c = vec![0f32; m * n];
+    for _ in 0..3 {
+        let t0 = std::time::Instant::now();
+        // SAFETY: dense row-major operands of the given sizes.
+        unsafe {
+            gemm::gemm(
+                m, n, k, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, k as isize,
+                b.as_ptr(), 1, n as isize, 0.0f32, 1.0f32, false, false, false,
+                gemm::Parallelism::Rayon(rayon::current_num_threads()),
+            )
+        };
+        eprintln!("gemm crate alone: {:?}", t0.elapsed());
+    }
+}
+
+fn bench_gemm(with_gelu: bool) {
+    let (m, n, k) = (512u64, 1536u64, 384u64);
+    let mut e = Exprs::new();
+    let acc = e.push(DType::F32, Expr::Acc);
+    let bias = load(&mut e, DType::F32, 2, map(0, &[0, 1]));
+    let s = e.push(
+        DType::F32,
+        Expr::Binary {
+            op: BinaryOp::Add,
+            a: acc,
+            b: bias,
+        },
+    );
+    let g = if with_gelu {
+        e.push(
+            DType::F32,
+            Expr::Gelu {
+                approx: GeluApprox::Tanh,
+                x: s,
+            },
+        )
+    } else {
+        s
+    };
+    let p = program(
+        &[
+            (DType::F32, vec![m, k]),
+            (DType::F32, vec![k, n]),
+            (DType::F32, vec![n]),
+            (DType::F32, vec![m, n]),
+        ],
+        Kernel::Gemm(Gemm {
+            batch: Shape::scalar(),
+            m: Dim::fixed(m),
+            n: Dim::fixed(n),
+            k: Dim::fixed(k),
+            a: operand(0, 0, &[], k as i64, 1),
+            b: operand(1, 0, &[], n as i64, 1),
+            in_dtype: DType::F32,
+            acc_dtype: DType::F32,
+            alpha: 1.0,
+            exprs: e,
+            epilogue: g,
+            out: 3,
+        }),
+        vec![3],
+    );
+    let cp = dqc_codegen::cpu::CpuProgram::compile(&p, &Default::default()).unwrap();
+    let mut bufs = [
+        Buf::f32(&rand_f32((m * k) as usize, 1)),
+        Buf::f32(&rand_f32((k * n) as usize, 2)),
+        Buf::f32(&rand_f32(n as usize, 3)),
+        Buf::zeros(DType::F32, (m * n) as usize),
+    ];
+    let ptrs: Vec<*mut u8> = bufs.iter_mut().map(|b| b.ptr()).collect();
+    for _ in 0..3 {
+        let t0 = std::time::Instant::now();
+        // SAFETY: buffers sized for the shapes.
+        unsafe { cp.run_kernel(0, &ptrs) }.unwrap();
+        eprintln!(
+            "gemm {m}x{n}x{k} + bias (gelu {with_gelu}): {:?}",
+            t0.elapsed()
+        );
+    }
+}
