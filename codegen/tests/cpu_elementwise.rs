@@ -665,3 +665,57 @@ fn vector_loop_handles_tails_broadcasts_and_nan() {
         );
     }
 }
+
+#[test]
+fn inline_sigmoid_silu_gelu_are_accurate_over_a_wide_range() {
+    // 6001 values in [-30, 30]: the f32x4 loop and the scalar tail both run. Relative
+    // error is checked above 1e-6 only: the interpreter's `0.5·x·(1 + tanh u)` itself
+    // cancels in the far negative tail of GELU.
+    let vals: Vec<f32> = (0..6001).map(|i| -30.0 + i as f32 * 0.01).collect();
+    let x = Tensor::from_f32(DType::F32, vec![vals.len() as u64], &vals).unwrap();
+    type Build = Box<dyn Fn(&mut Exprs, u32) -> u32>;
+    let cases: Vec<(Op, Build)> = vec![
+        (
+            Op::Unary(UnaryOp::Sigmoid),
+            Box::new(|e, l| {
+                e.push(
+                    DType::F32,
+                    Expr::Unary {
+                        op: UnaryOp::Sigmoid,
+                        x: l,
+                    },
+                )
+            }),
+        ),
+        (
+            Op::Silu,
+            Box::new(|e, l| e.push(DType::F32, Expr::Silu { x: l })),
+        ),
+        (
+            Op::Gelu {
+                approx: GeluApprox::Tanh,
+            },
+            Box::new(|e, l| {
+                e.push(
+                    DType::F32,
+                    Expr::Gelu {
+                        approx: GeluApprox::Tanh,
+                        x: l,
+                    },
+                )
+            }),
+        ),
+    ];
+    for (op, build) in cases {
+        let got = unary_kernel(DType::F32, DType::F32, build, Buf::from_tensor(&x)).to_f32();
+        let want = interp1(op.clone(), &x).to_f32_vec();
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            let rel = ((g - w) / w).abs();
+            assert!(
+                (g - w).abs() <= 1e-6 * (1.0 + w.abs()) && (w.abs() < 1e-6 || rel < 2e-5),
+                "{op:?} at x = {}: got {g}, want {w}",
+                vals[i]
+            );
+        }
+    }
+}

@@ -21,7 +21,7 @@ use super::resolve::{Ctx, Map};
 use crate::spec::{Expr, ExprId, Exprs, Scalar};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    Block, BlockArg, FuncRef, InstBuilder, MemFlagsData, Type, Value, types,
+    Block, BlockArg, Endianness, FuncRef, InstBuilder, MemFlagsData, Type, Value, types,
 };
 use cranelift_frontend::FunctionBuilder;
 use cranelift_jit::JITModule;
@@ -381,7 +381,11 @@ fn vectorizable(ctx: &Ctx, k: &ExprKernel, maps: &HashMap<ExprId, Map>, reach: &
             Expr::Unary { op, x } => {
                 matches!(
                     op,
-                    UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sqrt | UnaryOp::Reciprocal
+                    UnaryOp::Neg
+                        | UnaryOp::Abs
+                        | UnaryOp::Sqrt
+                        | UnaryOp::Reciprocal
+                        | UnaryOp::Sigmoid
                 ) && k.exprs.get(*x).is_some_and(|x| x.dtype == DType::F32)
             }
             Expr::Binary { op, a, b } => {
@@ -396,12 +400,16 @@ fn vectorizable(ctx: &Ctx, k: &ExprKernel, maps: &HashMap<ExprId, Map>, reach: &
                 ) && k.exprs.get(*a).is_some_and(|x| x.dtype == DType::F32)
                     && k.exprs.get(*b).is_some_and(|x| x.dtype == DType::F32)
             }
+            Expr::Gelu {
+                approx: GeluApprox::Tanh,
+                x,
+            }
+            | Expr::Silu { x } => k.exprs.get(*x).is_some_and(|x| x.dtype == DType::F32),
             Expr::Gather { .. }
             | Expr::Coord { .. }
             | Expr::Select { .. }
             | Expr::Cast { .. }
             | Expr::Gelu { .. }
-            | Expr::Silu { .. }
             | Expr::Piecewise { .. } => false,
         };
         if !ok {
@@ -794,6 +802,7 @@ impl Gen<'_, '_> {
                     UnaryOp::Neg => self.b.ins().fneg(x),
                     UnaryOp::Abs => self.b.ins().fabs(x),
                     UnaryOp::Sqrt => self.b.ins().sqrt(x),
+                    UnaryOp::Sigmoid => self.sigmoid_inline(x, true),
                     _ => {
                         let one = self.b.ins().f32const(1.0);
                         let one = self.b.ins().splat(v4, one);
@@ -813,6 +822,15 @@ impl Gen<'_, '_> {
                     _ => self.b.ins().fmin(x, y),
                 }
             }
+            Expr::Silu { x } => {
+                let x = self.vval(*x, memo)?;
+                let sg = self.sigmoid_inline(x, true);
+                self.b.ins().fmul(x, sg)
+            }
+            Expr::Gelu { x, .. } => {
+                let x = self.vval(*x, memo)?;
+                self.gelu_tanh_inline(x, true)
+            }
             _ => {
                 return Err(
                     ctx.malformed(format!("expression {id} is not vectorizable (internal)"))
@@ -821,6 +839,99 @@ impl Gen<'_, '_> {
         };
         memo.insert(id, v);
         Ok(v)
+    }
+
+    /// An f32 constant, splatted for vectors.
+    fn fconst(&mut self, c: f32, vector: bool) -> Value {
+        let x = self.b.ins().f32const(c);
+        if vector {
+            self.b.ins().splat(types::F32X4, x)
+        } else {
+            x
+        }
+    }
+
+    /// `e^x` for `x` clamped to `[-87, 88]` (callers need no more range): Cody–Waite
+    /// reduction by ln 2, a degree-6 polynomial on `|r| ≤ ln2/2` (relative error ~1e-7),
+    /// and the exponent built from integer bits. NaN propagates.
+    fn exp_clamped(&mut self, x: Value, vector: bool) -> Value {
+        let lo = self.fconst(-87.0, vector);
+        let hi = self.fconst(88.0, vector);
+        let x = self.b.ins().fmax(x, lo);
+        let x = self.b.ins().fmin(x, hi);
+        let log2e = self.fconst(std::f32::consts::LOG2_E, vector);
+        let t = self.b.ins().fmul(x, log2e);
+        // round to nearest by the 1.5·2^23 trick (|t| < 2^22)
+        let magic = self.fconst(12_582_912.0, vector);
+        let n = self.b.ins().fadd(t, magic);
+        let n = self.b.ins().fsub(n, magic);
+        let c1 = self.fconst(0.693_359_4, vector);
+        let c2 = self.fconst(-2.121_944_4e-4, vector);
+        let a = self.b.ins().fmul(n, c1);
+        let r = self.b.ins().fsub(x, a);
+        let a = self.b.ins().fmul(n, c2);
+        let r = self.b.ins().fsub(r, a);
+        let coeffs = [
+            1.987_569_1e-4f32,
+            1.398_2e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            0.166_666_65,
+            0.5,
+        ];
+        let mut p = self.fconst(coeffs[0], vector);
+        for &c in &coeffs[1..] {
+            let m = self.b.ins().fmul(p, r);
+            let cc = self.fconst(c, vector);
+            p = self.b.ins().fadd(m, cc);
+        }
+        let r2 = self.b.ins().fmul(r, r);
+        let y = self.b.ins().fmul(p, r2);
+        let y = self.b.ins().fadd(y, r);
+        let one = self.fconst(1.0, vector);
+        let y = self.b.ins().fadd(y, one);
+        let (ity, fty) = if vector {
+            (types::I32X4, types::F32X4)
+        } else {
+            (types::I32, types::F32)
+        };
+        let ni = self.b.ins().fcvt_to_sint_sat(ity, n);
+        let bias = self.b.ins().iconst(types::I32, 127);
+        let bias = if vector {
+            self.b.ins().splat(types::I32X4, bias)
+        } else {
+            bias
+        };
+        let e = self.b.ins().iadd(ni, bias);
+        let e = self.b.ins().ishl_imm_s(e, 23);
+        let scale = self.b.ins().bitcast(
+            fty,
+            MemFlagsData::new().with_endianness(Endianness::Little),
+            e,
+        );
+        self.b.ins().fmul(y, scale)
+    }
+
+    /// `1/(1+e^-x)` (saturates to 0 and 1 in the tails; NaN propagates).
+    fn sigmoid_inline(&mut self, x: Value, vector: bool) -> Value {
+        let nx = self.b.ins().fneg(x);
+        let e = self.exp_clamped(nx, vector);
+        let one = self.fconst(1.0, vector);
+        let d = self.b.ins().fadd(one, e);
+        self.b.ins().fdiv(one, d)
+    }
+
+    /// GELU, tanh form: `0.5·x·(1 + tanh(u)) = x·sigmoid(2u)`, `u = √(2/π)·(x + 0.044715x³)`.
+    fn gelu_tanh_inline(&mut self, x: Value, vector: bool) -> Value {
+        let k = self.fconst(0.797_884_6 * 2.0, vector);
+        let c = self.fconst(0.044_715, vector);
+        let x2 = self.b.ins().fmul(x, x);
+        let x3 = self.b.ins().fmul(x2, x);
+        let t = self.b.ins().fmul(c, x3);
+        let t = self.b.ins().fadd(x, t);
+        let u2 = self.b.ins().fmul(k, t);
+        let s = self.sigmoid_inline(u2, vector);
+        self.b.ins().fmul(x, s)
     }
 
     fn val(&mut self, id: ExprId) -> Result<Val, CpuError> {
@@ -986,11 +1097,10 @@ impl Gen<'_, '_> {
                 if !v.f {
                     return Err(ctx.malformed(format!("expression {id}: gelu of an integer")));
                 }
-                let h = match approx {
-                    GeluApprox::Erf => Helper::GeluErf,
-                    GeluApprox::Tanh => Helper::GeluTanh,
+                let r = match approx {
+                    GeluApprox::Erf => self.call1(Helper::GeluErf, &[v.v])?,
+                    GeluApprox::Tanh => self.gelu_tanh_inline(v.v, false),
                 };
-                let r = self.call1(h, &[v.v])?;
                 self.fix(dt, fv(r))
             }
             Expr::Silu { x } => {
@@ -998,7 +1108,8 @@ impl Gen<'_, '_> {
                 if !v.f {
                     return Err(ctx.malformed(format!("expression {id}: silu of an integer")));
                 }
-                let r = self.call1(Helper::Silu, &[v.v])?;
+                let sg = self.sigmoid_inline(v.v, false);
+                let r = self.b.ins().fmul(v.v, sg);
                 self.fix(dt, fv(r))
             }
             Expr::Piecewise {
@@ -1142,7 +1253,7 @@ impl Gen<'_, '_> {
             UnaryOp::Exp => self.call1(Helper::Exp, &[x])?,
             UnaryOp::Log => self.call1(Helper::Log, &[x])?,
             UnaryOp::Tanh => self.call1(Helper::Tanh, &[x])?,
-            UnaryOp::Sigmoid => self.call1(Helper::Sigmoid, &[x])?,
+            UnaryOp::Sigmoid => self.sigmoid_inline(x, false),
             UnaryOp::Erf => self.call1(Helper::Erf, &[x])?,
             UnaryOp::Sin => self.call1(Helper::Sin, &[x])?,
             UnaryOp::Cos => self.call1(Helper::Cos, &[x])?,

@@ -11,10 +11,11 @@
 //!   that evaluates its stores over a linear range of an iteration space, row by row
 //!   (coordinates unravelled once per row, loads as `row_base + i·stride`). Transcendental
 //!   functions and narrow-float conversions call `extern "C"` Rust helpers registered as
-//!   JIT symbols; arithmetic, comparisons, min/max, floor/ceil/round, sqrt, bf16 rounding
-//!   and integer wrapping are inline. `Acc` reads, and prologue results are written to, a
+//!   JIT symbols; arithmetic, comparisons, min/max, floor/ceil/round, sqrt, bf16 rounding,
+//!   integer wrapping, and sigmoid / SiLU / tanh-GELU (through an inline polynomial `exp`,
+//!   relative error ~1e-7) are inline. `Acc` reads, and prologue results are written to, a
 //!   driver-provided f32/i64 scratch (`aux`). When every node is f32 arithmetic
-//!   (+ − × ÷ min max neg abs sqrt reciprocal, constants, `Acc`) and every load is f32 and
+//!   (+ − × ÷ min max neg abs sqrt reciprocal sigmoid SiLU tanh-GELU, constants, `Acc`) and every load is f32 and
 //!   contiguous or broadcast along the last axis, each row runs an f32x4 loop first and a
 //!   scalar loop for the tail.
 //! - **Elementwise**: the generated function over chunks of ≥ 16k elements, in parallel
