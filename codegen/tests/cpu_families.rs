@@ -775,8 +775,24 @@ fn bench_dit_mlp_gemm() {
         // SAFETY: dense row-major operands of the given sizes.
         unsafe {
             gemm::gemm(
-                m, n, k, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, k as isize,
-                b.as_ptr(), 1, n as isize, 0.0f32, 1.0f32, false, false, false,
+                m,
+                n,
+                k,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                1,
+                k as isize,
+                b.as_ptr(),
+                1,
+                n as isize,
+                0.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
                 gemm::Parallelism::Rayon(rayon::current_num_threads()),
             )
         };
