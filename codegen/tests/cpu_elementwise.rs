@@ -719,3 +719,11 @@ fn inline_sigmoid_silu_gelu_are_accurate_over_a_wide_range() {
         }
     }
 }
+
+#[test]
+fn compiled_programs_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<CpuProgram>();
+    let empty = CpuProgram::compile(&Default::default(), &Bindings::new()).unwrap();
+    assert!(empty.is_empty() && empty.len() == 0);
+}
