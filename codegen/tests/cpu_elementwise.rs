@@ -725,5 +725,6 @@ fn compiled_programs_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<CpuProgram>();
     let empty = CpuProgram::compile(&Default::default(), &Bindings::new()).unwrap();
-    assert!(empty.is_empty() && empty.len() == 0);
+    assert!(empty.is_empty());
+    assert_eq!(empty.len(), 0);
 }
