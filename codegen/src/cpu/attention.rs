@@ -1,0 +1,289 @@
+//! Scaled dot-product attention: per (batch, head, query block) in parallel, logits by
+//! `gemm`, mask and causal limit, softmax over f32 rows (f64 sum), values by `gemm`.
+
+use super::CpuError;
+use super::gemm::sgemm;
+use super::io::{read_f32, write_f32};
+use super::par::SyncPtr;
+use super::resolve::{Ctx, Map};
+use crate::spec::{Attention, HeadsView};
+use dqc_ir::DType;
+use rayon::prelude::*;
+
+/// Query rows per task (at most).
+const QBLOCK: u64 = 64;
+
+#[derive(Clone, Debug)]
+struct View {
+    arg: u32,
+    offset: i64,
+    bs: i64,
+    ss: i64,
+    hs: i64,
+}
+
+/// A checked attention kernel.
+pub(super) struct AttentionKernel {
+    b: u64,
+    sq: u64,
+    sk: u64,
+    h: u64,
+    hkv: u64,
+    d: u64,
+    dv: u64,
+    scale: f32,
+    causal: bool,
+    q: View,
+    k: View,
+    v: View,
+    mask: Option<(u32, Map, DType, u64)>,
+    dtype: DType,
+    numel: [u64; 3],
+    out: u32,
+}
+
+fn view(ctx: &Ctx, hv: &HeadsView, dims: [u64; 4], what: &str) -> Result<View, CpuError> {
+    let v = View {
+        arg: hv.arg,
+        offset: ctx.poly(&hv.offset)?,
+        bs: ctx.term(&hv.batch_stride)?,
+        ss: ctx.term(&hv.seq_stride)?,
+        hs: ctx.term(&hv.head_stride)?,
+    };
+    let ranges: Vec<(i64, i64)> = dims.iter().map(|&d| (0, d as i64)).collect();
+    ctx.check_bounds(hv.arg, v.offset, &[v.bs, v.ss, v.hs, 1], &ranges, what)?;
+    Ok(v)
+}
+
+/// Resolve and check the spec.
+pub(super) fn compile(ctx: &Ctx, spec: &Attention) -> Result<AttentionKernel, CpuError> {
+    let (b, sq, sk) = (
+        ctx.dim(&spec.batch)?,
+        ctx.dim(&spec.sq)?,
+        ctx.dim(&spec.sk)?,
+    );
+    let (h, hkv, d, dv) = (spec.heads, spec.kv_heads, spec.head_dim, spec.v_head_dim);
+    if h == 0 || hkv == 0 || h % hkv != 0 {
+        return Err(ctx.malformed(format!(
+            "heads ({h}) must be a positive multiple of kv_heads ({hkv})"
+        )));
+    }
+    if !spec.dtype.is_float() || spec.dtype.is_packed() {
+        return Err(ctx.unsupported(format!("attention in {}", spec.dtype)));
+    }
+    let q = view(ctx, &spec.q, [b, sq, h, d], "q")?;
+    let k = view(ctx, &spec.k, [b, sk, hkv, d], "k")?;
+    let v = view(ctx, &spec.v, [b, sk, hkv, dv], "v")?;
+    let mut numel = [0u64; 3];
+    for (i, vw) in [&q, &k, &v].into_iter().enumerate() {
+        let info = ctx.arg(vw.arg)?;
+        if info.dtype != spec.dtype {
+            return Err(ctx.malformed(format!(
+                "argument {} has dtype {}, attention runs in {}",
+                vw.arg, info.dtype, spec.dtype
+            )));
+        }
+        numel[i] = info.numel;
+    }
+    let total = b * sq * h * dv;
+    ctx.check_dense(spec.out, Some(spec.dtype), total, "output")?;
+    let mask = match &spec.mask {
+        None => None,
+        Some((arg, map, dt)) => {
+            let m = ctx.map(map, 4, "mask")?;
+            let dims = [b, h, sq, sk];
+            let ranges: Vec<(i64, i64)> = dims.iter().map(|&x| (0, x as i64)).collect();
+            ctx.check_bounds(*arg, m.offset, &m.strides, &ranges, "mask")?;
+            let info = ctx.arg(*arg)?;
+            if info.dtype != *dt || !(*dt == DType::Bool || dt.is_float()) {
+                return Err(ctx.malformed(format!(
+                    "mask argument {arg} has dtype {}, spec says {dt} (bool or float needed)",
+                    info.dtype
+                )));
+            }
+            Some((*arg, m, *dt, info.numel))
+        }
+    };
+    Ok(AttentionKernel {
+        b,
+        sq,
+        sk,
+        h,
+        hkv,
+        d,
+        dv,
+        scale: spec.scale,
+        causal: spec.causal,
+        q,
+        k,
+        v,
+        mask,
+        dtype: spec.dtype,
+        numel,
+        out: spec.out,
+    })
+}
+
+impl AttentionKernel {
+    /// Run.
+    ///
+    /// # Safety
+    /// `run_kernel`'s contract.
+    pub unsafe fn run(&self, _name: &str, args: &[*mut u8]) -> Result<(), CpuError> {
+        let (b, sq, sk, h, d, dv) = (self.b, self.sq, self.sk, self.h, self.d, self.dv);
+        let total = (b * sq * h * dv) as usize;
+        if total == 0 {
+            return Ok(());
+        }
+        // SAFETY: sizes checked at compile time.
+        let qv = unsafe {
+            read_f32(
+                self.dtype,
+                args[self.q.arg as usize],
+                self.numel[0] as usize,
+            )
+        };
+        // SAFETY: as above.
+        let kv = unsafe {
+            read_f32(
+                self.dtype,
+                args[self.k.arg as usize],
+                self.numel[1] as usize,
+            )
+        };
+        // SAFETY: as above.
+        let vv = unsafe {
+            read_f32(
+                self.dtype,
+                args[self.v.arg as usize],
+                self.numel[2] as usize,
+            )
+        };
+        let maskv: Option<(Vec<f32>, &Map, bool)> =
+            self.mask.as_ref().map(|(arg, m, dt, numel)| {
+                let p = args[*arg as usize];
+                let vals = if *dt == DType::Bool {
+                    // SAFETY: as above.
+                    let s = unsafe { std::slice::from_raw_parts(p, *numel as usize) };
+                    s.iter().map(|&x| f32::from(u8::from(x != 0))).collect()
+                } else {
+                    // SAFETY: as above.
+                    unsafe { read_f32(*dt, p, *numel as usize) }.into_owned()
+                };
+                (vals, m, *dt == DType::Bool)
+            });
+        let direct = self.dtype == DType::F32;
+        let mut scratch = if direct {
+            Vec::new()
+        } else {
+            vec![0f32; total]
+        };
+        let out = SyncPtr(if direct {
+            args[self.out as usize].cast::<f32>()
+        } else {
+            scratch.as_mut_ptr()
+        });
+        let group = h / self.hkv;
+        let qb = QBLOCK.min(sq.max(1));
+        let qt = sq.div_ceil(qb);
+        let ldo = (h * dv) as isize;
+        (0..b * h * qt).into_par_iter().for_each(|task| {
+            let bi = task / (h * qt);
+            let hi = (task / qt) % h;
+            let i0 = (task % qt) * qb;
+            let rows = (sq - i0).min(qb) as usize;
+            let g = hi / group;
+            let n = sk as usize;
+            let mut s = vec![0f32; rows * n];
+            let qoff = self.q.offset
+                + bi as i64 * self.q.bs
+                + i0 as i64 * self.q.ss
+                + hi as i64 * self.q.hs;
+            let koff = self.k.offset + bi as i64 * self.k.bs + g as i64 * self.k.hs;
+            let voff = self.v.offset + bi as i64 * self.v.bs + g as i64 * self.v.hs;
+            // SAFETY: views checked against their buffers at compile time.
+            unsafe {
+                sgemm(
+                    rows,
+                    n,
+                    d as usize,
+                    s.as_mut_ptr(),
+                    n as isize,
+                    qv.as_ptr().offset(qoff as isize),
+                    self.q.ss as isize,
+                    1,
+                    kv.as_ptr().offset(koff as isize),
+                    1,
+                    self.k.ss as isize,
+                    self.scale,
+                );
+            }
+            for r in 0..rows {
+                let i = i0 as usize + r;
+                let row = &mut s[r * n..(r + 1) * n];
+                for (j, l) in row.iter_mut().enumerate() {
+                    let mut ok = !(self.causal && j as i128 > i as i128 + sk as i128 - sq as i128);
+                    if let Some((mv, m, is_bool)) = &maskv {
+                        let off = m.offset
+                            + bi as i64 * m.strides[0]
+                            + hi as i64 * m.strides[1]
+                            + i as i64 * m.strides[2]
+                            + j as i64 * m.strides[3];
+                        let x = mv[off as usize];
+                        if *is_bool {
+                            ok &= x != 0.0;
+                        } else {
+                            *l += x;
+                        }
+                    }
+                    if !ok {
+                        *l = f32::NEG_INFINITY;
+                    }
+                }
+                let max =
+                    row.iter().fold(
+                        f32::NEG_INFINITY,
+                        |a, &x| if x > a || x.is_nan() { x } else { a },
+                    );
+                if max == f32::NEG_INFINITY {
+                    row.fill(0.0);
+                    continue;
+                }
+                let mut denom = 0f64;
+                for x in row.iter_mut() {
+                    *x = (*x - max).exp();
+                    denom += f64::from(*x);
+                }
+                let inv = (1.0 / denom) as f32;
+                for x in row.iter_mut() {
+                    *x *= inv;
+                }
+            }
+            // SAFETY: this task writes rows i0..i0+rows, head hi of the output only.
+            unsafe {
+                let dst = out
+                    .get()
+                    .offset(((bi * sq + i0) * h * dv + hi * dv) as isize);
+                sgemm(
+                    rows,
+                    dv as usize,
+                    n,
+                    dst,
+                    ldo,
+                    s.as_ptr(),
+                    n as isize,
+                    1,
+                    vv.as_ptr().offset(voff as isize),
+                    self.v.ss as isize,
+                    1,
+                    1.0,
+                );
+            }
+        });
+        if !direct {
+            // SAFETY: the output holds `total` elements of the dtype (checked at compile).
+            unsafe { write_f32(self.dtype, args[self.out as usize], 0, &scratch) };
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,279 @@
+//! The f32x4 loop of expression kernels and the inline `exp`-based activations that both
+//! loops use.
+
+use super::{AccKind, ExprKernel, Gen, Store};
+use crate::cpu::CpuError;
+use crate::cpu::resolve::{Ctx, Map};
+use crate::spec::{Expr, ExprId, Scalar};
+use cranelift_codegen::ir::{Endianness, InstBuilder, MemFlagsData, Value, types};
+use dqc_ir::DType;
+use dqc_ir::op::{BinaryOp, GeluApprox, UnaryOp};
+use std::collections::HashMap;
+
+/// Lanes of the vector loop.
+pub(super) const LANES: i64 = 4;
+
+/// True when every reachable node is f32 arithmetic the vector loop supports, every load
+/// is an f32 load contiguous (stride 1) or broadcast (stride 0) along the last axis, and
+/// every store is f32.
+pub(super) fn vectorizable(
+    ctx: &Ctx,
+    k: &ExprKernel,
+    maps: &HashMap<ExprId, Map>,
+    reach: &[bool],
+) -> bool {
+    for (i, n) in k.exprs.nodes.iter().enumerate() {
+        if !reach[i] {
+            continue;
+        }
+        if n.dtype != DType::F32 {
+            return false;
+        }
+        let ok = match &n.expr {
+            Expr::Load { arg, .. } => {
+                ctx.arg(*arg).is_ok_and(|a| a.dtype == DType::F32)
+                    && maps
+                        .get(&(i as ExprId))
+                        .and_then(|m| m.strides.last())
+                        .is_some_and(|&s| s == 0 || s == 1)
+            }
+            Expr::Const(_) => true,
+            Expr::Acc => k.acc == Some(AccKind::F32),
+            Expr::Unary { op, x } => {
+                matches!(
+                    op,
+                    UnaryOp::Neg
+                        | UnaryOp::Abs
+                        | UnaryOp::Sqrt
+                        | UnaryOp::Reciprocal
+                        | UnaryOp::Sigmoid
+                ) && k.exprs.get(*x).is_some_and(|x| x.dtype == DType::F32)
+            }
+            Expr::Binary { op, a, b } => {
+                matches!(
+                    op,
+                    BinaryOp::Add
+                        | BinaryOp::Sub
+                        | BinaryOp::Mul
+                        | BinaryOp::Div
+                        | BinaryOp::Max
+                        | BinaryOp::Min
+                ) && k.exprs.get(*a).is_some_and(|x| x.dtype == DType::F32)
+                    && k.exprs.get(*b).is_some_and(|x| x.dtype == DType::F32)
+            }
+            Expr::Gelu {
+                approx: GeluApprox::Tanh,
+                x,
+            }
+            | Expr::Silu { x } => k.exprs.get(*x).is_some_and(|x| x.dtype == DType::F32),
+            Expr::Gather { .. }
+            | Expr::Coord { .. }
+            | Expr::Select { .. }
+            | Expr::Cast { .. }
+            | Expr::Gelu { .. }
+            | Expr::Piecewise { .. } => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    k.stores.iter().all(|s| match *s {
+        Store::Arg { arg, .. } => ctx.arg(arg).is_ok_and(|a| a.dtype == DType::F32),
+        Store::Aux { kind, .. } => kind == AccKind::F32,
+    })
+}
+
+impl Gen<'_, '_> {
+    /// f32x4 value of node `id` for lanes `i..i+4` (only for kernels `vectorizable`
+    /// accepts).
+    pub(super) fn vval(
+        &mut self,
+        id: ExprId,
+        memo: &mut HashMap<ExprId, Value>,
+    ) -> Result<Value, CpuError> {
+        if let Some(v) = memo.get(&id) {
+            return Ok(*v);
+        }
+        let ctx = self.ctx;
+        let node = self
+            .k
+            .exprs
+            .get(id)
+            .ok_or_else(|| ctx.malformed(format!("expression {id} does not exist")))?;
+        let v4 = types::F32X4;
+        let v = match &node.expr {
+            Expr::Load { arg, .. } => {
+                let m = &self.maps[&id];
+                ctx.check_bounds(
+                    *arg,
+                    m.offset,
+                    &m.strides,
+                    &self.ranges,
+                    &format!("load {id}"),
+                )?;
+                let off = self.offset(id)?;
+                let p = self.argptr[arg];
+                let a = self.addr(p, off, 4);
+                if m.strides.last().copied().unwrap_or(0) == 0 {
+                    let x = self.b.ins().load(types::F32, MemFlagsData::trusted(), a, 0);
+                    self.b.ins().splat(v4, x)
+                } else {
+                    self.b
+                        .ins()
+                        .load(v4, MemFlagsData::new().with_notrap(), a, 0)
+                }
+            }
+            Expr::Const(c) => {
+                let x = match *c {
+                    Scalar::F(x) => x as f32,
+                    Scalar::I(x) => x as f32,
+                    Scalar::B(x) => f32::from(u8::from(x)),
+                };
+                let x = self.b.ins().f32const(x);
+                self.b.ins().splat(v4, x)
+            }
+            Expr::Acc => {
+                let off = self.b.ins().isub(self.lin, self.start);
+                let a = self.addr(self.aux, off, 4);
+                self.b
+                    .ins()
+                    .load(v4, MemFlagsData::new().with_notrap(), a, 0)
+            }
+            Expr::Unary { op, x } => {
+                let x = self.vval(*x, memo)?;
+                match op {
+                    UnaryOp::Neg => self.b.ins().fneg(x),
+                    UnaryOp::Abs => self.b.ins().fabs(x),
+                    UnaryOp::Sqrt => self.b.ins().sqrt(x),
+                    UnaryOp::Sigmoid => self.sigmoid_inline(x, true),
+                    _ => {
+                        let one = self.b.ins().f32const(1.0);
+                        let one = self.b.ins().splat(v4, one);
+                        self.b.ins().fdiv(one, x)
+                    }
+                }
+            }
+            Expr::Binary { op, a, b } => {
+                let x = self.vval(*a, memo)?;
+                let y = self.vval(*b, memo)?;
+                match op {
+                    BinaryOp::Add => self.b.ins().fadd(x, y),
+                    BinaryOp::Sub => self.b.ins().fsub(x, y),
+                    BinaryOp::Mul => self.b.ins().fmul(x, y),
+                    BinaryOp::Div => self.b.ins().fdiv(x, y),
+                    BinaryOp::Max => self.b.ins().fmax(x, y),
+                    _ => self.b.ins().fmin(x, y),
+                }
+            }
+            Expr::Silu { x } => {
+                let x = self.vval(*x, memo)?;
+                let sg = self.sigmoid_inline(x, true);
+                self.b.ins().fmul(x, sg)
+            }
+            Expr::Gelu { x, .. } => {
+                let x = self.vval(*x, memo)?;
+                self.gelu_tanh_inline(x, true)
+            }
+            _ => {
+                return Err(
+                    ctx.malformed(format!("expression {id} is not vectorizable (internal)"))
+                );
+            }
+        };
+        memo.insert(id, v);
+        Ok(v)
+    }
+
+    /// An f32 constant, splatted for vectors.
+    fn fconst(&mut self, c: f32, vector: bool) -> Value {
+        let x = self.b.ins().f32const(c);
+        if vector {
+            self.b.ins().splat(types::F32X4, x)
+        } else {
+            x
+        }
+    }
+
+    /// `e^x` for `x` clamped to `[-87, 88]` (callers need no more range): Cody–Waite
+    /// reduction by ln 2, a degree-6 polynomial on `|r| ≤ ln2/2` (relative error ~1e-7),
+    /// and the exponent built from integer bits. NaN propagates.
+    fn exp_clamped(&mut self, x: Value, vector: bool) -> Value {
+        let lo = self.fconst(-87.0, vector);
+        let hi = self.fconst(88.0, vector);
+        let x = self.b.ins().fmax(x, lo);
+        let x = self.b.ins().fmin(x, hi);
+        let log2e = self.fconst(std::f32::consts::LOG2_E, vector);
+        let t = self.b.ins().fmul(x, log2e);
+        // round to nearest by the 1.5·2^23 trick (|t| < 2^22)
+        let magic = self.fconst(12_582_912.0, vector);
+        let n = self.b.ins().fadd(t, magic);
+        let n = self.b.ins().fsub(n, magic);
+        let c1 = self.fconst(0.693_359_4, vector);
+        let c2 = self.fconst(-2.121_944_4e-4, vector);
+        let a = self.b.ins().fmul(n, c1);
+        let r = self.b.ins().fsub(x, a);
+        let a = self.b.ins().fmul(n, c2);
+        let r = self.b.ins().fsub(r, a);
+        let coeffs = [
+            1.987_569_1e-4f32,
+            1.398_2e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            0.166_666_65,
+            0.5,
+        ];
+        let mut p = self.fconst(coeffs[0], vector);
+        for &c in &coeffs[1..] {
+            let m = self.b.ins().fmul(p, r);
+            let cc = self.fconst(c, vector);
+            p = self.b.ins().fadd(m, cc);
+        }
+        let r2 = self.b.ins().fmul(r, r);
+        let y = self.b.ins().fmul(p, r2);
+        let y = self.b.ins().fadd(y, r);
+        let one = self.fconst(1.0, vector);
+        let y = self.b.ins().fadd(y, one);
+        let (ity, fty) = if vector {
+            (types::I32X4, types::F32X4)
+        } else {
+            (types::I32, types::F32)
+        };
+        let ni = self.b.ins().fcvt_to_sint_sat(ity, n);
+        let bias = self.b.ins().iconst(types::I32, 127);
+        let bias = if vector {
+            self.b.ins().splat(types::I32X4, bias)
+        } else {
+            bias
+        };
+        let e = self.b.ins().iadd(ni, bias);
+        let e = self.b.ins().ishl_imm_s(e, 23);
+        let scale = self.b.ins().bitcast(
+            fty,
+            MemFlagsData::new().with_endianness(Endianness::Little),
+            e,
+        );
+        self.b.ins().fmul(y, scale)
+    }
+
+    /// `1/(1+e^-x)` (saturates to 0 and 1 in the tails; NaN propagates).
+    pub(super) fn sigmoid_inline(&mut self, x: Value, vector: bool) -> Value {
+        let nx = self.b.ins().fneg(x);
+        let e = self.exp_clamped(nx, vector);
+        let one = self.fconst(1.0, vector);
+        let d = self.b.ins().fadd(one, e);
+        self.b.ins().fdiv(one, d)
+    }
+
+    /// GELU, tanh form: `0.5·x·(1 + tanh(u)) = x·sigmoid(2u)`, `u = √(2/π)·(x + 0.044715x³)`.
+    pub(super) fn gelu_tanh_inline(&mut self, x: Value, vector: bool) -> Value {
+        let k = self.fconst(0.797_884_6 * 2.0, vector);
+        let c = self.fconst(0.044_715, vector);
+        let x2 = self.b.ins().fmul(x, x);
+        let x3 = self.b.ins().fmul(x2, x);
+        let t = self.b.ins().fmul(c, x3);
+        let t = self.b.ins().fadd(x, t);
+        let u2 = self.b.ins().fmul(k, t);
+        let s = self.sigmoid_inline(u2, vector);
+        self.b.ins().fmul(x, s)
+    }
+}

@@ -1,0 +1,426 @@
+//! (Batched) matrix products: the `gemm` crate for floats (tiles in parallel, each with a
+//! single-threaded call so threads are not oversubscribed), an exact loop for integers;
+//! the compiled epilogue runs over each tile as soon as it is computed.
+
+use super::exprgen::{self, AccKind, ExprKernel, Store};
+use super::io::{read_f32, read_i64};
+use super::jit::{self, ExprFn, Jit, JitCode};
+use super::par::ArgsPtr;
+use super::resolve::Ctx;
+use super::{CpuError, fault_error};
+use crate::spec::{Gemm, MatOperand};
+use cranelift_module::FuncId;
+use dqc_ir::DType;
+use rayon::prelude::*;
+
+/// One resolved operand.
+#[derive(Clone, Debug)]
+pub(super) struct Operand {
+    pub arg: u32,
+    pub dtype: DType,
+    pub numel: u64,
+    pub offset: i64,
+    pub batch_strides: Vec<i64>,
+    pub rs: i64,
+    pub cs: i64,
+}
+
+/// A compiled GEMM.
+pub(super) struct GemmKernel {
+    epilogue: FuncId,
+    batch: Vec<u64>,
+    m: u64,
+    n: u64,
+    k: u64,
+    a: Operand,
+    b: Operand,
+    alpha: f32,
+    int: bool,
+    acc_i64: bool,
+    /// The output is packed 4-bit: tasks run one after another (rows of an odd width
+    /// would share bytes between workers).
+    serial: bool,
+}
+
+fn operand(
+    ctx: &Ctx,
+    op: &MatOperand,
+    nb: usize,
+    rows: u64,
+    cols: u64,
+    batch: &[u64],
+    what: &str,
+) -> Result<Operand, CpuError> {
+    if op.batch_strides.len() != nb {
+        return Err(ctx.malformed(format!(
+            "operand {what} has {} batch strides for {nb} batch axes",
+            op.batch_strides.len()
+        )));
+    }
+    let info = ctx.arg(op.arg)?;
+    let o = Operand {
+        arg: op.arg,
+        dtype: info.dtype,
+        numel: info.numel,
+        offset: ctx.poly(&op.offset)?,
+        batch_strides: op
+            .batch_strides
+            .iter()
+            .map(|t| ctx.term(t))
+            .collect::<Result<_, _>>()?,
+        rs: ctx.term(&op.row_stride)?,
+        cs: ctx.term(&op.col_stride)?,
+    };
+    let mut strides = o.batch_strides.clone();
+    strides.extend([o.rs, o.cs]);
+    let mut ranges: Vec<(i64, i64)> = batch.iter().map(|&d| (0, d as i64)).collect();
+    ranges.extend([(0, rows as i64), (0, cols as i64)]);
+    ctx.check_bounds(
+        op.arg,
+        o.offset,
+        &strides,
+        &ranges,
+        &format!("operand {what}"),
+    )?;
+    Ok(o)
+}
+
+/// Check the operands and generate the epilogue.
+pub(super) fn compile(jit: &mut Jit, ctx: &Ctx, spec: &Gemm) -> Result<GemmKernel, CpuError> {
+    let batch = ctx.shape(&spec.batch)?;
+    let (m, n, k) = (ctx.dim(&spec.m)?, ctx.dim(&spec.n)?, ctx.dim(&spec.k)?);
+    let a = operand(ctx, &spec.a, batch.len(), m, k, &batch, "A")?;
+    let b = operand(ctx, &spec.b, batch.len(), k, n, &batch, "B")?;
+    for o in [&a, &b] {
+        if o.dtype != spec.in_dtype {
+            return Err(ctx.malformed(format!(
+                "argument {} has dtype {}, the GEMM's input dtype is {}",
+                o.arg, o.dtype, spec.in_dtype
+            )));
+        }
+    }
+    let int = !spec.in_dtype.is_float();
+    if int {
+        if spec.in_dtype == DType::Bool {
+            return Err(ctx.unsupported("a GEMM of bool operands"));
+        }
+        if !matches!(spec.acc_dtype, DType::I32 | DType::I64) {
+            return Err(ctx.malformed(format!("integer GEMM with accumulator {}", spec.acc_dtype)));
+        }
+        if spec.alpha != 1.0 {
+            return Err(ctx.unsupported(format!("an integer GEMM with alpha {}", spec.alpha)));
+        }
+    } else if spec.acc_dtype != DType::F32 {
+        return Err(ctx.unsupported(format!("a float GEMM accumulating in {}", spec.acc_dtype)));
+    }
+    let mut out_shape = batch.clone();
+    out_shape.extend([m, n]);
+    let epilogue = exprgen::compile(
+        jit,
+        ctx,
+        &ExprKernel {
+            exprs: &spec.exprs,
+            shape: out_shape,
+            stores: vec![Store::Arg {
+                arg: spec.out,
+                expr: spec.epilogue,
+            }],
+            acc: Some(if int { AccKind::I64 } else { AccKind::F32 }),
+        },
+    )?;
+    Ok(GemmKernel {
+        epilogue,
+        batch,
+        m,
+        n,
+        k,
+        a,
+        b,
+        alpha: spec.alpha,
+        int,
+        acc_i64: spec.acc_dtype == DType::I64,
+        serial: ctx.arg(spec.out)?.dtype.is_packed(),
+    })
+}
+
+/// Element offset of batch entry `bi` (row-major over `batch`).
+pub(super) fn batch_offset(batch: &[u64], strides: &[i64], mut bi: u64) -> i64 {
+    let mut off = 0i64;
+    for (d, &s) in batch.iter().zip(strides).rev() {
+        let c = bi % d.max(&1);
+        bi /= d.max(&1);
+        off += c as i64 * s;
+    }
+    off
+}
+
+/// A tiling of `batch × m × n` into parallel tasks.
+pub(super) struct Tiles {
+    pub mb: u64,
+    pub nb: u64,
+    pub mt: u64,
+    pub nt: u64,
+}
+
+/// Choose tiles so there are about two tasks per thread while keeping the operand
+/// re-packing small: each task packs its `mb × k` slice of A and `k × nb` slice of B, so
+/// the tiling minimises `nt·m + mt·n` (the packed traffic over `k`) among tilings with
+/// enough tasks (rows in blocks of ≥ 16, columns in blocks of ≥ 64).
+pub(super) fn tiles(batches: u64, m: u64, n: u64) -> Tiles {
+    let threads = rayon::current_num_threads() as u64;
+    let want = (2 * threads).div_ceil(batches.max(1)).max(1);
+    let max_mt = m.div_ceil(16).max(1);
+    let max_nt = n.div_ceil(64).max(1);
+    let (mut best, mut best_cost) = ((1, 1), u128::MAX);
+    for mt in 1..=max_mt.min(want) {
+        let nt = want.div_ceil(mt).min(max_nt);
+        let short = u128::from(want.saturating_sub(mt * nt));
+        let cost = u128::from(nt) * u128::from(m) + u128::from(mt) * u128::from(n);
+        // fewer tasks than wanted only when the matrix is too small to split further
+        let cost = cost + short * (u128::from(m) + u128::from(n)) * 4;
+        if cost < best_cost {
+            best_cost = cost;
+            best = (mt, nt);
+        }
+    }
+    let mb = m.div_ceil(best.0).max(1);
+    let nb = n
+        .div_ceil(best.1)
+        .div_ceil(16)
+        .saturating_mul(16)
+        .clamp(1, n.max(1));
+    Tiles {
+        mb,
+        nb,
+        mt: m.div_ceil(mb),
+        nt: n.div_ceil(nb),
+    }
+}
+
+/// `dst[mb×nb] (row-major, row stride ldd) = alpha · A·B` with the `gemm` crate.
+///
+/// # Safety
+/// The pointers address every element the strides reach.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    ldd: isize,
+    a: *const f32,
+    a_rs: isize,
+    a_cs: isize,
+    b: *const f32,
+    b_rs: isize,
+    b_cs: isize,
+    alpha: f32,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m {
+            // SAFETY: row i of dst has n elements.
+            unsafe { std::slice::from_raw_parts_mut(dst.offset(i as isize * ldd), n).fill(0.0) };
+        }
+        return;
+    }
+    // SAFETY: forwarded contract.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            ldd,
+            false,
+            a,
+            a_cs,
+            a_rs,
+            b,
+            b_cs,
+            b_rs,
+            0.0f32,
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+impl GemmKernel {
+    /// Run the product and epilogue.
+    ///
+    /// # Safety
+    /// `run_kernel`'s contract.
+    pub unsafe fn run(&self, code: &JitCode, name: &str, args: &[*mut u8]) -> Result<(), CpuError> {
+        let epi = code.expr_fn(self.epilogue).ok_or_else(|| CpuError::Jit {
+            kernel: name.to_string(),
+            message: "function missing after finalization".into(),
+        })?;
+        let (pa, pb) = (args[self.a.arg as usize], args[self.b.arg as usize]);
+        let r = if self.int {
+            // SAFETY: the buffers hold numel elements (checked at compile time).
+            let av = unsafe { read_i64(self.a.dtype, pa, self.a.numel as usize) };
+            // SAFETY: as above.
+            let bv = unsafe { read_i64(self.b.dtype, pb, self.b.numel as usize) };
+            self.run_int(epi, ArgsPtr(args.as_ptr()), &av, &bv)
+        } else {
+            // SAFETY: as above.
+            let av = unsafe { read_f32(self.a.dtype, pa, self.a.numel as usize) };
+            // SAFETY: as above.
+            let bv = unsafe { read_f32(self.b.dtype, pb, self.b.numel as usize) };
+            self.run_float(epi, ArgsPtr(args.as_ptr()), &av, &bv)
+        };
+        r.map_err(|f| fault_error(name, f))
+    }
+
+    fn run_float(
+        &self,
+        epi: ExprFn,
+        args: ArgsPtr,
+        av: &[f32],
+        bv: &[f32],
+    ) -> Result<(), jit::Fault> {
+        let batches: u64 = self.batch.iter().product();
+        let (m, n, k) = (self.m, self.n, self.k);
+        if batches == 0 || m == 0 || n == 0 {
+            return Ok(());
+        }
+        let t = tiles(batches, m, n);
+        let tasks = batches * t.mt * t.nt;
+        (0..(tasks) as usize)
+            .into_par_iter()
+            .with_min_len(if self.serial { usize::MAX } else { 1 })
+            .map(|t| t as u64)
+            .try_for_each(|task| {
+                let bi = task / (t.mt * t.nt);
+                let rest = task % (t.mt * t.nt);
+                let (mi, ni) = (rest / t.nt, rest % t.nt);
+                let (m0, n0) = (mi * t.mb, ni * t.nb);
+                let (mc, nc) = ((m - m0).min(t.mb), (n - n0).min(t.nb));
+                let mut tile = vec![0f32; (mc * nc) as usize];
+                let aoff = self.a.offset
+                    + batch_offset(&self.batch, &self.a.batch_strides, bi)
+                    + m0 as i64 * self.a.rs;
+                let boff = self.b.offset
+                    + batch_offset(&self.batch, &self.b.batch_strides, bi)
+                    + n0 as i64 * self.b.cs;
+                // SAFETY: offsets and strides stay inside the operands (checked at compile
+                // time); the tile holds mc × nc elements.
+                unsafe {
+                    sgemm(
+                        mc as usize,
+                        nc as usize,
+                        k as usize,
+                        tile.as_mut_ptr(),
+                        nc as isize,
+                        av.as_ptr().offset(aoff as isize),
+                        self.a.rs as isize,
+                        self.a.cs as isize,
+                        bv.as_ptr().offset(boff as isize),
+                        self.b.rs as isize,
+                        self.b.cs as isize,
+                        self.alpha,
+                    );
+                }
+                for r in 0..mc {
+                    let lin = (bi * m + m0 + r) * n + n0;
+                    // SAFETY: the epilogue reads nc tile values and writes its own outputs.
+                    unsafe {
+                        jit::call(
+                            epi,
+                            args.get(),
+                            lin as i64,
+                            (lin + nc) as i64,
+                            tile.as_mut_ptr().add((r * nc) as usize).cast(),
+                        )
+                    }?;
+                }
+                Ok(())
+            })
+    }
+
+    fn run_int(
+        &self,
+        epi: ExprFn,
+        args: ArgsPtr,
+        av: &[i64],
+        bv: &[i64],
+    ) -> Result<(), jit::Fault> {
+        let batches: u64 = self.batch.iter().product();
+        let (m, n, k) = (self.m, self.n, self.k);
+        if batches == 0 || m == 0 || n == 0 {
+            return Ok(());
+        }
+        let (lo, hi) = if self.acc_i64 {
+            (i64::MIN as i128, i64::MAX as i128)
+        } else {
+            (i32::MIN as i128, i32::MAX as i128)
+        };
+        (0..(batches * m) as usize)
+            .into_par_iter()
+            .with_min_len(if self.serial { usize::MAX } else { 1 })
+            .map(|t| t as u64)
+            .try_for_each(|row| {
+                let (bi, i) = (row / m, row % m);
+                let aoff = self.a.offset
+                    + batch_offset(&self.batch, &self.a.batch_strides, bi)
+                    + i as i64 * self.a.rs;
+                let boff = self.b.offset + batch_offset(&self.batch, &self.b.batch_strides, bi);
+                let mut acc = vec![0i128; n as usize];
+                for p in 0..k as i64 {
+                    let x = i128::from(av[(aoff + p * self.a.cs) as usize]);
+                    if x == 0 {
+                        continue;
+                    }
+                    let brow = boff + p * self.b.rs;
+                    for (j, s) in acc.iter_mut().enumerate() {
+                        *s += x * i128::from(bv[(brow + j as i64 * self.b.cs) as usize]);
+                    }
+                }
+                let mut out: Vec<i64> = acc.iter().map(|&s| s.clamp(lo, hi) as i64).collect();
+                let lin = row * n;
+                // SAFETY: the epilogue reads n values and writes row `row` of the output.
+                unsafe {
+                    jit::call(
+                        epi,
+                        args.get(),
+                        lin as i64,
+                        (lin + n) as i64,
+                        out.as_mut_ptr().cast(),
+                    )
+                }
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tiles;
+
+    #[test]
+    fn tiles_cover_the_matrix_and_split_both_ways() {
+        for (b, m, n) in [
+            (1, 512, 1536),
+            (1, 2, 384),
+            (12, 256, 64),
+            (1, 1, 1),
+            (3, 17, 1000),
+        ] {
+            let t = tiles(b, m, n);
+            assert!(
+                t.mb * t.mt >= m && t.mb * (t.mt - 1) < m.max(1),
+                "{b} {m} {n}"
+            );
+            assert!(
+                t.nb * t.nt >= n && t.nb * (t.nt - 1) < n.max(1),
+                "{b} {m} {n}"
+            );
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! Row reductions: compiled prologue → Rust row op (f64 accumulation) → compiled epilogue,
+//! rows in parallel blocks.
+
+use super::exprgen::{self, AccKind, ExprKernel, Store};
+use super::jit::{self, ExprFn, Jit, JitCode};
+use super::par::{ArgsPtr, for_ranges};
+use super::resolve::Ctx;
+use super::{CpuError, fault_error};
+use crate::spec::{RowOp, RowReduce};
+use cranelift_module::FuncId;
+use dqc_ir::DType;
+use dqc_ir::op::ReduceOp;
+
+/// Elements per block of rows (at least one row).
+const BLOCK: u64 = 16 * 1024;
+
+/// A compiled row reduction.
+pub(super) struct RowReduceKernel {
+    prologue: FuncId,
+    epilogue: FuncId,
+    op: RowOp,
+    in_dtype: DType,
+    rows: u64,
+    row_len: u64,
+}
+
+/// Generate the prologue and epilogue functions.
+pub(super) fn compile(
+    jit: &mut Jit,
+    ctx: &Ctx,
+    spec: &RowReduce,
+) -> Result<RowReduceKernel, CpuError> {
+    let shape = ctx.shape(&spec.shape)?;
+    let axis = spec.axis as usize;
+    if axis > shape.len() {
+        return Err(ctx.malformed(format!(
+            "reduction axis {axis} of a rank-{} space",
+            shape.len()
+        )));
+    }
+    let rows: u64 = shape[..axis].iter().product();
+    let row_len: u64 = shape[axis..].iter().product();
+    let in_dtype = spec
+        .exprs
+        .get(spec.input)
+        .ok_or_else(|| ctx.malformed(format!("input expression {} does not exist", spec.input)))?
+        .dtype;
+    let in_kind = AccKind::of(in_dtype);
+    let float_only = matches!(
+        spec.op,
+        RowOp::LayerNorm { .. } | RowOp::RmsNorm { .. } | RowOp::Softmax | RowOp::LogSoftmax
+    );
+    if float_only && !in_dtype.is_float() {
+        return Err(ctx.malformed(format!("{:?} of a {in_dtype} row", spec.op)));
+    }
+    let res_kind = match spec.op {
+        RowOp::LayerNorm { .. } | RowOp::RmsNorm { .. } | RowOp::Softmax | RowOp::LogSoftmax => {
+            AccKind::F32
+        }
+        RowOp::ArgReduce { .. } => AccKind::I64,
+        RowOp::Reduce(op) => {
+            if in_dtype == DType::Bool {
+                return Err(ctx.malformed(format!("{} of a bool row", op.name())));
+            }
+            if !in_dtype.is_float() {
+                if op == ReduceOp::L2 {
+                    return Err(ctx.malformed(format!("l2 of a {in_dtype} row (cast first)")));
+                }
+                if row_len == 0
+                    && rows > 0
+                    && matches!(op, ReduceOp::Max | ReduceOp::Min | ReduceOp::Mean)
+                {
+                    return Err(ctx.malformed(format!("{} of empty {in_dtype} rows", op.name())));
+                }
+            }
+            in_kind
+        }
+        RowOp::CumSum { .. } => {
+            if in_dtype == DType::Bool {
+                return Err(ctx.malformed("cumsum of a bool row"));
+            }
+            in_kind
+        }
+    };
+    if matches!(spec.op, RowOp::ArgReduce { .. }) && row_len == 0 && rows > 0 {
+        return Err(ctx.malformed("arg-reduction over empty rows"));
+    }
+    let prologue = exprgen::compile(
+        jit,
+        ctx,
+        &ExprKernel {
+            exprs: &spec.exprs,
+            shape: shape.clone(),
+            stores: vec![Store::Aux {
+                expr: spec.input,
+                kind: in_kind,
+            }],
+            acc: None,
+        },
+    )?;
+    let out_shape = if spec.op.reduces() {
+        shape[..axis].to_vec()
+    } else {
+        shape.clone()
+    };
+    let epilogue = exprgen::compile(
+        jit,
+        ctx,
+        &ExprKernel {
+            exprs: &spec.exprs,
+            shape: out_shape,
+            stores: vec![Store::Arg {
+                arg: spec.out,
+                expr: spec.epilogue,
+            }],
+            acc: Some(res_kind),
+        },
+    )?;
+    Ok(RowReduceKernel {
+        prologue,
+        epilogue,
+        op: spec.op,
+        in_dtype,
+        rows,
+        row_len,
+    })
+}
+
+/// Wrap an integer to `dt`'s width.
+fn wrap(v: i64, dt: DType) -> i64 {
+    match dt {
+        DType::I32 => i64::from(v as i32),
+        DType::I8 => i64::from(v as i8),
+        DType::U8 => i64::from(v as u8),
+        DType::I4 => (v << 60) >> 60,
+        _ => v,
+    }
+}
+
+impl RowReduceKernel {
+    /// Run every row.
+    ///
+    /// # Safety
+    /// `run_kernel`'s contract.
+    pub unsafe fn run(&self, code: &JitCode, name: &str, args: &[*mut u8]) -> Result<(), CpuError> {
+        let missing = || CpuError::Jit {
+            kernel: name.to_string(),
+            message: "function missing after finalization".into(),
+        };
+        let pro = code.expr_fn(self.prologue).ok_or_else(missing)?;
+        let epi = code.expr_fn(self.epilogue).ok_or_else(missing)?;
+        let a = ArgsPtr(args.as_ptr());
+        let per_block = (BLOCK / self.row_len.max(1)).max(2);
+        let float = self.in_dtype.is_float();
+        for_ranges(self.rows, per_block, 2, |r0, r1| {
+            let n = self.row_len as usize;
+            let blk = per_block.min(r1 - r0) as usize;
+            let out_per_row = if self.op.reduces() { 1 } else { n };
+            let mut xf = if float {
+                vec![0f32; blk * n]
+            } else {
+                Vec::new()
+            };
+            let mut xi = if float {
+                Vec::new()
+            } else {
+                vec![0i64; blk * n]
+            };
+            let mut yf = vec![0f32; blk * out_per_row];
+            let mut yi = vec![0i64; blk * out_per_row];
+            let mut r = r0;
+            while r < r1 {
+                let re = (r + blk as u64).min(r1);
+                let cnt = (re - r) as usize;
+                let aux = if float {
+                    xf.as_mut_ptr().cast::<u8>()
+                } else {
+                    xi.as_mut_ptr().cast::<u8>()
+                };
+                // SAFETY: the prologue writes (re - r)·n elements of the scratch.
+                unsafe {
+                    jit::call(
+                        pro,
+                        a.get(),
+                        (r * n as u64) as i64,
+                        (re * n as u64) as i64,
+                        aux,
+                    )
+                }?;
+                let res_f32 = self.rows_op(
+                    &xf[..if float { cnt * n } else { 0 }],
+                    &xi[..if float { 0 } else { cnt * n }],
+                    n,
+                    cnt,
+                    &mut yf,
+                    &mut yi,
+                );
+                let aux = if res_f32 {
+                    yf.as_mut_ptr().cast::<u8>()
+                } else {
+                    yi.as_mut_ptr().cast::<u8>()
+                };
+                let o0 = r * out_per_row as u64;
+                let o1 = re * out_per_row as u64;
+                // SAFETY: the epilogue reads o1 - o0 scratch elements and writes that
+                // disjoint part of the output.
+                unsafe { call_epi(epi, a, o0, o1, aux) }?;
+                r = re;
+            }
+            Ok(())
+        })
+        .map_err(|f| fault_error(name, f))
+    }
+
+    /// Apply the row op to `cnt` rows; returns true if the results are in `yf`.
+    fn rows_op(
+        &self,
+        xf: &[f32],
+        xi: &[i64],
+        n: usize,
+        cnt: usize,
+        yf: &mut [f32],
+        yi: &mut [i64],
+    ) -> bool {
+        let float = self.in_dtype.is_float();
+        for row in 0..cnt {
+            let xs = if float {
+                &xf[row * n..(row + 1) * n]
+            } else {
+                &[][..]
+            };
+            let xis = if float {
+                &[][..]
+            } else {
+                &xi[row * n..(row + 1) * n]
+            };
+            match self.op {
+                RowOp::LayerNorm { eps } => {
+                    let y = &mut yf[row * n..(row + 1) * n];
+                    let mean = xs.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
+                    let var = xs
+                        .iter()
+                        .map(|&v| {
+                            let d = f64::from(v) - mean;
+                            d * d
+                        })
+                        .sum::<f64>()
+                        / n as f64;
+                    let inv = 1.0 / (var + f64::from(eps)).sqrt();
+                    for (o, &v) in y.iter_mut().zip(xs) {
+                        *o = ((f64::from(v) - mean) * inv) as f32;
+                    }
+                }
+                RowOp::RmsNorm { eps } => {
+                    let y = &mut yf[row * n..(row + 1) * n];
+                    let ms =
+                        xs.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / n as f64;
+                    let inv = 1.0 / (ms + f64::from(eps)).sqrt();
+                    for (o, &v) in y.iter_mut().zip(xs) {
+                        *o = (f64::from(v) * inv) as f32;
+                    }
+                }
+                RowOp::Softmax | RowOp::LogSoftmax => {
+                    let y = &mut yf[row * n..(row + 1) * n];
+                    let max = xs.iter().fold(f64::NEG_INFINITY, |m, &e| {
+                        let e = f64::from(e);
+                        if m.is_nan() || e.is_nan() {
+                            f64::NAN
+                        } else {
+                            m.max(e)
+                        }
+                    });
+                    let sum: f64 = xs.iter().map(|&v| (f64::from(v) - max).exp()).sum();
+                    if self.op == RowOp::Softmax {
+                        for (o, &v) in y.iter_mut().zip(xs) {
+                            *o = ((f64::from(v) - max).exp() / sum) as f32;
+                        }
+                    } else {
+                        let ls = sum.ln();
+                        for (o, &v) in y.iter_mut().zip(xs) {
+                            *o = (f64::from(v) - max - ls) as f32;
+                        }
+                    }
+                }
+                RowOp::Reduce(op) => {
+                    if float {
+                        let init = match op {
+                            ReduceOp::Sum | ReduceOp::Mean | ReduceOp::L2 => 0.0,
+                            ReduceOp::Prod => 1.0,
+                            ReduceOp::Max => f64::NEG_INFINITY,
+                            ReduceOp::Min => f64::INFINITY,
+                        };
+                        let mut acc = init;
+                        for &v in xs {
+                            let v = f64::from(v);
+                            acc = match op {
+                                ReduceOp::Sum | ReduceOp::Mean => acc + v,
+                                ReduceOp::L2 => acc + v * v,
+                                ReduceOp::Prod => acc * v,
+                                ReduceOp::Max | ReduceOp::Min if acc.is_nan() || v.is_nan() => {
+                                    f64::NAN
+                                }
+                                ReduceOp::Max => acc.max(v),
+                                ReduceOp::Min => acc.min(v),
+                            };
+                        }
+                        acc = match op {
+                            ReduceOp::Mean => acc / n as f64,
+                            ReduceOp::L2 => acc.sqrt(),
+                            ReduceOp::Sum | ReduceOp::Prod | ReduceOp::Max | ReduceOp::Min => acc,
+                        };
+                        yf[row] = acc as f32;
+                    } else {
+                        let mut acc: i64 = match op {
+                            ReduceOp::Prod => 1,
+                            ReduceOp::Max => i64::MIN,
+                            ReduceOp::Min => i64::MAX,
+                            ReduceOp::Sum | ReduceOp::Mean | ReduceOp::L2 => 0,
+                        };
+                        for &v in xis {
+                            acc = match op {
+                                ReduceOp::Sum | ReduceOp::Mean | ReduceOp::L2 => {
+                                    acc.wrapping_add(v)
+                                }
+                                ReduceOp::Prod => acc.wrapping_mul(v),
+                                ReduceOp::Max => acc.max(v),
+                                ReduceOp::Min => acc.min(v),
+                            };
+                        }
+                        if op == ReduceOp::Mean && n > 0 {
+                            acc /= n as i64;
+                        }
+                        yi[row] = wrap(acc, self.in_dtype);
+                    }
+                }
+                RowOp::ArgReduce { max } => {
+                    let mut best = 0usize;
+                    if float {
+                        for k in 1..n {
+                            let (c, b) = (xs[k], xs[best]);
+                            let better = if b.is_nan() {
+                                false
+                            } else if c.is_nan() {
+                                true
+                            } else if max {
+                                c > b
+                            } else {
+                                c < b
+                            };
+                            if better {
+                                best = k;
+                            }
+                        }
+                    } else {
+                        for k in 1..n {
+                            let better = if max {
+                                xis[k] > xis[best]
+                            } else {
+                                xis[k] < xis[best]
+                            };
+                            if better {
+                                best = k;
+                            }
+                        }
+                    }
+                    yi[row] = best as i64;
+                }
+                RowOp::CumSum { exclusive, reverse } => {
+                    let order = |k: usize| if reverse { n - 1 - k } else { k };
+                    if float {
+                        let y = &mut yf[row * n..(row + 1) * n];
+                        let mut acc = 0f64;
+                        for k in 0..n {
+                            let p = order(k);
+                            let e = f64::from(xs[p]);
+                            if exclusive {
+                                y[p] = acc as f32;
+                                acc += e;
+                            } else {
+                                acc += e;
+                                y[p] = acc as f32;
+                            }
+                        }
+                    } else {
+                        let y = &mut yi[row * n..(row + 1) * n];
+                        let mut acc = 0i64;
+                        for k in 0..n {
+                            let p = order(k);
+                            if exclusive {
+                                y[p] = wrap(acc, self.in_dtype);
+                                acc = acc.wrapping_add(xis[p]);
+                            } else {
+                                acc = acc.wrapping_add(xis[p]);
+                                y[p] = wrap(acc, self.in_dtype);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        match self.op {
+            RowOp::LayerNorm { .. }
+            | RowOp::RmsNorm { .. }
+            | RowOp::Softmax
+            | RowOp::LogSoftmax => true,
+            RowOp::ArgReduce { .. } => false,
+            RowOp::Reduce(_) | RowOp::CumSum { .. } => float,
+        }
+    }
+}
+
+/// Run a compiled epilogue over output elements `[o0, o1)` reading `aux`.
+///
+/// # Safety
+/// `aux` holds `o1 - o0` values of the epilogue's Acc kind; run_kernel's contract.
+unsafe fn call_epi(
+    f: ExprFn,
+    a: ArgsPtr,
+    o0: u64,
+    o1: u64,
+    aux: *mut u8,
+) -> Result<(), jit::Fault> {
+    // SAFETY: forwarded.
+    unsafe { jit::call(f, a.get(), o0 as i64, o1 as i64, aux) }
+}
