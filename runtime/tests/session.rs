@@ -143,7 +143,6 @@ fn input_checks_come_before_compilation() {
 }
 
 #[test]
-#[ignore = "needs the Cranelift backend (codegen::cpu) being written"]
 fn add_kernel_adds() {
     let bytes = plan_bytes(&parts("cpu", add_program()), &[], &[]).unwrap();
     let s = Session::new(&Plan::from_bytes("add", &bytes).unwrap()).unwrap();
@@ -163,7 +162,6 @@ fn add_kernel_adds() {
 }
 
 #[test]
-#[ignore = "needs the Cranelift backend (codegen::cpu) being written"]
 fn weights_and_arena_activations_flow_between_kernels() {
     let plan = Plan::from_bytes("bias", &bias_plan_bytes()).unwrap();
     let s = Session::new(&plan).unwrap();

@@ -75,8 +75,13 @@ pub(super) unsafe fn write_f32(dt: DType, ptr: *mut u8, at: usize, vals: &[f32])
                     *o = bf16::from_f32(v).to_bits();
                 }
             }
-            DType::F8E4M3 | DType::F8E5M2 => {
-                let fmt = if dt == DType::F8E4M3 { E4M3 } else { E5M2 };
+            DType::F8E4M3 | DType::F8E5M2 | DType::F8E4M3Fnuz | DType::F8E5M2Fnuz => {
+                let fmt = match dt {
+                    DType::F8E4M3 => E4M3,
+                    DType::F8E5M2 => E5M2,
+                    DType::F8E4M3Fnuz => dqc_ir::numeric::E4M3FNUZ,
+                    _ => dqc_ir::numeric::E5M2FNUZ,
+                };
                 let d = std::slice::from_raw_parts_mut(ptr.add(at), vals.len());
                 for (o, &v) in d.iter_mut().zip(vals) {
                     *o = fmt.encode(v, true);

@@ -67,7 +67,16 @@ impl Gen<'_, '_> {
                 iv(self.b.ins().uload8(types::I64, fl, a, 0))
             }
             DType::I4 => iv(self.call1(Helper::LoadI4, &[p, off])?),
+            DType::F8E4M3Fnuz | DType::F8E5M2Fnuz => return Err(self.fnuz_unsupported(dt)),
         })
+    }
+
+    /// The FNUZ fp8 formats are imported and interpreted, but not generated code for yet.
+    fn fnuz_unsupported(&self, dt: DType) -> CpuError {
+        CpuError::Unsupported {
+            kernel: self.ctx.kernel.to_string(),
+            what: format!("{dt} tensors"),
+        }
     }
 
     pub(super) fn store_mem(
@@ -111,6 +120,7 @@ impl Gen<'_, '_> {
                 let x = self.as_f(v);
                 self.call(Helper::StoreFp4, &[p, off, x])?;
             }
+            DType::F8E4M3Fnuz | DType::F8E5M2Fnuz => return Err(self.fnuz_unsupported(dt)),
             DType::I64 => {
                 let x = self.as_i(v);
                 let a = self.addr(p, off, 8);
