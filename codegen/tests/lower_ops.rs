@@ -211,12 +211,12 @@ fn movement_folds_into_maps() {
 #[test]
 fn reshape_split_expand_concat_pad() {
     let l = check(
-        "graph @g(%x: f32[2,6], %y: f32[1,3]) -> (f32[2,3,2], f32[2,7], f32[4,5]) {
+        "graph @g(%x: f32[2,6], %y: f32[1,3]) -> (f32[2,3,2], f32[2,8], f32[4,5]) {
           %r = reshape(%x) {shape = [2,3,2]}
           %n = neg(%r)
           %a, %b = split(%x) {axis = 1, sizes = [2, 4]}
           %e = expand(%y) {shape = [2,3]}
-          %c = concat(%a, %e, %y) {axis = 1}
+          %c = concat(%a, %e, %e) {axis = 1}
           %cc = slice(%c) {axes = [0], starts = [0], ends = [1], steps = [1]}
           %p = pad(%b) {pads = [1, 0, 1, 1], mode = constant(0.5)}
           return %n, %c, %p

@@ -171,10 +171,26 @@ impl Lowerer<'_> {
                 return Ok(k.push(dtype, Expr::Const(s)));
             }
         }
-        if matches!(self.class_of(n), Class::Movement | Class::Source)
-            && let Some((b, view)) = self.buffer_view(v)?
-        {
+        if let Op::Constant(_) = &node.op {
+            let b = self.weight(n)?;
+            let view = self.natural_view(v)?;
             return self.load(k, v, b, &view, cm);
+        }
+        if self.class_of(n) == Class::Movement
+            && let Some(view) = self.derived_view(v)?
+            && let Some(x) = node.inputs().first()
+        {
+            let root = self.view_root(*x);
+            let b = if let Some((b, _)) = self.bufs.get(&root) {
+                Some(*b)
+            } else if matches!(self.g.node(root.node).op, Op::Constant(_)) {
+                Some(self.weight(root.node)?)
+            } else {
+                None
+            };
+            if let Some(b) = b {
+                return self.load(k, v, b, &view, cm);
+            }
         }
         let operand = |s: &Self, k: &mut KCtx, slot: usize, cm: &CMap| -> Result<(Value, CMap), LowerError> {
             let _ = k;
@@ -504,8 +520,58 @@ impl Lowerer<'_> {
         let [(it, coef)] = am.terms.as_slice() else {
             return Err(self.unsupported(n, "a concat/pad axis read along several axes"));
         };
+        let coef_c = as_const(&vec![coef.clone()]);
+        let all_const: Option<Vec<i64>> = pieces.iter().map(|(s, _)| as_const(s)).collect();
+        if let (Some(m), Some(off), Some(starts)) = (coef_c, as_const(&am.off), all_const)
+            && m != 0
+        {
+            // Value coordinate c = off + m·it; piece p covers starts[p] ≤ c < starts[p+1].
+            let mut ranges: Vec<(i64, usize)> = Vec::new();
+            for (p, &sp) in starts.iter().enumerate() {
+                let next = starts.get(p + 1).copied();
+                let (lo, hi) = if m > 0 {
+                    (
+                        (sp - off).div_euclid(m) + i64::from((sp - off).rem_euclid(m) != 0),
+                        next.map(|e| (e - off).div_euclid(m) + i64::from((e - off).rem_euclid(m) != 0)),
+                    )
+                } else {
+                    let am_ = -m;
+                    (
+                        next.map_or(i64::MIN / 4, |e| (off - e).div_euclid(am_) + 1),
+                        Some((off - sp).div_euclid(am_) + 1),
+                    )
+                };
+                let lo = lo.max(0);
+                if hi.is_some_and(|h| h <= lo) {
+                    continue;
+                }
+                ranges.push((lo, pieces[p].1));
+            }
+            ranges.sort_by_key(|r| r.0);
+            let Some(first) = ranges.first_mut() else {
+                return Err(self.malformed(n, "no piece is read"));
+            };
+            first.0 = 0;
+            if ranges.len() == 1 {
+                return body(self, k, ranges[0].1, cm);
+            }
+            let mut ids = Vec::new();
+            let mut bounds = Vec::new();
+            for (lo, piece) in &ranges {
+                ids.push(body(self, k, *piece, cm)?);
+                bounds.push(if *lo == 0 { vec![] } else { vec![Term::constant(*lo)] });
+            }
+            return Ok(k.push(
+                dtype,
+                Expr::Piecewise {
+                    axis: *it,
+                    bounds,
+                    pieces: ids,
+                },
+            ));
+        }
         if simplify(&vec![coef.clone()]) != vec![Term::constant(1)] {
-            return Err(self.unsupported(n, "a concat/pad axis read with a stride"));
+            return Err(self.unsupported(n, "a concat/pad axis read with a symbolic stride"));
         }
         // Iteration bounds: value bound − offset.
         let mut bounds: Vec<(Poly, usize)> = Vec::new();

@@ -209,10 +209,13 @@ impl Lowerer<'_> {
                     }
                 }
                 // A reshape that merges axes reads its input through a view.
+                // (A reshape that splits axes of computed concat/pad work would read a
+                // piecewise axis along several iteration axes: materialize that work.)
                 if let Op::Reshape { shape } = &self.g.node(n).op {
                     let x = self.input(n, 0)?;
-                    if split_groups(&self.shape(x)?, shape).is_none()
-                        && self.view_of(Value::new(n, 0))?.is_none()
+                    let merges = split_groups(&self.shape(x)?, shape).is_none();
+                    if (merges || self.lazy_piecewise(x, 0))
+                        && self.derived_view(Value::new(n, 0))?.is_none()
                         && self.mat.insert(x)
                     {
                         changed = true;
@@ -236,6 +239,24 @@ impl Lowerer<'_> {
             Class::Elementwise | Class::Heavy => true,
             Class::Movement => node.inputs().iter().any(|i| self.has_lazy_work(*i)),
             Class::Source | Class::Unsupported => false,
+        }
+    }
+
+    /// True if un-materialized work behind `v` contains a concat or pad.
+    fn lazy_piecewise(&self, v: Value, depth: usize) -> bool {
+        if self.mat.contains(&v) || depth > 64 {
+            return depth > 64;
+        }
+        let node = self.g.node(v.node);
+        if let Op::Concat { .. } | Op::Pad { .. } = node.op {
+            return true;
+        }
+        match self.class_of(v.node) {
+            Class::Elementwise | Class::Movement => node
+                .inputs()
+                .iter()
+                .any(|i| self.lazy_piecewise(*i, depth + 1)),
+            Class::Source | Class::Heavy | Class::Unsupported => false,
         }
     }
 
@@ -346,6 +367,13 @@ impl Lowerer<'_> {
         if self.mat.contains(&v) || matches!(node.op, Op::Input { .. } | Op::Constant(_)) {
             return self.natural_view(v).map(Some);
         }
+        self.derived_view(v)
+    }
+
+    /// The view a movement value is of its input's view (ignoring any buffer of its own).
+    pub fn derived_view(&self, v: Value) -> Result<Option<View>, LowerError> {
+        let n = v.node;
+        let node = self.g.node(n);
         let x = match node.inputs().first() {
             Some(x) => *x,
             None => return Ok(None),
