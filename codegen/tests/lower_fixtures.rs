@@ -53,7 +53,8 @@ fn check(name: &str) -> Option<(Lowered, usize)> {
                 .unwrap_or_else(|| panic!("no input `{n}`"))
         })
         .collect();
-    let lowered = lower(&g, &LowerOptions::default()).unwrap_or_else(|e| panic!("{name}: lower: {e}"));
+    let lowered =
+        lower(&g, &LowerOptions::default()).unwrap_or_else(|e| panic!("{name}: lower: {e}"));
     let bindings = bind_symbols(&lowered.program, &inputs).unwrap_or_else(|e| panic!("bind: {e}"));
     let got = run_program(&lowered.program, &lowered.weights, &inputs, &bindings)
         .unwrap_or_else(|e| panic!("{name}: reference: {e}"));
@@ -66,7 +67,10 @@ fn check(name: &str) -> Option<(Lowered, usize)> {
         let (a, b) = (t.to_f32_vec(), w.to_f32_vec());
         assert_eq!(t.shape(), w.shape(), "{name}: `{o}` shape");
         let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-12);
-        let err = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        let err = a
+            .iter()
+            .zip(&b)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
         let rel = err / scale;
         assert!(rel <= REL_TOL, "{name}: `{o}` rel error {rel:e}");
         println!("{name}: `{o}` rel error {rel:.2e}");

@@ -45,7 +45,12 @@ fn shared_producer_is_materialized_once() {
         }",
     );
     assert_eq!(families(&l), vec!["elementwise"; 3]);
-    assert!(l.program.buffers.iter().any(|b| matches!(b.kind, BufferKind::Activation { .. })));
+    assert!(
+        l.program
+            .buffers
+            .iter()
+            .any(|b| matches!(b.kind, BufferKind::Activation { .. }))
+    );
 }
 
 #[test]

@@ -13,7 +13,10 @@ fn chain(codes: &[(u8, u8)]) -> String {
     let mut vals: Vec<(String, Vec<u64>)> = vec![("x".into(), shape.clone())];
     let mut cur = "x".to_string();
     let fmt = |s: &[u64]| {
-        s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",")
+        s.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     };
     for (i, &(op, arg)) in codes.iter().enumerate() {
         let name = format!("v{i}");
@@ -48,7 +51,10 @@ fn chain(codes: &[(u8, u8)]) -> String {
                 shape = perm.iter().map(|&p| shape[p]).collect();
                 format!(
                     "%{name} = transpose(%{cur}) {{perm = [{}]}}",
-                    perm.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+                    perm.iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             }
             3 => {
@@ -68,7 +74,7 @@ fn chain(codes: &[(u8, u8)]) -> String {
             4 => {
                 // Flatten everything, or unflatten into two axes.
                 let n: u64 = shape.iter().product();
-                shape = if shape.len() > 1 || n % 2 != 0 {
+                shape = if shape.len() > 1 || !n.is_multiple_of(2) {
                     vec![n]
                 } else {
                     vec![2, n / 2]

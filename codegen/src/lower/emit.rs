@@ -3,8 +3,8 @@
 
 use super::plan::{Class, is_view_movement, slice_start, split_groups};
 use super::view::{
-    AxisMap, CMap, View, add_axis, as_const, broadcast, const_axis, dim_term, identity,
-    scale_axis, simplify,
+    AxisMap, CMap, View, add_axis, as_const, broadcast, const_axis, dim_term, identity, scale_axis,
+    simplify,
 };
 use super::{LowerError, Lowerer, SMALL_CONST};
 use crate::spec::{BufferId, Expr, ExprId, Exprs, Poly, Scalar, Term};
@@ -12,6 +12,9 @@ use dqc_ir::graph::Value;
 use dqc_ir::op::PadMode;
 use dqc_ir::{DType, Dim, Op, Shape};
 use std::collections::HashMap;
+
+/// Builds piece `p` of a piecewise expression at the given coordinates.
+type PieceBody<'a, L> = dyn Fn(&mut L, &mut KCtx, usize, &CMap) -> Result<ExprId, LowerError> + 'a;
 
 /// The expression arena and argument list of the kernel being built.
 pub(crate) struct KCtx {
@@ -192,14 +195,15 @@ impl Lowerer<'_> {
                 return self.load(k, v, b, &view, cm);
             }
         }
-        let operand = |s: &Self, k: &mut KCtx, slot: usize, cm: &CMap| -> Result<(Value, CMap), LowerError> {
-            let _ = k;
-            let x = s.input(n, slot)?;
-            let xs = s.shape(x)?;
-            let m = broadcast(cm, &xs, &out)
-                .ok_or_else(|| s.malformed(n, format!("operand {slot} does not broadcast")))?;
-            Ok((x, m))
-        };
+        let operand =
+            |s: &Self, k: &mut KCtx, slot: usize, cm: &CMap| -> Result<(Value, CMap), LowerError> {
+                let _ = k;
+                let x = s.input(n, slot)?;
+                let xs = s.shape(x)?;
+                let m = broadcast(cm, &xs, &out)
+                    .ok_or_else(|| s.malformed(n, format!("operand {slot} does not broadcast")))?;
+                Ok((x, m))
+            };
         let op = node.op.clone();
         match &op {
             Op::Unary(u) => {
@@ -235,13 +239,7 @@ impl Lowerer<'_> {
             Op::Gelu { approx } => {
                 let (x, m) = operand(self, k, 0, cm)?;
                 let x = self.emit(k, x, &m)?;
-                Ok(k.push(
-                    dtype,
-                    Expr::Gelu {
-                        approx: *approx,
-                        x,
-                    },
-                ))
+                Ok(k.push(dtype, Expr::Gelu { approx: *approx, x }))
             }
             Op::Silu => {
                 let (x, m) = operand(self, k, 0, cm)?;
@@ -325,7 +323,9 @@ impl Lowerer<'_> {
             Op::Split { axis, sizes } => {
                 let x = self.input(n, 0)?;
                 let xs = self.shape(x)?;
-                let a = xs.axis(*axis).ok_or_else(|| self.malformed(n, "split axis"))?;
+                let a = xs
+                    .axis(*axis)
+                    .ok_or_else(|| self.malformed(n, "split axis"))?;
                 let before: u64 = sizes.iter().take(v.output as usize).sum();
                 let mut m = cm.clone();
                 m[a] = add_axis(&cm[a], &const_axis(before as i64));
@@ -334,15 +334,17 @@ impl Lowerer<'_> {
             Op::Reshape { shape } => {
                 let x = self.input(n, 0)?;
                 let xs = self.shape(x)?;
-                let groups = split_groups(&xs, shape)
-                    .ok_or_else(|| self.unsupported(n, "a reshape of a computed value that merges axes"))?;
+                let groups = split_groups(&xs, shape).ok_or_else(|| {
+                    self.unsupported(n, "a reshape of a computed value that merges axes")
+                })?;
                 let mut m = vec![const_axis(0); xs.rank()];
                 for (i, axes) in groups {
                     let mut acc = const_axis(0);
                     let mut mult = Dim::fixed(1);
                     for &j in axes.iter().rev() {
                         let t = dim_term(&mult).ok_or_else(|| self.malformed(n, "reshape"))?;
-                        let s = scale_axis(&cm[j], &t).ok_or_else(|| self.malformed(n, "reshape"))?;
+                        let s =
+                            scale_axis(&cm[j], &t).ok_or_else(|| self.malformed(n, "reshape"))?;
                         acc = add_axis(&acc, &s);
                         mult = mult
                             .checked_mul(&shape.dims()[j])
@@ -353,7 +355,9 @@ impl Lowerer<'_> {
                 self.emit(k, x, &m)
             }
             Op::Concat { axis } => {
-                let a = out.axis(*axis).ok_or_else(|| self.malformed(n, "concat axis"))?;
+                let a = out
+                    .axis(*axis)
+                    .ok_or_else(|| self.malformed(n, "concat axis"))?;
                 let mut starts: Vec<Poly> = Vec::new();
                 let mut acc: Poly = vec![];
                 for slot in 0..node.inputs().len() {
@@ -361,8 +365,12 @@ impl Lowerer<'_> {
                     let d = self.shape(self.input(n, slot)?)?.dims()[a].clone();
                     acc.push(dim_term(&d).ok_or_else(|| self.malformed(n, "concat"))?);
                 }
-                let pieces: Vec<(Poly, usize)> =
-                    starts.iter().cloned().enumerate().map(|(i, s)| (s, i)).collect();
+                let pieces: Vec<(Poly, usize)> = starts
+                    .iter()
+                    .cloned()
+                    .enumerate()
+                    .map(|(i, s)| (s, i))
+                    .collect();
                 self.piecewise(k, v, cm, a, &pieces, &|s, k, slot, m| {
                     let x = s.input(n, slot)?;
                     // Coordinates of the piece: the concat coordinate minus its start.
@@ -397,7 +405,9 @@ impl Lowerer<'_> {
                 let idx = self.input(n, 1)?;
                 let ds = self.shape(data)?;
                 let is = self.shape(idx)?;
-                let a = ds.axis(*axis).ok_or_else(|| self.malformed(n, "gather axis"))?;
+                let a = ds
+                    .axis(*axis)
+                    .ok_or_else(|| self.malformed(n, "gather axis"))?;
                 let (b, view) = self
                     .buffer_view(data)?
                     .ok_or_else(|| self.malformed(n, "gather data is not a view"))?;
@@ -428,9 +438,7 @@ impl Lowerer<'_> {
                     },
                 ))
             }
-            Op::Input { .. } | Op::Constant(_) => {
-                Err(self.malformed(n, "source without a buffer"))
-            }
+            Op::Input { .. } | Op::Constant(_) => Err(self.malformed(n, "source without a buffer")),
             Op::MatMul
             | Op::Gemm { .. }
             | Op::Conv { .. }
@@ -442,7 +450,9 @@ impl Lowerer<'_> {
             | Op::SelectiveScan { .. }
             | Op::Reduce { .. }
             | Op::ArgReduce { .. }
-            | Op::CumSum { .. } => Err(self.malformed(n, "kernel result read before it is computed")),
+            | Op::CumSum { .. } => {
+                Err(self.malformed(n, "kernel result read before it is computed"))
+            }
             Op::Resize { .. }
             | Op::Quantize { .. }
             | Op::Dequantize { .. }
@@ -481,7 +491,11 @@ impl Lowerer<'_> {
             Term::constant(begin),
             dim_term(&xs.dims()[a]).ok_or_else(|| self.malformed(v.node, "pad"))?,
         ]);
-        let pieces = vec![(vec![], 0usize), (vec![Term::constant(begin)], 1), (inner_end, 2)];
+        let pieces = vec![
+            (vec![], 0usize),
+            (vec![Term::constant(begin)], 1),
+            (inner_end, 2),
+        ];
         self.piecewise(k, v, cm, a, &pieces, &|s, k, piece, m| {
             if piece == 1 {
                 s.emit_pad(k, v, x, xs, pads, c, m, a + 1)
@@ -500,14 +514,16 @@ impl Lowerer<'_> {
         cm: &CMap,
         a: usize,
         pieces: &[(Poly, usize)],
-        body: &dyn Fn(&mut Self, &mut KCtx, usize, &CMap) -> Result<ExprId, LowerError>,
+        body: &PieceBody<'_, Self>,
     ) -> Result<ExprId, LowerError> {
         let n = v.node;
         let am = &cm[a];
         let dtype = self.ty(v)?.dtype;
         // A constant coordinate picks one piece statically.
         if am.terms.is_empty() {
-            let c = as_const(&am.off).ok_or_else(|| self.unsupported(n, "a symbolic constant coordinate of a concat/pad axis"))?;
+            let c = as_const(&am.off).ok_or_else(|| {
+                self.unsupported(n, "a symbolic constant coordinate of a concat/pad axis")
+            })?;
             let mut pick = 0;
             for (p, (s, _)) in pieces.iter().enumerate() {
                 let s = as_const(s).ok_or_else(|| self.unsupported(n, "symbolic piece bounds"))?;
@@ -532,7 +548,9 @@ impl Lowerer<'_> {
                 let (lo, hi) = if m > 0 {
                     (
                         (sp - off).div_euclid(m) + i64::from((sp - off).rem_euclid(m) != 0),
-                        next.map(|e| (e - off).div_euclid(m) + i64::from((e - off).rem_euclid(m) != 0)),
+                        next.map(|e| {
+                            (e - off).div_euclid(m) + i64::from((e - off).rem_euclid(m) != 0)
+                        }),
                     )
                 } else {
                     let am_ = -m;
@@ -559,7 +577,11 @@ impl Lowerer<'_> {
             let mut bounds = Vec::new();
             for (lo, piece) in &ranges {
                 ids.push(body(self, k, *piece, cm)?);
-                bounds.push(if *lo == 0 { vec![] } else { vec![Term::constant(*lo)] });
+                bounds.push(if *lo == 0 {
+                    vec![]
+                } else {
+                    vec![Term::constant(*lo)]
+                });
             }
             return Ok(k.push(
                 dtype,
@@ -635,4 +657,3 @@ impl Lowerer<'_> {
         ))
     }
 }
-

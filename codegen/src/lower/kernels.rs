@@ -81,8 +81,12 @@ impl Lowerer<'_> {
     }
 
     fn row_perm_shape(&self, n: NodeId, shape: &Shape) -> Result<Shape, LowerError> {
-        let perm = self.row_perm(n)?.unwrap_or_else(|| (0..shape.rank()).collect());
-        Ok(Shape(perm.iter().map(|&p| shape.dims()[p].clone()).collect()))
+        let perm = self
+            .row_perm(n)?
+            .unwrap_or_else(|| (0..shape.rank()).collect());
+        Ok(Shape(
+            perm.iter().map(|&p| shape.dims()[p].clone()).collect(),
+        ))
     }
 
     /// An elementwise kernel storing `v` (computed or copied) into buffer `b`.
@@ -155,7 +159,12 @@ impl Lowerer<'_> {
     }
 
     /// The kernel of heavy node `h`, writing `root` (if fused) or `h` into `b`.
-    fn heavy_kernel(&mut self, h: NodeId, root: Option<Value>, b: BufferId) -> Result<(), LowerError> {
+    fn heavy_kernel(
+        &mut self,
+        h: NodeId,
+        root: Option<Value>,
+        b: BufferId,
+    ) -> Result<(), LowerError> {
         let op = self.g.node(h).op.clone();
         match &op {
             Op::MatMul => self.matmul(h, root, b, 1.0, false, false, None),
@@ -165,7 +174,15 @@ impl Lowerer<'_> {
                 trans_a,
                 trans_b,
                 has_c,
-            } => self.matmul(h, root, b, *alpha, *trans_a, *trans_b, has_c.then_some(*beta)),
+            } => self.matmul(
+                h,
+                root,
+                b,
+                *alpha,
+                *trans_a,
+                *trans_b,
+                has_c.then_some(*beta),
+            ),
             Op::Conv {
                 strides,
                 pads,
@@ -212,9 +229,15 @@ impl Lowerer<'_> {
                 let op = RowOp::LayerNorm { eps: *eps };
                 self.norm(h, root, b, *axis, op, *affine, *affine)
             }
-            Op::RmsNorm { axis, eps, affine } => {
-                self.norm(h, root, b, *axis, RowOp::RmsNorm { eps: *eps }, *affine, false)
-            }
+            Op::RmsNorm { axis, eps, affine } => self.norm(
+                h,
+                root,
+                b,
+                *axis,
+                RowOp::RmsNorm { eps: *eps },
+                *affine,
+                false,
+            ),
             Op::GroupNorm {
                 groups,
                 eps,
@@ -398,7 +421,11 @@ impl Lowerer<'_> {
             .map_err(|e| self.malformed(h, e.to_string()))?;
         let in_dtype = self.ty(av)?.dtype;
         let out_dtype = self.ty(Value::new(h, 0))?.dtype;
-        let acc_dtype = if in_dtype.is_float() { DType::F32 } else { DType::I32 };
+        let acc_dtype = if in_dtype.is_float() {
+            DType::F32
+        } else {
+            DType::I32
+        };
         let mut k = KCtx::new(batch.rank() + 2);
         let (a, ad) = self.mat_operand(&mut k, av, batch.rank(), true, trans_a)?;
         let (bm, bd) = self.mat_operand(&mut k, bv, batch.rank(), false, trans_b)?;
@@ -439,7 +466,12 @@ impl Lowerer<'_> {
     }
 
     /// The prologue: `x` read at `cm`, as f32 for floats.
-    fn prologue(&mut self, k: &mut KCtx, x: Value, cm: &CMap) -> Result<(ExprId, DType), LowerError> {
+    fn prologue(
+        &mut self,
+        k: &mut KCtx,
+        x: Value,
+        cm: &CMap,
+    ) -> Result<(ExprId, DType), LowerError> {
         let xd = self.ty(x)?.dtype;
         let e = self.emit(k, x, cm)?;
         if xd.is_float() {
@@ -600,7 +632,13 @@ impl Lowerer<'_> {
         Ok(())
     }
 
-    fn reduce(&mut self, h: NodeId, root: Option<Value>, b: BufferId, op: RowOp) -> Result<(), LowerError> {
+    fn reduce(
+        &mut self,
+        h: NodeId,
+        root: Option<Value>,
+        b: BufferId,
+        op: RowOp,
+    ) -> Result<(), LowerError> {
         let x = self.input(h, 0)?;
         let xs = self.shape(x)?;
         let out_dtype = self.ty(Value::new(h, 0))?.dtype;

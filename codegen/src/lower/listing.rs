@@ -14,7 +14,8 @@ const MAX_EXPR: usize = 600;
 /// The listing: a header line per buffer class, then one line per kernel.
 pub fn listing(program: &Program) -> String {
     let mut s = String::new();
-    let count = |f: &dyn Fn(&BufferKind) -> bool| program.buffers.iter().filter(|b| f(&b.kind)).count();
+    let count =
+        |f: &dyn Fn(&BufferKind) -> bool| program.buffers.iter().filter(|b| f(&b.kind)).count();
     let _ = writeln!(
         s,
         "program: {} kernels, {} buffers ({} inputs, {} outputs, {} weights, {} activations, {} aliases), arena {} bytes",
@@ -51,7 +52,11 @@ fn kernel_line(p: &Program, i: usize, k: &KernelSpec) -> String {
         .map(|(a, &b)| match p.buffers.get(b as usize) {
             Some(buf) => format!(
                 "a{a}{}={}:{}{} ({})",
-                if k.writes.contains(&(a as u32)) { "*" } else { "" },
+                if k.writes.contains(&(a as u32)) {
+                    "*"
+                } else {
+                    ""
+                },
                 buf.name,
                 buf.dtype,
                 buf.shape,
@@ -103,7 +108,12 @@ fn kernel_line(p: &Program, i: usize, k: &KernelSpec) -> String {
             a.v_head_dim,
             a.scale,
             a.causal,
-            a.mask.as_ref().map_or("none".to_string(), |(m, map, _)| format!("a{m}[{}]", index(map))),
+            a.mask
+                .as_ref()
+                .map_or("none".to_string(), |(m, map, _)| format!(
+                    "a{m}[{}]",
+                    index(map)
+                )),
             a.out,
             a.q.arg,
             a.k.arg,
@@ -202,12 +212,7 @@ fn coord(axis: usize) -> String {
 
 /// An index map as a linear expression of the coordinates (`32*i+j`).
 fn index(m: &IndexMap) -> String {
-    let mut parts: Vec<String> = m
-        .offset
-        .iter()
-        .filter(|t| t.coeff != 0)
-        .map(term)
-        .collect();
+    let mut parts: Vec<String> = m.offset.iter().filter(|t| t.coeff != 0).map(term).collect();
     for (d, s) in m.strides.iter().enumerate() {
         if s.coeff == 0 {
             continue;
@@ -280,7 +285,12 @@ fn render(e: &Exprs, id: ExprId, depth: usize) -> String {
             index: ix,
             axis_stride,
             ..
-        } => format!("a{arg}[{} + {}*({})]", index(map), term(axis_stride), sub(*ix)),
+        } => format!(
+            "a{arg}[{} + {}*({})]",
+            index(map),
+            term(axis_stride),
+            sub(*ix)
+        ),
         Expr::Const(Scalar::F(v)) => format!("{v}"),
         Expr::Const(Scalar::I(v)) => format!("{v}"),
         Expr::Const(Scalar::B(v)) => format!("{v}"),

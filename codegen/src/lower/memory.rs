@@ -52,7 +52,12 @@ pub fn assign_offsets(items: &[Interval]) -> (Vec<u64>, u64) {
         let mut busy: Vec<(u64, u64)> = placed
             .iter()
             .filter(|&&p| items[p].overlaps_in_time(&it))
-            .map(|&p| (offsets[p], offsets[p] + items[p].size.div_ceil(ALIGN) * ALIGN))
+            .map(|&p| {
+                (
+                    offsets[p],
+                    offsets[p] + items[p].size.div_ceil(ALIGN) * ALIGN,
+                )
+            })
             .collect();
         busy.sort_unstable();
         let mut best: Option<(u64, u64)> = None; // (gap size, offset)
@@ -76,7 +81,10 @@ pub fn assign_offsets(items: &[Interval]) -> (Vec<u64>, u64) {
 
 /// Plan the arena of `program`: set every `Activation` offset and `arena_bytes`, and
 /// return the peak (= arena) bytes at the symbols' maxima `symbols`.
-pub fn plan_memory(program: &mut Program, symbols: &BTreeMap<String, u64>) -> Result<u64, LowerError> {
+pub fn plan_memory(
+    program: &mut Program,
+    symbols: &BTreeMap<String, u64>,
+) -> Result<u64, LowerError> {
     let n = program.buffers.len();
     let root = |mut id: usize, p: &Program| -> usize {
         for _ in 0..=n {
@@ -160,9 +168,21 @@ mod tests {
     fn reuses_dead_space() {
         // a (0..1) and c (2..3) never live together: c takes a's place.
         let items = [
-            Interval { size: 1000, first: 0, last: 1 },
-            Interval { size: 500, first: 1, last: 2 },
-            Interval { size: 1000, first: 2, last: 3 },
+            Interval {
+                size: 1000,
+                first: 0,
+                last: 1,
+            },
+            Interval {
+                size: 500,
+                first: 1,
+                last: 2,
+            },
+            Interval {
+                size: 1000,
+                first: 2,
+                last: 3,
+            },
         ];
         let (offs, total) = assign_offsets(&items);
         check_disjoint(&items, &offs, total);
@@ -175,11 +195,31 @@ mod tests {
         // Two holes (64 and 256 bytes) around live buffers; a 64-byte buffer takes the
         // small one.
         let items = [
-            Interval { size: 64, first: 0, last: 0 },
-            Interval { size: 128, first: 0, last: 5 },
-            Interval { size: 256, first: 0, last: 0 },
-            Interval { size: 192, first: 0, last: 5 },
-            Interval { size: 64, first: 3, last: 4 },
+            Interval {
+                size: 64,
+                first: 0,
+                last: 0,
+            },
+            Interval {
+                size: 128,
+                first: 0,
+                last: 5,
+            },
+            Interval {
+                size: 256,
+                first: 0,
+                last: 0,
+            },
+            Interval {
+                size: 192,
+                first: 0,
+                last: 5,
+            },
+            Interval {
+                size: 64,
+                first: 3,
+                last: 4,
+            },
         ];
         let (offs, total) = assign_offsets(&items);
         check_disjoint(&items, &offs, total);

@@ -195,7 +195,11 @@ impl<'g> Lowerer<'g> {
             })
             .collect();
         let base = base.trim_matches('_').to_string();
-        let base = if base.is_empty() { "w".to_string() } else { base };
+        let base = if base.is_empty() {
+            "w".to_string()
+        } else {
+            base
+        };
         let mut name = base.clone();
         let mut i = 1;
         while !self.used_weight_names.insert(name.clone()) {

@@ -82,13 +82,21 @@ enum Need {
 pub(crate) fn slice_start(n: &Dim, start: i64, step: i64) -> Option<Vec<Term>> {
     if let Some(n) = n.as_fixed() {
         let n = i64::try_from(n).ok()?;
-        let s = if start < 0 { start.saturating_add(n) } else { start };
+        let s = if start < 0 {
+            start.saturating_add(n)
+        } else {
+            start
+        };
         let s = if step > 0 {
             s.clamp(0, n)
         } else {
             s.clamp(-1, n - 1)
         };
-        return Some(if s == 0 { vec![] } else { vec![Term::constant(s)] });
+        return Some(if s == 0 {
+            vec![]
+        } else {
+            vec![Term::constant(s)]
+        });
     }
     let nt = super::view::dim_term(n)?;
     Some(if step < 0 && start >= i64::from(i32::MAX) {
@@ -273,7 +281,9 @@ impl Lowerer<'_> {
                 v
             }
             Op::Conv { .. } => vec![(0, Need::Dense), (1, Need::Dense)],
-            Op::SelectiveScan { .. } => (0..node.inputs().len()).map(|i| (i, Need::Dense)).collect(),
+            Op::SelectiveScan { .. } => {
+                (0..node.inputs().len()).map(|i| (i, Need::Dense)).collect()
+            }
             Op::Input { .. }
             | Op::Constant(_)
             | Op::Unary(_)
@@ -327,7 +337,8 @@ impl Lowerer<'_> {
         if let Some(perm) = self.row_perm(v.node)? {
             // Written densely with the row axis moved last.
             let pshape = Shape(perm.iter().map(|&p| shape.dims()[p].clone()).collect());
-            let ds = dense_strides(&pshape).ok_or_else(|| self.malformed(v.node, "shape overflows"))?;
+            let ds =
+                dense_strides(&pshape).ok_or_else(|| self.malformed(v.node, "shape overflows"))?;
             let mut strides = vec![Term::constant(0); perm.len()];
             for (j, &p) in perm.iter().enumerate() {
                 strides[p] = ds[j].clone();
@@ -409,8 +420,8 @@ impl Lowerer<'_> {
                     let s = view.strides[a].clone();
                     view.offset
                         .extend(super::view::mul_poly(&start, &s).ok_or_else(bad)?);
-                    view.strides[a] = super::view::mul_term(&s, &Term::constant(step))
-                        .ok_or_else(bad)?;
+                    view.strides[a] =
+                        super::view::mul_term(&s, &Term::constant(step)).ok_or_else(bad)?;
                 }
                 view.offset = simplify(&view.offset);
                 Some(view)
@@ -430,15 +441,14 @@ impl Lowerer<'_> {
             }
             Op::Reshape { .. } => base.reshape(&xs, &out),
             Op::Split { axis, sizes } => {
-                let a = xs.axis(*axis).ok_or_else(|| self.malformed(n, "split axis"))?;
+                let a = xs
+                    .axis(*axis)
+                    .ok_or_else(|| self.malformed(n, "split axis"))?;
                 let before: u64 = sizes.iter().take(v.output as usize).sum();
                 let mut view = base.clone();
                 view.offset.extend(
-                    super::view::mul_poly(
-                        &vec![Term::constant(before as i64)],
-                        &base.strides[a],
-                    )
-                    .ok_or_else(bad)?,
+                    super::view::mul_poly(&vec![Term::constant(before as i64)], &base.strides[a])
+                        .ok_or_else(bad)?,
                 );
                 view.offset = simplify(&view.offset);
                 Some(view)

@@ -133,7 +133,9 @@ impl View {
                 .dims()
                 .iter()
                 .zip(self.strides.iter().zip(&d))
-                .all(|(n, (a, b))| *n == Dim::fixed(1) || simplify(&vec![a.clone()]) == simplify(&vec![b.clone()]))
+                .all(|(n, (a, b))| {
+                    *n == Dim::fixed(1) || simplify(&vec![a.clone()]) == simplify(&vec![b.clone()])
+                })
     }
 
     /// The index map of this view read at coordinates `cmap` of a rank-`rank` space.
@@ -294,7 +296,10 @@ mod tests {
     }
 
     fn consts(v: &View) -> Vec<i64> {
-        v.strides.iter().map(|t| as_const(&vec![t.clone()]).unwrap()).collect()
+        v.strides
+            .iter()
+            .map(|t| as_const(&vec![t.clone()]).unwrap())
+            .collect()
     }
 
     #[test]
@@ -326,7 +331,10 @@ mod tests {
     fn symbolic_reshape() {
         let b = Dim::sym("B");
         let from = Shape(vec![b.clone(), Dim::fixed(16), Dim::fixed(32)]);
-        let to = Shape(vec![b.checked_mul(&Dim::fixed(16)).unwrap(), Dim::fixed(32)]);
+        let to = Shape(vec![
+            b.checked_mul(&Dim::fixed(16)).unwrap(),
+            Dim::fixed(32),
+        ]);
         let v = View::dense(&from).unwrap();
         let r = v.reshape(&from, &to).unwrap();
         assert_eq!(consts(&r), vec![32, 1]);

@@ -244,10 +244,7 @@ fn eval_node(
                     return Err(malformed(ctx.kernel, "piece after its user".into()));
                 }
                 let sp = space.subset(lanes);
-                let sub_acc = match acc {
-                    Some(a) => Some(take(a.dtype(), a.bytes(), lanes)),
-                    None => None,
-                };
+                let sub_acc = acc.map(|a| take(a.dtype(), a.bytes(), lanes));
                 let sub_acc = sub_acc
                     .map(|b| Tensor::from_bytes(dt_of(acc), vec![lanes.len() as u64], b.into()))
                     .transpose()
@@ -292,7 +289,11 @@ fn term(ctx: &Ctx, t: &Term) -> Result<i64, ReferenceError> {
 }
 
 /// Element offsets of an index map on every lane.
-pub(crate) fn offsets(ctx: &Ctx, map: &IndexMap, space: &Space) -> Result<Vec<i64>, ReferenceError> {
+pub(crate) fn offsets(
+    ctx: &Ctx,
+    map: &IndexMap,
+    space: &Space,
+) -> Result<Vec<i64>, ReferenceError> {
     let base = eval_poly(&map.offset, ctx.bindings)
         .ok_or_else(|| malformed(ctx.kernel, "index offset unbound".into()))?;
     if map.strides.len() != space.lanes.rank {
@@ -344,8 +345,12 @@ pub(crate) fn load(ctx: &Ctx, arg: u32, offs: &[i64]) -> Result<Tensor, Referenc
         }
         idx.push(o as usize);
     }
-    Tensor::from_bytes(a.dtype, vec![idx.len() as u64], take(a.dtype, bytes, &idx).into())
-        .map_err(|e| malformed(ctx.kernel, e.to_string()))
+    Tensor::from_bytes(
+        a.dtype,
+        vec![idx.len() as u64],
+        take(a.dtype, bytes, &idx).into(),
+    )
+    .map_err(|e| malformed(ctx.kernel, e.to_string()))
 }
 
 /// Raw elements `idx` of a dense `dtype` array.

@@ -195,8 +195,14 @@ fn log_softmax(ctx: &Ctx, x: &Tensor, rows: usize, len: usize) -> Result<Tensor,
     let mut out = vec![0f32; v.len()];
     for r in 0..rows {
         let row = &v[r * len..(r + 1) * len];
-        let max = row.iter().fold(f64::NEG_INFINITY, |m, &e| m.max(f64::from(e)));
-        let lse = row.iter().map(|&e| (f64::from(e) - max).exp()).sum::<f64>().ln();
+        let max = row
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, &e| m.max(f64::from(e)));
+        let lse = row
+            .iter()
+            .map(|&e| (f64::from(e) - max).exp())
+            .sum::<f64>()
+            .ln();
         for (k, &e) in row.iter().enumerate() {
             out[r * len + k] = (f64::from(e) - max - lse) as f32;
         }
@@ -299,12 +305,7 @@ fn decode(ctx: &Ctx, a: u32, want: DType) -> Result<Vec<f64>, ReferenceError> {
 }
 
 /// Gather a heads view into a dense `[b, s, heads·d]` tensor.
-fn heads(
-    ctx: &Ctx,
-    h: &HeadsView,
-    dt: DType,
-    shape: [u64; 4],
-) -> Result<Tensor, ReferenceError> {
+fn heads(ctx: &Ctx, h: &HeadsView, dt: DType, shape: [u64; 4]) -> Result<Tensor, ReferenceError> {
     let map = crate::spec::IndexMap {
         offset: h.offset.clone(),
         strides: vec![
@@ -317,7 +318,10 @@ fn heads(
     let offs = offsets(ctx, &map, &Space::all(&shape))?;
     let t = super::eval::load(ctx, h.arg, &offs)?;
     if t.dtype() != dt {
-        return Err(malformed(ctx.kernel, format!("attention operand is {}", t.dtype())));
+        return Err(malformed(
+            ctx.kernel,
+            format!("attention operand is {}", t.dtype()),
+        ));
     }
     t.reshaped(vec![shape[0], shape[1], shape[2] * shape[3]])
         .map_err(|e| malformed(ctx.kernel, e.to_string()))

@@ -149,7 +149,10 @@ pub fn run_program(
             .get(id as usize)
             .ok_or_else(|| malformed(kernel, format!("no buffer {id}")))?;
         b.shape.eval(bindings).ok_or_else(|| {
-            malformed(kernel, format!("shape {} of `{}` is unbound", b.shape, b.name))
+            malformed(
+                kernel,
+                format!("shape {} of `{}` is unbound", b.shape, b.name),
+            )
         })
     };
     for (i, (&id, t)) in program.inputs.iter().zip(inputs).enumerate() {

@@ -154,7 +154,7 @@ fn solve(d: &Dim, n: u64, bindings: &BTreeMap<String, u64>) -> Option<(String, u
             rest = rest.checked_mul(*bindings.get(x)?)?;
         }
     }
-    if rest == 0 || n % rest != 0 {
+    if rest == 0 || !n.is_multiple_of(rest) {
         return None;
     }
     Some((s.clone(), n / rest))
@@ -191,13 +191,22 @@ mod tests {
     #[test]
     fn binds_from_a_multiple() {
         let two_b = Dim::sym("B").checked_mul(&Dim::fixed(2)).unwrap();
-        let p = program(&[Shape(vec![two_b, Dim::fixed(3)]), Shape(vec![Dim::sym("B")])]);
+        let p = program(&[
+            Shape(vec![two_b, Dim::fixed(3)]),
+            Shape(vec![Dim::sym("B")]),
+        ]);
         let b = bind_symbols(&p, &[t(&[8, 3]), t(&[4])]).unwrap();
         assert_eq!(b.get("B"), Some(&4));
         let err = bind_symbols(&p, &[t(&[8, 3]), t(&[5])]).unwrap_err();
-        assert!(matches!(err, SymbolError::Mismatch { index: 1, .. }), "{err}");
+        assert!(
+            matches!(err, SymbolError::Mismatch { index: 1, .. }),
+            "{err}"
+        );
         let err = bind_symbols(&p, &[t(&[7, 3]), t(&[5])]).unwrap_err();
-        assert!(matches!(err, SymbolError::Mismatch { index: 0, .. }), "{err}");
+        assert!(
+            matches!(err, SymbolError::Mismatch { index: 0, .. }),
+            "{err}"
+        );
     }
 
     #[test]

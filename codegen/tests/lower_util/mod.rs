@@ -2,7 +2,7 @@
 //! interpreter, compare.
 #![allow(dead_code)]
 
-use dqc_codegen::lower::{Lowered, LowerOptions, lower};
+use dqc_codegen::lower::{LowerOptions, Lowered, lower};
 use dqc_codegen::reference::{bind_symbols, run_program};
 use dqc_ir::{DType, Graph, Tensor};
 
@@ -15,10 +15,14 @@ pub fn parse(src: &str) -> Graph {
 
 /// Deterministic values in [-2, 2).
 pub fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
         })
         .collect()
@@ -52,14 +56,13 @@ pub fn check_against_interp(g: &Graph, inputs: &[Tensor], tol: f32) -> Lowered {
     let lowered = lower(g, &LowerOptions::default()).unwrap_or_else(|e| panic!("lower: {e}"));
     let want = dqc_ir::interp::run(g, inputs).unwrap_or_else(|e| panic!("interp: {e}"));
     let bindings = bind_symbols(&lowered.program, inputs).unwrap_or_else(|e| panic!("bind: {e}"));
-    let got = run_program(&lowered.program, &lowered.weights, inputs, &bindings).unwrap_or_else(
-        |e| {
+    let got =
+        run_program(&lowered.program, &lowered.weights, inputs, &bindings).unwrap_or_else(|e| {
             panic!(
                 "reference: {e}\n{}",
                 dqc_codegen::lower::listing(&lowered.program)
             )
-        },
-    );
+        });
     assert_eq!(got.len(), want.len());
     for (i, (a, b)) in got.iter().zip(&want).enumerate() {
         let r = rel_err(a, b);
