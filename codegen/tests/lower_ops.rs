@@ -423,3 +423,25 @@ fn listing_shows_fused_expressions() {
     assert!(text.contains("gelu_tanh(acc + a2[j])"), "{text}");
     assert!(matches!(l.program.kernels[0].body, Kernel::Gemm(_)));
 }
+
+#[test]
+fn dequantize_per_channel_with_zero_point_is_elementwise() {
+    let g = parse(
+        "graph @g(%q: i8[3,4], %s: f32[3], %z: i8[3], %w: f32[4,2]) -> (f32[3,2]) {
+          %d = dequantize(%q, %s, %z) {scheme = per_channel(axis = 0), has_zero_point = true, out = f32}
+          %m = matmul(%d, %w)
+          return %m
+        }",
+    );
+    let q = Tensor::from_i64(
+        DType::I8,
+        vec![3, 4],
+        &[-128, -5, 0, 7, 127, 3, -1, 9, 2, 2, -70, 100],
+    )
+    .unwrap();
+    let s = Tensor::from_f32(DType::F32, vec![3], &[0.5, 0.03125, 1.7]).unwrap();
+    let z = Tensor::from_i64(DType::I8, vec![3], &[3, -2, 0]).unwrap();
+    let w = tensor(DType::F32, &[4, 2], 3);
+    let l = check_against_interp(&g, &[q, s, z, w], TOL);
+    assert_eq!(families(&l), vec!["elementwise", "gemm"]);
+}

@@ -281,6 +281,66 @@ impl Lowerer<'_> {
                     },
                 ))
             }
+            Op::Dequantize {
+                scheme,
+                has_zero_point,
+                out: to,
+            } => {
+                // ((q − zp) · scale) in f32: exact up to the product, whose single rounding
+                // matches the interpreter's f64 product rounded to f32.
+                let q = self.input(n, 0)?;
+                let qd = self.ty(q)?.dtype;
+                let sm: CMap = match scheme {
+                    dqc_ir::QuantScheme::PerChannel { axis } => {
+                        let a = out
+                            .axis(*axis)
+                            .ok_or_else(|| self.malformed(n, "dequantize axis"))?;
+                        vec![cm[a].clone()]
+                    }
+                    dqc_ir::QuantScheme::PerTensor
+                    | dqc_ir::QuantScheme::PerGroup { .. }
+                    | dqc_ir::QuantScheme::Nvfp4 { .. }
+                    | dqc_ir::QuantScheme::Mx { .. } => vec![],
+                };
+                let qe = self.emit(k, q, cm)?;
+                let mut x = if qd == DType::F32 {
+                    qe
+                } else {
+                    k.push(DType::F32, Expr::Cast { x: qe })
+                };
+                if *has_zero_point {
+                    let z = self.input(n, 2)?;
+                    let ze = self.emit(k, z, &sm)?;
+                    let zf = k.push(DType::F32, Expr::Cast { x: ze });
+                    x = k.push(
+                        DType::F32,
+                        Expr::Binary {
+                            op: dqc_ir::op::BinaryOp::Sub,
+                            a: x,
+                            b: zf,
+                        },
+                    );
+                }
+                let sc = self.input(n, 1)?;
+                let sd = self.ty(sc)?.dtype;
+                let mut se = self.emit(k, sc, &sm)?;
+                if sd != DType::F32 {
+                    se = k.push(DType::F32, Expr::Cast { x: se });
+                }
+                let y = k.push(
+                    DType::F32,
+                    Expr::Binary {
+                        op: dqc_ir::op::BinaryOp::Mul,
+                        a: x,
+                        b: se,
+                    },
+                );
+                Ok(if *to == DType::F32 {
+                    y
+                } else {
+                    k.push(*to, Expr::Cast { x: y })
+                })
+            }
             Op::Transpose { perm } => {
                 let mut m = vec![const_axis(0); perm.len()];
                 for (i, &p) in perm.iter().enumerate() {
@@ -455,7 +515,6 @@ impl Lowerer<'_> {
             }
             Op::Resize { .. }
             | Op::Quantize { .. }
-            | Op::Dequantize { .. }
             | Op::QMatMul { .. }
             | Op::CacheRead { .. }
             | Op::CacheWrite { .. }

@@ -6,8 +6,8 @@
 //!   (named after a sanitized node name, created only when a kernel reads them) unless all
 //!   their elements are equal and they have at most [`SMALL_CONST`] elements: those are
 //!   inlined as [`crate::spec::Expr::Const`].
-//! - **Elementwise ops** (unary, binary, where, cast, modulate, GELU, SiLU) are expression
-//!   nodes. One used exactly once is inlined into its user's expression; one used several
+//! - **Elementwise ops** (unary, binary, where, cast, modulate, GELU, SiLU, and per-tensor /
+//!   per-channel dequantize as `(q − zp)·scale` in f32) are expression nodes. One used exactly once is inlined into its user's expression; one used several
 //!   times (or a graph output) is materialized once into a buffer — never recomputed.
 //! - **Movement ops** (reshape, transpose, slice, expand, split, concat, constant pad,
 //!   gather) are index maps of their consumers: views of a buffer (strides, offsets,
@@ -21,6 +21,9 @@
 //!   activation, gate, residual); elementwise work on their inputs becomes the prologue of
 //!   row reductions. Operands a family needs as strided views (GEMM, attention) or dense
 //!   buffers (conv, scan) are materialized when their producer cannot provide one.
+//! - **Not lowered** (an [`LowerError::Unsupported`] naming the node): resize, quantize,
+//!   qmatmul, per-group/NVFP4/MX dequantize, reflect/edge padding, cache reads/writes and
+//!   step gates.
 //! - **Memory**: see [`memory`].
 
 mod emit;

@@ -5,7 +5,7 @@ use super::{LowerError, Lowerer};
 use crate::spec::Term;
 use dqc_ir::graph::Value;
 use dqc_ir::op::PadMode;
-use dqc_ir::{Dim, NodeId, Op, Shape};
+use dqc_ir::{Dim, NodeId, Op, QuantScheme, Shape};
 use std::collections::HashSet;
 
 /// How an op is lowered.
@@ -57,9 +57,14 @@ pub(crate) fn class(op: &Op) -> Class {
         | Op::Reduce { .. }
         | Op::ArgReduce { .. }
         | Op::CumSum { .. } => Class::Heavy,
+        Op::Dequantize { scheme, .. } => match scheme {
+            QuantScheme::PerTensor | QuantScheme::PerChannel { .. } => Class::Elementwise,
+            QuantScheme::PerGroup { .. } | QuantScheme::Nvfp4 { .. } | QuantScheme::Mx { .. } => {
+                Class::Unsupported
+            }
+        },
         Op::Resize { .. }
         | Op::Quantize { .. }
-        | Op::Dequantize { .. }
         | Op::QMatMul { .. }
         | Op::CacheRead { .. }
         | Op::CacheWrite { .. }
@@ -617,7 +622,7 @@ fn unsupported_reason(op: &Op) -> String {
     } else if let Op::Resize { .. } = op {
         "resize (nearest and linear interpolation are a later issue)".into()
     } else if let Op::Quantize { .. } | Op::Dequantize { .. } | Op::QMatMul { .. } = op {
-        "quantized ops (affine, NVFP4 and MX schemes are a later issue)".into()
+        "quantize, qmatmul and per-group/NVFP4/MX dequantize (a later issue)".into()
     } else if let Op::CacheRead { .. } | Op::CacheWrite { .. } | Op::StepGate { .. } = op {
         "step caching (cache slots and step gates are a later issue)".into()
     } else {
