@@ -445,3 +445,30 @@ fn dequantize_per_channel_with_zero_point_is_elementwise() {
     let l = check_against_interp(&g, &[q, s, z, w], TOL);
     assert_eq!(families(&l), vec!["elementwise", "gemm"]);
 }
+
+#[test]
+fn half_precision_rounds_like_the_interpreter() {
+    check(
+        "graph @g(%x: f16[2,4,8], %w: f16[8,8], %g: f16[8], %b: f16[8]) -> (f16[2,4,8]) {
+          %n = layer_norm(%x, %g, %b) {axis = -1, eps = 1e-5, affine = true}
+          %m = matmul(%n, %w)
+          %y = gelu(%m) {approx = tanh}
+          %z = add(%y, %x)
+          return %z
+        }",
+    );
+}
+
+#[test]
+fn symbolic_reshapes_merge_and_split_batch() {
+    let l = check(
+        "graph @g(%x: f32[B,4,6], %w: f32[6,3]) -> (f32[B,4,3]) {
+          %r = reshape(%x) {shape = [4*B,6]}
+          %m = matmul(%r, %w)
+          %s = reshape(%m) {shape = [B,4,3]}
+          %t = tanh(%s)
+          return %t
+        }",
+    );
+    assert_eq!(families(&l), vec!["gemm", "elementwise"]);
+}
