@@ -11,4 +11,5 @@
 
 pub mod cpu;
 pub mod lower;
+pub mod reference;
 pub mod spec;
