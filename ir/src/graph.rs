@@ -277,6 +277,28 @@ impl Graph {
         self.outputs = outputs;
     }
 
+    /// Rename the value `v` to `name` if no other value has that name. Returns whether
+    /// it was renamed (false: the name is taken, or `v` is not in the graph).
+    pub fn rename_value(&mut self, v: Value, name: &str) -> bool {
+        let taken = self.g.node_indices().any(|id| {
+            self.g[id]
+                .names
+                .iter()
+                .enumerate()
+                .any(|(i, n)| n == name && Value::new(id, i as u32) != v)
+        });
+        match self.g.node_weight_mut(v.node) {
+            Some(node) if !taken => match node.names.get_mut(v.output as usize) {
+                Some(slot) => {
+                    *slot = name.to_string();
+                    true
+                }
+                None => false,
+            },
+            _ => false,
+        }
+    }
+
     /// Graph input nodes in signature order.
     pub fn inputs(&self) -> &[NodeId] {
         &self.inputs

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use dqc_ir::verify::verify;
-use dqc_ir::{Dim, Graph, Shape, Tensor, TensorType};
+use dqc_ir::{Dim, Graph, Op, Shape, Tensor, TensorType};
 
 use crate::FrontendError;
 use crate::onnx::load::{OnnxModel, load_model};
@@ -139,6 +139,15 @@ pub fn import_with_constants(
         outputs.push(ctx.materialize(&v, &vo.name)?);
     }
     let mut graph = ctx.into_graph();
+    // Outputs carry the model's output names where the converter named the producing
+    // node otherwise (a runtime returns outputs by these names). Inputs and constants
+    // keep theirs: they are not renamed from under other users' meaning.
+    for (vo, &v) in model.outputs().iter().zip(&outputs) {
+        let is_source = matches!(graph.node(v.node).op, Op::Input { .. } | Op::Constant(_));
+        if !is_source && graph.value_name(v) != vo.name {
+            graph.rename_value(v, &vo.name);
+        }
+    }
     graph.set_outputs(outputs);
     graph.remove_dead();
     verify(&mut graph).map_err(|source| FrontendError::Verify {
