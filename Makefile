@@ -1,4 +1,5 @@
-# dqc — common tasks. `make demo` builds the CLI and runs it on a DiT; `make test` lints
+# dqc — common tasks. `make demo` builds the CLI, compiles a DiT for the CPU and runs it;
+# `make test` lints
 # and runs every test of the workspace.
 
 CARGO ?= cargo
@@ -17,13 +18,12 @@ build: setup
 
 demo: build
 	mkdir -p $(DEMO)
-	$(DQC) new-model dit --hidden 384 --depth 12 --heads 6 --patch 2 --latent 32 -o $(DEMO)/dit-s.dqc
-	$(DQC) inspect $(DEMO)/dit-s.dqc
-	$(DQC) new-model dit --preset tiny -o $(DEMO)/dit-tiny.dqc
-	$(DQC) make-inputs $(DEMO)/dit-tiny.dqc --batch 2 --seed 0 -o $(DEMO)/in.npz
-	$(DQC) eval $(DEMO)/dit-tiny.dqc --inputs $(DEMO)/in.npz --outputs $(DEMO)/out.npz
-	$(DQC) import models/fixtures/dit/model.onnx -o $(DEMO)/dit-onnx.dqc
-	$(DQC) eval models/fixtures/dit/model.onnx --inputs models/fixtures/dit/inputs.npz --outputs $(DEMO)/dit-onnx-out.npz
+	$(DQC) compile models/fixtures/dit/model.onnx --target cpu -o $(DEMO)/dit.dqcplan
+	$(DQC) run $(DEMO)/dit.dqcplan --inputs models/fixtures/dit/inputs.npz --outputs $(DEMO)/dit-out.npz
+	$(DQC) inspect $(DEMO)/dit.dqcplan
+	$(DQC) new-model dit --preset dit-s-2 -o $(DEMO)/dit-s.dqc
+	$(DQC) compile $(DEMO)/dit-s.dqc --target cpu -o $(DEMO)/dit-s.dqcplan
+	$(DQC) bench $(DEMO)/dit-s.dqcplan --dim B=2 --iters 5
 
 lint: setup
 	$(CARGO) fmt --all -- --check

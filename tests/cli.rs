@@ -180,7 +180,16 @@ fn eval_reports_missing_and_unknown_inputs() {
 
 #[test]
 fn help_works_for_every_command() {
-    for c in ["inspect", "eval", "new-model", "make-inputs"] {
+    for c in [
+        "inspect",
+        "eval",
+        "new-model",
+        "make-inputs",
+        "compile",
+        "run",
+        "bench",
+        "import",
+    ] {
         let o = dqc(&[c, "--help"]);
         assert!(o.status.success(), "{c} --help failed");
     }

@@ -1,0 +1,200 @@
+//! The plan commands of the `dqc` binary end to end: `compile` → `inspect` → `run` →
+//! `bench`, and the bad inputs the CPU pipeline must refuse with one clear line (no
+//! panic): unknown target, unknown pass, damaged plans, wrong inputs; and `compile` never
+//! clobbers an existing plan when it fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn dqc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dqc"))
+        .args(args)
+        .output()
+        .expect("the dqc binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn assert_clean_failure(o: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "expected failure: {}", stdout(o));
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains(needle), "stderr lacks `{needle}`: {err}");
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 temp path")
+}
+
+fn dit() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/fixtures/dit")
+}
+
+/// Compile the DiT fixture into `dir`, returning the plan path.
+fn compile_dit(dir: &Path) -> PathBuf {
+    let plan = dir.join("dit.dqcplan");
+    let o = dqc(&[
+        "compile",
+        p(&dit().join("model.onnx")),
+        "--target",
+        "cpu",
+        "-o",
+        p(&plan),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    for want in [
+        "plan: ",
+        "kernels: ",
+        "attention",
+        "peak activation memory: ",
+    ] {
+        assert!(out.contains(want), "compile output lacks `{want}`: {out}");
+    }
+    plan
+}
+
+#[test]
+fn compile_inspect_run_bench() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = compile_dit(dir.path());
+    let o = dqc(&["inspect", p(&plan)]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("attention"), "{}", stdout(&o));
+
+    let out = dir.path().join("out.npz");
+    let o = dqc(&[
+        "run",
+        p(&plan),
+        "--inputs",
+        p(&dit().join("inputs.npz")),
+        "--outputs",
+        p(&out),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        stdout(&o).contains("sample: f32[2, 8, 8, 8] checksum"),
+        "{}",
+        stdout(&o)
+    );
+    let got = dqc_ir::npz::read_npz(&out).unwrap();
+    let want = dqc_ir::npz::read_npz(&dit().join("outputs.npz")).unwrap();
+    let (g, w) = (got[0].1.to_f32_vec(), want[0].1.to_f32_vec());
+    let scale = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let err = g
+        .iter()
+        .zip(&w)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(err / scale < 1e-3, "relative error {}", err / scale);
+
+    let o = dqc(&[
+        "bench",
+        p(&plan),
+        "--iters",
+        "2",
+        "--warmup",
+        "1",
+        "--dim",
+        "batch=3",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(&o).contains("median"), "{}", stdout(&o));
+}
+
+#[test]
+fn compile_refuses_unknown_target_and_pass() {
+    let model = dit().join("model.onnx");
+    let o = dqc(&["compile", p(&model), "--target", "sm_75"]);
+    assert_clean_failure(&o, "valid targets: cpu, sm_80");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.dqcplan");
+    let o = dqc(&[
+        "compile",
+        p(&model),
+        "--disable-pass",
+        "nope",
+        "-o",
+        p(&out),
+    ]);
+    assert_clean_failure(&o, "canonicalize");
+    let o = dqc(&["compile", p(&model), "--max-dim", "batch", "-o", p(&out)]);
+    assert_clean_failure(&o, "NAME=N");
+}
+
+#[test]
+fn failed_compile_leaves_existing_plan_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = compile_dit(dir.path());
+    let before = std::fs::read(&plan).unwrap();
+    let bad = dir.path().join("bad.onnx");
+    std::fs::write(&bad, b"not a protobuf at all").unwrap();
+    let o = dqc(&["compile", p(&bad), "-o", p(&plan)]);
+    assert_clean_failure(&o, "bad.onnx");
+    assert_eq!(std::fs::read(&plan).unwrap(), before);
+    let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(leftovers, 2, "no temporary file left behind");
+}
+
+#[test]
+fn damaged_plans_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = compile_dit(dir.path());
+    let bytes = std::fs::read(&plan).unwrap();
+    let inputs = dit().join("inputs.npz");
+
+    let cut = dir.path().join("cut.dqcplan");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    assert_clean_failure(&dqc(&["run", p(&cut), "--inputs", p(&inputs)]), "truncated");
+
+    let flipped = dir.path().join("flipped.dqcplan");
+    let mut b = bytes.clone();
+    let last = b.len() - 100; // inside the weights section
+    b[last] ^= 0x40;
+    std::fs::write(&flipped, &b).unwrap();
+    assert_clean_failure(
+        &dqc(&["run", p(&flipped), "--inputs", p(&inputs)]),
+        "checksum",
+    );
+
+    let v2 = dir.path().join("v2.dqcplan");
+    let mut b = bytes.clone();
+    b[8] = 2; // the format version follows the 8-byte magic
+    std::fs::write(&v2, &b).unwrap();
+    assert_clean_failure(&dqc(&["inspect", p(&v2)]), "version");
+}
+
+#[test]
+fn wrong_inputs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = compile_dit(dir.path());
+    let mut ins = dqc_ir::npz::read_npz(&dit().join("inputs.npz")).unwrap();
+    let write = |name: &str, ins: &[(String, dqc_ir::Tensor)]| {
+        let f = dir.path().join(name);
+        dqc_ir::npz::write_npz(&f, ins).unwrap();
+        f
+    };
+    let missing = write("missing.npz", &ins[1..]);
+    assert_clean_failure(
+        &dqc(&["run", p(&plan), "--inputs", p(&missing)]),
+        "hidden_states",
+    );
+
+    let mut extra = ins.clone();
+    extra.push(("bogus".into(), ins[1].1.clone()));
+    let extra = write("extra.npz", &extra);
+    assert_clean_failure(&dqc(&["run", p(&plan), "--inputs", p(&extra)]), "bogus");
+
+    let x = &ins[0].1;
+    let small =
+        dqc_ir::Tensor::from_f32(dqc_ir::DType::F32, vec![2, 4, 4, 4], &vec![0.0; 128]).unwrap();
+    assert_eq!(x.shape(), &[2, 4, 8, 8]);
+    ins[0].1 = small;
+    let shape = write("shape.npz", &ins);
+    assert_clean_failure(
+        &dqc(&["run", p(&plan), "--inputs", p(&shape)]),
+        "hidden_states",
+    );
+}
