@@ -73,6 +73,18 @@ impl Session {
         self.run(&refs)
     }
 
+    /// Start timing every kernel of every later run (a small overhead per kernel);
+    /// [`Session::profile`] reads the totals.
+    pub fn enable_profiling(&mut self) {
+        let n = self.plan.program().kernels.len();
+        self.exec.enable_profiling(n);
+    }
+
+    /// Accumulated `(time, runs)` per kernel, in kernel order, if profiling is on.
+    pub fn profile(&self) -> Option<Vec<(std::time::Duration, u64)>> {
+        self.exec.profile()
+    }
+
     /// Number of distinct symbol bindings compiled so far.
     pub fn compiled_variants(&self) -> usize {
         self.exec.variants()

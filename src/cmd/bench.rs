@@ -35,6 +35,9 @@ pub struct Args {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Print the time spent per kernel family and the slowest kernels (timed runs only).
+    #[arg(long)]
+    pub profile: bool,
     /// Also write the last run's outputs here.
     #[arg(long)]
     pub outputs: Option<PathBuf>,
@@ -47,7 +50,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     set_threads(a.threads)?;
     let plan = Plan::load(&a.plan)?;
-    let session = Session::new(&plan)?;
+    let mut session = Session::new(&plan)?;
     let inputs = match &a.inputs {
         Some(p) => read_npz(p)?,
         None => made_up_inputs(&plan, &parse_dims(&a.dim, "--dim")?)?,
@@ -57,6 +60,9 @@ pub fn run(a: Args) -> Result<()> {
     let first_ms = t0.elapsed().as_secs_f64() * 1e3;
     for _ in 1..a.warmup {
         session.run_named(&inputs).context("warm-up run")?;
+    }
+    if a.profile {
+        session.enable_profiling();
     }
     let mut ms = Vec::with_capacity(a.iters);
     for _ in 0..a.iters {
@@ -78,11 +84,45 @@ pub fn run(a: Args) -> Result<()> {
         first_ms,
         rayon::current_num_threads()
     );
+    if let Some(prof) = session.profile() {
+        print_profile(&plan, &prof);
+    }
     if let Some(path) = &a.outputs {
         ensure_parent(path)?;
         write_npz(path, &last)?;
     }
     Ok(())
+}
+
+/// Time per family and the ten slowest kernels, per run.
+fn print_profile(plan: &Plan, prof: &[(std::time::Duration, u64)]) {
+    let kernels = &plan.program().kernels;
+    let per_run = |(d, n): (std::time::Duration, u64)| d.as_secs_f64() * 1e3 / n.max(1) as f64;
+    let total: f64 = prof.iter().map(|&p| per_run(p)).sum();
+    let mut fam: std::collections::BTreeMap<&str, (f64, usize)> = Default::default();
+    for (k, &p) in kernels.iter().zip(prof) {
+        let e = fam.entry(k.body.family()).or_default();
+        e.0 += per_run(p);
+        e.1 += 1;
+    }
+    println!("profile (ms per run, kernels only: {total:.3} ms):");
+    for (f, (ms, n)) in &fam {
+        println!(
+            "  {f:<15} {ms:>9.3} ms {:>5.1}%  ({n} kernels)",
+            100.0 * ms / total.max(1e-12)
+        );
+    }
+    let mut order: Vec<usize> = (0..kernels.len().min(prof.len())).collect();
+    order.sort_by(|&a, &b| per_run(prof[b]).total_cmp(&per_run(prof[a])));
+    println!("  slowest kernels:");
+    for &i in order.iter().take(10) {
+        println!(
+            "  #{i:<4} {:<15} {:>9.3} ms  {}",
+            kernels[i].body.family(),
+            per_run(prof[i]),
+            kernels[i].name
+        );
+    }
 }
 
 /// Seeded inputs for the plan's signature.

@@ -71,6 +71,8 @@ pub(crate) struct CpuExecutor<B: Backend = Cranelift> {
     weight_addr: Vec<usize>,
     arena: Mutex<AlignedBuf>,
     compiled: Mutex<HashMap<Bindings, Arc<Compiled<B::Compiled>>>>,
+    /// Per-kernel accumulated run time and run count, when profiling is on.
+    profile: Option<Mutex<Vec<(std::time::Duration, u64)>>>,
     backend: PhantomData<B>,
 }
 
@@ -94,8 +96,21 @@ impl<B: Backend> CpuExecutor<B> {
             weight_addr,
             arena: Mutex::new(arena),
             compiled: Mutex::new(HashMap::new()),
+            profile: None,
             backend: PhantomData,
         })
+    }
+
+    /// Record the time of every kernel from now on (see [`CpuExecutor::profile`]).
+    pub(crate) fn enable_profiling(&mut self, kernels: usize) {
+        self.profile = Some(Mutex::new(vec![Default::default(); kernels]));
+    }
+
+    /// Accumulated `(time, runs)` per kernel, if profiling is on.
+    pub(crate) fn profile(&self) -> Option<Vec<(std::time::Duration, u64)>> {
+        self.profile
+            .as_ref()
+            .map(|p| p.lock().unwrap_or_else(PoisonError::into_inner).clone())
     }
 
     /// Number of bindings compiled so far.
@@ -257,6 +272,7 @@ impl<B: Backend> CpuExecutor<B> {
             // aligned (arena, copies, page-aligned outputs, aligned weights); the plan's
             // validation guarantees written arguments do not share storage with read ones
             // and that inputs and weights are never written.
+            let t0 = self.profile.as_ref().map(|_| std::time::Instant::now());
             unsafe { B::run_kernel(&compiled.cpu, ki, &args) }.map_err(|source| {
                 RuntimeError::Kernel {
                     index: ki,
@@ -264,6 +280,13 @@ impl<B: Backend> CpuExecutor<B> {
                     source,
                 }
             })?;
+            if let (Some(t0), Some(p)) = (t0, &self.profile) {
+                let mut p = p.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(slot) = p.get_mut(ki) {
+                    slot.0 += t0.elapsed();
+                    slot.1 += 1;
+                }
+            }
         }
         drop(arena);
         drop(copies);
