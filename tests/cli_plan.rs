@@ -81,7 +81,7 @@ fn compile_inspect_run_bench() {
         stdout(&o)
     );
     let got = dqc_ir::npz::read_npz(&out).unwrap();
-    let want = dqc_ir::npz::read_npz(&dit().join("outputs.npz")).unwrap();
+    let want = dqc_ir::npz::read_npz(dit().join("outputs.npz")).unwrap();
     let (g, w) = (got[0].1.to_f32_vec(), want[0].1.to_f32_vec());
     let scale = w.iter().fold(0f32, |m, v| m.max(v.abs()));
     let err = g
@@ -170,7 +170,7 @@ fn damaged_plans_are_refused() {
 fn wrong_inputs_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let plan = compile_dit(dir.path());
-    let mut ins = dqc_ir::npz::read_npz(&dit().join("inputs.npz")).unwrap();
+    let mut ins = dqc_ir::npz::read_npz(dit().join("inputs.npz")).unwrap();
     let write = |name: &str, ins: &[(String, dqc_ir::Tensor)]| {
         let f = dir.path().join(name);
         dqc_ir::npz::write_npz(&f, ins).unwrap();

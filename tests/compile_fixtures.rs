@@ -52,8 +52,8 @@ fn check(name: &str) -> usize {
         .unwrap_or_else(|e| panic!("{name}: write plan: {e}"));
     let plan = Plan::load(&path).unwrap_or_else(|e| panic!("{name}: load plan: {e}"));
     let session = Session::new(&plan).unwrap_or_else(|e| panic!("{name}: session: {e}"));
-    let inputs = read_npz(&dir.join("inputs.npz")).expect("inputs.npz");
-    let want = read_npz(&dir.join("outputs.npz")).expect("outputs.npz");
+    let inputs = read_npz(dir.join("inputs.npz")).expect("inputs.npz");
+    let want = read_npz(dir.join("outputs.npz")).expect("outputs.npz");
     let got = session
         .run_named(&inputs)
         .unwrap_or_else(|e| panic!("{name}: run: {e}"));

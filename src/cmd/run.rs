@@ -50,7 +50,7 @@ pub fn run(a: Args) -> Result<()> {
             "{name}: {}{:?} checksum {:016x}",
             t.dtype(),
             t.shape(),
-            checksum(&t.bytes())
+            checksum(t.bytes())
         );
     }
     if let Some(path) = &a.outputs {
