@@ -85,6 +85,10 @@ pub(super) fn constants() -> Vec<Tensor> {
         // f8e5m2 infinities, which `from_f32` would saturate.
         Tensor::from_bytes(DType::F8E5M2, vec![2], vec![0x7c, 0xfc].into()).expect("inf"),
         Tensor::zeros(DType::F32, vec![0, 3]).expect("empty"),
+        f(DType::F8E4M3Fnuz, &[240.0, -0.000_976_562_5, 0.0, 1.125]),
+        f(DType::F8E5M2Fnuz, &[57344.0, 2f32.powi(-17), -3.0]),
+        // the FNUZ NaN code (0x80), which no finite value encodes to
+        Tensor::from_bytes(DType::F8E4M3Fnuz, vec![1], vec![0x80].into()).expect("nan"),
     ]
 }
 
