@@ -115,6 +115,9 @@ pub(super) fn compile(jit: &mut Jit, ctx: &Ctx, spec: &Gemm) -> Result<GemmKerne
     }
     let mut out_shape = batch.clone();
     out_shape.extend([m, n]);
+    // The epilogue sees the full [batch…, m, n] coordinates; the product may run as one
+    // taller GEMM (see `fold_batch`), which leaves the dense output layout unchanged.
+    let (batch, m, a, b) = fold_batch(batch, m, a, b);
     let epilogue = exprgen::compile(
         jit,
         ctx,
@@ -141,6 +144,33 @@ pub(super) fn compile(jit: &mut Jit, ctx: &Ctx, spec: &Gemm) -> Result<GemmKerne
         acc_i64: spec.acc_dtype == DType::I64,
         serial: ctx.arg(spec.out)?.dtype.is_packed(),
     })
+}
+
+/// When B is the same matrix for every batch entry (all batch strides 0) and A's rows run
+/// on contiguously from one batch entry to the next (A's batch strides are those of a
+/// dense `[batch…, m]` row index), the batched product is one `(Πbatch·m) × k` by `k × n`
+/// product: B is packed once instead of once per entry, and the taller M splits better
+/// across threads. The output is dense `[batch…, m, n]` either way.
+fn fold_batch(
+    batch: Vec<u64>,
+    m: u64,
+    mut a: Operand,
+    mut b: Operand,
+) -> (Vec<u64>, u64, Operand, Operand) {
+    if batch.is_empty() || b.batch_strides.iter().any(|&s| s != 0) {
+        return (batch, m, a, b);
+    }
+    let mut expect = i64::try_from(m).unwrap_or(i64::MAX).saturating_mul(a.rs);
+    for (&d, &s) in batch.iter().zip(&a.batch_strides).rev() {
+        if d > 1 && s != expect {
+            return (batch, m, a, b);
+        }
+        expect = expect.saturating_mul(i64::try_from(d).unwrap_or(i64::MAX));
+    }
+    let rows = batch.iter().product::<u64>().saturating_mul(m);
+    a.batch_strides.clear();
+    b.batch_strides.clear();
+    (Vec::new(), rows, a, b)
 }
 
 /// Element offset of batch entry `bi` (row-major over `batch`).
@@ -401,7 +431,46 @@ impl GemmKernel {
 
 #[cfg(test)]
 mod tests {
-    use super::tiles;
+    use super::{Operand, fold_batch, tiles};
+    use dqc_ir::DType;
+
+    fn op(batch_strides: Vec<i64>, rs: i64, cs: i64) -> Operand {
+        Operand {
+            arg: 0,
+            dtype: DType::F32,
+            numel: 0,
+            offset: 0,
+            batch_strides,
+            rs,
+            cs,
+        }
+    }
+
+    #[test]
+    fn batch_folds_only_for_shared_b_and_contiguous_a_rows() {
+        // A [2,3,16,8] dense, B [8,4] shared: one 96 × 8 by 8 × 4 product.
+        let (batch, m, a, b) = fold_batch(
+            vec![2, 3],
+            16,
+            op(vec![384, 128], 8, 1),
+            op(vec![0, 0], 4, 1),
+        );
+        assert_eq!((batch.len(), m), (0, 96));
+        assert!(a.batch_strides.is_empty() && b.batch_strides.is_empty());
+        // B differs per batch entry: no fold.
+        let (batch, m, ..) = fold_batch(vec![2], 16, op(vec![128], 8, 1), op(vec![32], 4, 1));
+        assert_eq!((batch, m), (vec![2], 16));
+        // A transposed (rows are columns in memory): no fold.
+        let (batch, m, ..) = fold_batch(vec![2], 16, op(vec![128], 1, 16), op(vec![0], 4, 1));
+        assert_eq!((batch, m), (vec![2], 16));
+        // A broadcast over the batch: no fold.
+        let (batch, m, ..) = fold_batch(vec![2], 16, op(vec![0], 8, 1), op(vec![0], 4, 1));
+        assert_eq!((batch, m), (vec![2], 16));
+        // Size-1 batch axes do not constrain the stride.
+        let (batch, m, ..) =
+            fold_batch(vec![1, 2], 16, op(vec![7, 128], 8, 1), op(vec![0, 0], 4, 1));
+        assert_eq!((batch.len(), m), (0, 32));
+    }
 
     #[test]
     fn tiles_cover_the_matrix_and_split_both_ways() {
