@@ -40,18 +40,4 @@ pub fn checksum(bytes: &[u8]) -> u64 {
     h
 }
 
-/// Bytes as B / KiB / MiB / GiB.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use dqc_runtime::plan::human_bytes;

@@ -130,7 +130,7 @@ mod tests;
 use std::path::{Component, Path};
 
 pub use error::{ParseError, ParseErrorKind, TextError, WeightsError};
-pub use weights::{SafetensorsWeights, WeightStore, write_safetensors};
+pub use weights::{SafetensorsWeights, WeightStore, from_st, to_st, write_safetensors};
 
 use crate::graph::Graph;
 use crate::tensor::Tensor;

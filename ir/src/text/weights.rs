@@ -225,7 +225,9 @@ impl WeightStore for SafetensorsWeights {
     }
 }
 
-fn from_st(d: StDtype) -> Option<DType> {
+/// The dqc dtype a safetensors dtype reads as (`F8_E8M0` as its `u8` storage); `None`
+/// for types dqc does not have.
+pub fn from_st(d: StDtype) -> Option<DType> {
     Some(match d {
         StDtype::F32 => DType::F32,
         StDtype::F16 => DType::F16,
@@ -242,7 +244,7 @@ fn from_st(d: StDtype) -> Option<DType> {
 }
 
 /// The safetensors dtype a dqc dtype is stored as (`None`: packed, stored as U8 bytes).
-fn to_st(d: DType) -> Option<StDtype> {
+pub fn to_st(d: DType) -> Option<StDtype> {
     Some(match d {
         DType::F32 => StDtype::F32,
         DType::F16 => StDtype::F16,

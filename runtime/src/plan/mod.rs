@@ -15,6 +15,7 @@ mod validate;
 mod weights;
 mod write;
 
+pub use describe::human_bytes;
 pub use error::{PlanError, ValidationError};
 pub use header::{
     CacheSlot, FORMAT_VERSION, NonFiniteConst, PlanHeader, PlanParts, PrecisionEntry, Provenance,

@@ -10,6 +10,7 @@
 use super::error::ValidationError;
 use crate::align::ALIGN;
 use dqc_codegen::spec::{BufferKind, Program};
+use dqc_ir::text::{from_st, to_st};
 use dqc_ir::{DType, Shape, Tensor};
 use safetensors::tensor::{Dtype as StDtype, Metadata, SafeTensors, TensorInfo};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -19,38 +20,6 @@ pub const PAD_PREFIX: &str = "__dqc_pad.";
 
 fn type_key(name: &str) -> String {
     format!("dqc.type.{name}")
-}
-
-fn to_st(d: DType) -> Option<StDtype> {
-    Some(match d {
-        DType::F32 => StDtype::F32,
-        DType::F16 => StDtype::F16,
-        DType::BF16 => StDtype::BF16,
-        DType::F8E4M3 => StDtype::F8_E4M3,
-        DType::F8E5M2 => StDtype::F8_E5M2,
-        DType::I64 => StDtype::I64,
-        DType::I32 => StDtype::I32,
-        DType::I8 => StDtype::I8,
-        DType::U8 => StDtype::U8,
-        DType::Bool => StDtype::BOOL,
-        DType::I4 | DType::Fp4E2M1 | DType::F8E4M3Fnuz | DType::F8E5M2Fnuz => return None,
-    })
-}
-
-fn from_st(d: StDtype) -> Option<DType> {
-    Some(match d {
-        StDtype::F32 => DType::F32,
-        StDtype::F16 => DType::F16,
-        StDtype::BF16 => DType::BF16,
-        StDtype::F8_E4M3 => DType::F8E4M3,
-        StDtype::F8_E5M2 => DType::F8E5M2,
-        StDtype::I64 => DType::I64,
-        StDtype::I32 => DType::I32,
-        StDtype::I8 => DType::I8,
-        StDtype::U8 | StDtype::F8_E8M0 => DType::U8,
-        StDtype::BOOL => DType::Bool,
-        _ => return None,
-    })
 }
 
 /// Parse a static type written `i4[3,5]`.
