@@ -11,5 +11,6 @@
 
 pub mod cpu;
 pub mod lower;
+pub mod ptx;
 pub mod reference;
 pub mod spec;
