@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use dqc_codegen::lower::{LowerOptions, Lowered, lower};
 use dqc_ir::{Graph, Target};
 use dqc_passes::{PassOptions, Pipeline, PipelineReport};
-use dqc_runtime::plan::{PlanParts, Provenance};
+use dqc_runtime::plan::{PlanParts, Provenance, PtxModule};
 use sha2::{Digest, Sha256};
 
 /// What to compile for and how.
@@ -61,6 +61,8 @@ pub struct Compiled {
     pub lowered: Lowered,
     /// Everything the plan header needs.
     pub parts: PlanParts,
+    /// PTX modules (GPU targets; empty for `cpu`).
+    pub ptx: Vec<PtxModule>,
     /// Wall time of passes + lowering.
     pub elapsed: Duration,
 }
@@ -93,12 +95,25 @@ pub fn compile_graph(
         compile_options: opts.command_line(),
     };
     let parts = PlanParts::new(opts.target.name, lowered.program.clone(), provenance);
+    let ptx = if !opts.target.is_cpu() {
+        dqc_codegen::ptx::compile_program(&lowered.program, &opts.target)?
+            .into_iter()
+            .map(|m| PtxModule {
+                name: m.module,
+                target: opts.target.name.to_string(),
+                text: m.text,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Compiled {
         ir_nodes_before,
         graph,
         report,
         lowered,
         parts,
+        ptx,
         elapsed: start.elapsed(),
     })
 }

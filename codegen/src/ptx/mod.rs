@@ -16,13 +16,13 @@ mod compile;
 #[cfg(feature = "ptx")]
 mod expr;
 #[cfg(feature = "ptx")]
+mod values;
+#[cfg(feature = "ptx")]
 mod families;
 
 #[cfg(feature = "ptx")]
-pub use compile::{PtxText, compile_program, compile_kernel};
+pub use compile::{PtxText, compile_kernel, compile_program};
 
-#[cfg(feature = "ptx")]
-use crate::spec::Program;
 
 /// Errors of the PTX backend.
 #[derive(Debug, thiserror::Error)]
