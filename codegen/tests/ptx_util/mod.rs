@@ -98,7 +98,7 @@ pub fn snapshot(name: &str, snaps: Vec<(String, String)>) {
         let mut settings = insta::Settings::clone_current();
         settings.set_snapshot_path("../snapshots");
         settings.set_prepend_module_to_snapshot(false);
-        settings.bind(|| insta::assert_snapshot!(format!("{name}_{t}"), body));
+        settings.bind(|| insta::assert_snapshot!(format!("ptx__{name}_{t}"), body));
     }
 }
 
