@@ -65,3 +65,30 @@ PIN
         "$LLVM_DIR/bin/llvm-config" --version
     fi
 fi
+
+# ptxas, to assemble the generated PTX in tests (no GPU needed). Taken from NVIDIA's
+# nvidia-cuda-nvcc wheel on PyPI (the CUDA compiler tools, no driver); optional — the tests
+# that use it say so and only generate PTX when it is missing. NEED_PTXAS=0 skips it.
+NEED_PTXAS="${NEED_PTXAS:-1}"
+PTXAS_DIR="${PTXAS_DIR:-/opt/cuda-nvcc}"
+PTXAS_WHEEL_VERSION="13.5.37"
+if [ "$NEED_PTXAS" = "1" ]; then
+    if [ -x "$PTXAS_DIR/nvidia/cu13/bin/ptxas" ] || command -v ptxas >/dev/null 2>&1; then
+        echo "setup: ptxas found"
+    elif command -v python3 >/dev/null 2>&1; then
+        echo "setup: fetching ptxas (nvidia-cuda-nvcc $PTXAS_WHEEL_VERSION wheel)"
+        tmp="$(mktemp -d)"
+        if python3 -m pip download --quiet --no-deps --dest "$tmp" \
+                "nvidia-cuda-nvcc==$PTXAS_WHEEL_VERSION" \
+            && $SUDO mkdir -p "$PTXAS_DIR" \
+            && $SUDO python3 -m zipfile -e "$tmp"/nvidia_cuda_nvcc-*.whl "$PTXAS_DIR" \
+            && $SUDO chmod +x "$PTXAS_DIR/nvidia/cu13/bin/ptxas"; then
+            "$PTXAS_DIR/nvidia/cu13/bin/ptxas" --version | tail -1
+        else
+            echo "setup: warning: could not fetch ptxas; PTX tests will not assemble" >&2
+        fi
+        rm -rf "$tmp"
+    else
+        echo "setup: warning: no python3 to fetch ptxas; PTX tests will not assemble" >&2
+    fi
+fi
