@@ -21,6 +21,8 @@ demo: build
 	$(DQC) compile models/fixtures/dit/model.onnx --target cpu -o $(DEMO)/dit.dqcplan
 	$(DQC) run $(DEMO)/dit.dqcplan --inputs models/fixtures/dit/inputs.npz --outputs $(DEMO)/dit-out.npz
 	$(DQC) inspect $(DEMO)/dit.dqcplan
+	$(DQC) compile models/fixtures/dit/model.onnx --target sm_100 -o $(DEMO)/dit-sm_100.dqcplan
+	$(DQC) inspect $(DEMO)/dit-sm_100.dqcplan
 	$(DQC) new-model dit --preset dit-s-2 -o $(DEMO)/dit-s.dqc
 	$(DQC) compile $(DEMO)/dit-s.dqc --target cpu -o $(DEMO)/dit-s.dqcplan
 	$(DQC) bench $(DEMO)/dit-s.dqcplan --dim B=2 --iters 5

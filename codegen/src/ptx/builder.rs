@@ -66,14 +66,6 @@ pub(crate) struct Kb<'ctx, 'a> {
     syms: Vec<IntValue<'ctx>>,
 }
 
-/// Map an LLVM builder error into a [`PtxError`].
-pub(crate) fn llvm<E: std::fmt::Display>(spec: &KernelSpec) -> impl Fn(E) -> PtxError + '_ {
-    move |e| PtxError::Llvm {
-        module: spec.name.clone(),
-        message: e.to_string(),
-    }
-}
-
 impl<'ctx, 'a> Kb<'ctx, 'a> {
     /// Declare the entry of kernel `index` in `m` and position a builder at its start.
     pub fn new(

@@ -99,13 +99,6 @@ impl<'ctx> Kb<'ctx, '_> {
     pub fn fabs(&self, x: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
         self.fcall("llvm.fabs.f32", &[x])
     }
-    fn f_bits(&self, x: FloatValue<'ctx>) -> R<IntValue<'ctx>> {
-        Ok(self
-            .b
-            .build_bit_cast(x, self.cx.i32_type(), "")
-            .map_err(|e| self.e(e))?
-            .into_int_value())
-    }
     fn bits_f(&self, x: IntValue<'ctx>) -> R<FloatValue<'ctx>> {
         Ok(self
             .b
@@ -466,7 +459,7 @@ impl<'ctx> Kb<'ctx, '_> {
                 }
                 // e2m1: s.ee.m; e == 0: m·0.5, else (1 + m/2)·2^(e−1)
                 let n32 = self.trunc32(nib)?;
-                let code8 = self.b.build_left_shift(n32, self.i32c(0), "").map_err(|e| self.e(e))?;
+                let code8 = n32;
                 let sign = self.b.build_and(code8, self.i32c(8), "").map_err(|e| self.e(e))?;
                 let mag_code = self.b.build_and(code8, self.i32c(7), "").map_err(|e| self.e(e))?;
                 let e = self.b.build_right_shift(mag_code, self.i32c(1), false, "").map_err(|e| self.e(e))?;
