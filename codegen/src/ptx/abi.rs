@@ -209,7 +209,12 @@ pub fn launch_config(
             let b = dim_value(spec, &a.batch, bindings)?;
             Ok(LaunchConfig {
                 grid: [
-                    grid_dim(spec, "attention queries", ceil_div(sq, t.bq as u64), MAX_GRID_X)?,
+                    grid_dim(
+                        spec,
+                        "attention queries",
+                        ceil_div(sq, t.bq as u64),
+                        MAX_GRID_X,
+                    )?,
                     grid_dim(spec, "attention heads", a.heads, MAX_GRID_YZ)?,
                     grid_dim(spec, "attention batch", b, MAX_GRID_YZ)?,
                 ],
@@ -231,8 +236,18 @@ pub fn launch_config(
             let pixels = n / per_pixel;
             Ok(LaunchConfig {
                 grid: [
-                    grid_dim(spec, "conv pixels", ceil_div(pixels, t.bm as u64), MAX_GRID_X)?,
-                    grid_dim(spec, "conv channels", ceil_div(per_pixel, t.bn as u64), MAX_GRID_YZ)?,
+                    grid_dim(
+                        spec,
+                        "conv pixels",
+                        ceil_div(pixels, t.bm as u64),
+                        MAX_GRID_X,
+                    )?,
+                    grid_dim(
+                        spec,
+                        "conv channels",
+                        ceil_div(per_pixel, t.bn as u64),
+                        MAX_GRID_YZ,
+                    )?,
                     1,
                 ],
                 block: [t.threads(), 1, 1],

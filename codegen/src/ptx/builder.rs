@@ -104,7 +104,10 @@ impl<'ctx, 'a> Kb<'ctx, 'a> {
                 })?;
             arg_dtypes.push(b.dtype);
         }
-        let noalias = cx.create_enum_attribute(inkwell::attributes::Attribute::get_named_enum_kind_id("noalias"), 0);
+        let noalias = cx.create_enum_attribute(
+            inkwell::attributes::Attribute::get_named_enum_kind_id("noalias"),
+            0,
+        );
         // The fault word aliases nothing else.
         f.add_attribute(AttributeLoc::Param(0), noalias);
         let params = f.get_params();
@@ -213,7 +216,10 @@ impl<'ctx, 'a> Kb<'ctx, 'a> {
                     dim: format!("{d}"),
                 })?;
             for _ in 0..*exp {
-                v = self.b.build_int_mul(v, self.syms[j], "").map_err(|e| self.e(e))?;
+                v = self
+                    .b
+                    .build_int_mul(v, self.syms[j], "")
+                    .map_err(|e| self.e(e))?;
             }
         }
         Ok(v)
@@ -259,21 +265,20 @@ impl<'ctx, 'a> Kb<'ctx, 'a> {
 
     /// Unsigned `a / b` (both non-negative).
     pub fn udiv(&self, a: IntValue<'ctx>, b: IntValue<'ctx>) -> R<IntValue<'ctx>> {
-        self.b.build_int_unsigned_div(a, b, "").map_err(|e| self.e(e))
+        self.b
+            .build_int_unsigned_div(a, b, "")
+            .map_err(|e| self.e(e))
     }
 
     /// Unsigned `a % b` (both non-negative).
     pub fn urem(&self, a: IntValue<'ctx>, b: IntValue<'ctx>) -> R<IntValue<'ctx>> {
-        self.b.build_int_unsigned_rem(a, b, "").map_err(|e| self.e(e))
+        self.b
+            .build_int_unsigned_rem(a, b, "")
+            .map_err(|e| self.e(e))
     }
 
     /// Integer comparison.
-    pub fn icmp(
-        &self,
-        p: IntPredicate,
-        a: IntValue<'ctx>,
-        b: IntValue<'ctx>,
-    ) -> R<IntValue<'ctx>> {
+    pub fn icmp(&self, p: IntPredicate, a: IntValue<'ctx>, b: IntValue<'ctx>) -> R<IntValue<'ctx>> {
         self.b.build_int_compare(p, a, b, "").map_err(|e| self.e(e))
     }
 
@@ -403,7 +408,12 @@ impl<'ctx, 'a> Kb<'ctx, 'a> {
         let r = self.call(
             "llvm.nvvm.shfl.sync.idx.f32",
             Some(self.cx.f32_type().into()),
-            &[self.i32c(-1).into(), v.into(), src.into(), self.i32c(31).into()],
+            &[
+                self.i32c(-1).into(),
+                v.into(),
+                src.into(),
+                self.i32c(31).into(),
+            ],
         )?;
         r.map(|v| v.into_float_value())
             .ok_or_else(|| self.malformed("shfl returned nothing"))
@@ -474,11 +484,7 @@ impl<'ctx, 'a> Kb<'ctx, 'a> {
     }
 
     /// `if (c) body()`.
-    pub fn if_then(
-        &mut self,
-        c: IntValue<'ctx>,
-        body: impl FnOnce(&mut Self) -> R<()>,
-    ) -> R<()> {
+    pub fn if_then(&mut self, c: IntValue<'ctx>, body: impl FnOnce(&mut Self) -> R<()>) -> R<()> {
         let then = self.block("then");
         let join = self.block("join");
         self.cond_br(c, then, join)?;
@@ -501,15 +507,14 @@ impl<'ctx, 'a> Kb<'ctx, 'a> {
         self.if_then(cond, |kb| {
             let zero = kb.i32c(0);
             let w = kb.i32c(word as i32);
-            kb.b
-                .build_cmpxchg(
-                    fault,
-                    zero,
-                    w,
-                    inkwell::AtomicOrdering::Monotonic,
-                    inkwell::AtomicOrdering::Monotonic,
-                )
-                .map_err(|e| kb.e(e))?;
+            kb.b.build_cmpxchg(
+                fault,
+                zero,
+                w,
+                inkwell::AtomicOrdering::Monotonic,
+                inkwell::AtomicOrdering::Monotonic,
+            )
+            .map_err(|e| kb.e(e))?;
             Ok(())
         })
     }

@@ -100,7 +100,11 @@ pub fn compile_program(program: &Program, target: &Target) -> Result<Vec<PtxText
 }
 
 /// PTX of a module holding kernel `index` alone (for listings and snapshots).
-pub fn compile_kernel(program: &Program, index: usize, target: &Target) -> Result<String, PtxError> {
+pub fn compile_kernel(
+    program: &Program,
+    index: usize,
+    target: &Target,
+) -> Result<String, PtxError> {
     let k = program.kernels.get(index).ok_or(PtxError::NoSuchKernel {
         index,
         len: program.kernels.len(),

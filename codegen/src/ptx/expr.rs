@@ -114,14 +114,16 @@ impl<'ctx> Kb<'ctx, '_> {
             },
             Expr::Coord { axis } => {
                 let c = at.coords.get(*axis as usize).copied().ok_or_else(|| {
-                    self.malformed(format!("expression {id}: coordinate axis {axis} out of range"))
+                    self.malformed(format!(
+                        "expression {id}: coordinate axis {axis} out of range"
+                    ))
                 })?;
                 self.fix(dt, Val::I(c))?
             }
             Expr::Acc => {
-                let a = at
-                    .acc
-                    .ok_or_else(|| self.malformed(format!("expression {id}: Acc outside an epilogue")))?;
+                let a = at.acc.ok_or_else(|| {
+                    self.malformed(format!("expression {id}: Acc outside an epilogue"))
+                })?;
                 self.fix(dt, a)?
             }
             Expr::Unary { op, x } => {
@@ -166,7 +168,9 @@ impl<'ctx> Kb<'ctx, '_> {
                 let x = self.as_f(xv)?;
                 let half_x = self.fmul(x, self.f32c(0.5))?;
                 let inner = match approx {
-                    GeluApprox::Erf => self.erf(self.fmul(x, self.f32c(std::f32::consts::FRAC_1_SQRT_2))?)?,
+                    GeluApprox::Erf => {
+                        self.erf(self.fmul(x, self.f32c(std::f32::consts::FRAC_1_SQRT_2))?)?
+                    }
                     GeluApprox::Tanh => {
                         let x3 = self.fmul(self.fmul(x, x)?, x)?;
                         let u = self.fma(x3, self.f32c(0.044_715), x)?;
@@ -200,7 +204,9 @@ impl<'ctx> Kb<'ctx, '_> {
                     operand_dtype(p)?;
                 }
                 let c = *at.coords.get(*axis as usize).ok_or_else(|| {
-                    self.malformed(format!("expression {id}: piecewise axis {axis} out of range"))
+                    self.malformed(format!(
+                        "expression {id}: piecewise axis {axis} out of range"
+                    ))
                 })?;
                 self.piecewise(exprs, dt, c, bounds, pieces, at, memo)?
             }
@@ -213,9 +219,7 @@ impl<'ctx> Kb<'ctx, '_> {
         let ad = self.arg_dtype(arg)?;
         let v = self.load(arg, off)?;
         if ad.is_float() != dt.is_float() {
-            return Err(self.malformed(format!(
-                "load of argument {arg} ({ad}) as {dt}"
-            )));
+            return Err(self.malformed(format!("load of argument {arg} ({ad}) as {dt}")));
         }
         Ok(v)
     }
@@ -266,7 +270,9 @@ impl<'ctx> Kb<'ctx, '_> {
             for (v, bb) in &incoming {
                 let f = match v {
                     Val::F(f) => *f,
-                    Val::I(_) => return Err(self.malformed("piecewise mixes float and integer pieces")),
+                    Val::I(_) => {
+                        return Err(self.malformed("piecewise mixes float and integer pieces"));
+                    }
                 };
                 phi.add_incoming(&[(&f, *bb)]);
             }
@@ -279,7 +285,9 @@ impl<'ctx> Kb<'ctx, '_> {
             for (v, bb) in &incoming {
                 let i = match v {
                     Val::I(i) => *i,
-                    Val::F(_) => return Err(self.malformed("piecewise mixes float and integer pieces")),
+                    Val::F(_) => {
+                        return Err(self.malformed("piecewise mixes float and integer pieces"));
+                    }
                 };
                 phi.add_incoming(&[(&i, *bb)]);
             }
@@ -287,7 +295,14 @@ impl<'ctx> Kb<'ctx, '_> {
         }
     }
 
-    fn unary(&mut self, id: ExprId, op: UnaryOp, xd: DType, dt: DType, v: Val<'ctx>) -> R<Val<'ctx>> {
+    fn unary(
+        &mut self,
+        id: ExprId,
+        op: UnaryOp,
+        xd: DType,
+        dt: DType,
+        v: Val<'ctx>,
+    ) -> R<Val<'ctx>> {
         let refuse = |kb: &Self| {
             Err(kb.malformed(format!(
                 "expression {id}: {} is not defined on dtype {xd}",
@@ -466,12 +481,18 @@ impl<'ctx> Kb<'ctx, '_> {
                         let bad = self.b.build_or(zero, m1, "").map_err(|e| self.e(e))?;
                         let safe = self.isel(bad, self.i64c(1), y)?;
                         if op == BinaryOp::Div {
-                            let q = self.b.build_int_signed_div(x, safe, "").map_err(|e| self.e(e))?;
+                            let q = self
+                                .b
+                                .build_int_signed_div(x, safe, "")
+                                .map_err(|e| self.e(e))?;
                             let nx = self.sub(self.i64c(0), x)?;
                             let q = self.isel(m1, nx, q)?;
                             self.isel(zero, self.i64c(0), q)?
                         } else {
-                            let r = self.b.build_int_signed_rem(x, safe, "").map_err(|e| self.e(e))?;
+                            let r = self
+                                .b
+                                .build_int_signed_rem(x, safe, "")
+                                .map_err(|e| self.e(e))?;
                             let rnz = self.icmp(IntPredicate::NE, r, self.i64c(0))?;
                             let rneg = self.icmp(IntPredicate::SLT, r, self.i64c(0))?;
                             let yneg = self.icmp(IntPredicate::SLT, y, self.i64c(0))?;
@@ -528,7 +549,10 @@ impl<'ctx> Kb<'ctx, '_> {
         let more = self.icmp(IntPredicate::SGT, ev, self.i64c(0))?;
         self.cond_br(more, body, exit)?;
         self.b.position_at_end(body);
-        let odd = self.b.build_and(ev, self.i64c(1), "").map_err(|e| self.e(e))?;
+        let odd = self
+            .b
+            .build_and(ev, self.i64c(1), "")
+            .map_err(|e| self.e(e))?;
         let odd = self.icmp(IntPredicate::NE, odd, self.i64c(0))?;
         let ab = self.mul(av, bv)?;
         let na = self.isel(odd, ab, av)?;
@@ -545,7 +569,10 @@ impl<'ctx> Kb<'ctx, '_> {
         // negative exponent: 1 for x = 1, ±1 for x = −1, else 0
         let x1 = self.icmp(IntPredicate::EQ, x, self.i64c(1))?;
         let xm1 = self.icmp(IntPredicate::EQ, x, self.i64c(-1))?;
-        let yodd = self.b.build_and(y, self.i64c(1), "").map_err(|e| self.e(e))?;
+        let yodd = self
+            .b
+            .build_and(y, self.i64c(1), "")
+            .map_err(|e| self.e(e))?;
         let yodd = self.icmp(IntPredicate::NE, yodd, self.i64c(0))?;
         let m1v = self.isel(yodd, self.i64c(-1), self.i64c(1))?;
         let negr = self.isel(xm1, m1v, self.i64c(0))?;

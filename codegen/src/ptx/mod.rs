@@ -16,13 +16,12 @@ mod compile;
 #[cfg(feature = "ptx")]
 mod expr;
 #[cfg(feature = "ptx")]
-mod values;
-#[cfg(feature = "ptx")]
 mod families;
+#[cfg(feature = "ptx")]
+mod values;
 
 #[cfg(feature = "ptx")]
 pub use compile::{PtxText, compile_kernel, compile_program};
-
 
 /// Errors of the PTX backend.
 #[derive(Debug, thiserror::Error)]

@@ -72,7 +72,9 @@ impl<'ctx> Kb<'ctx, '_> {
         a: FloatValue<'ctx>,
         b: FloatValue<'ctx>,
     ) -> R<IntValue<'ctx>> {
-        self.b.build_float_compare(p, a, b, "").map_err(|e| self.e(e))
+        self.b
+            .build_float_compare(p, a, b, "")
+            .map_err(|e| self.e(e))
     }
     /// Float select.
     pub fn fsel(
@@ -139,7 +141,10 @@ impl<'ctx> Kb<'ctx, '_> {
             .map_err(|e| self.e(e))?;
         let h2 = self.b.build_int_sub(ni, h1, "").map_err(|e| self.e(e))?;
         let p = |h: IntValue<'ctx>| -> R<FloatValue<'ctx>> {
-            let biased = self.b.build_int_add(h, self.i32c(127), "").map_err(|e| self.e(e))?;
+            let biased = self
+                .b
+                .build_int_add(h, self.i32c(127), "")
+                .map_err(|e| self.e(e))?;
             let bits = self
                 .b
                 .build_left_shift(biased, self.i32c(23), "")
@@ -207,7 +212,10 @@ impl<'ctx> Kb<'ctx, '_> {
             p = self.fma(p, t, self.f32c(c))?;
         }
         p = self.fmul(p, t)?;
-        let nx2 = self.b.build_float_neg(self.fmul(ax, ax)?, "").map_err(|e| self.e(e))?;
+        let nx2 = self
+            .b
+            .build_float_neg(self.fmul(ax, ax)?, "")
+            .map_err(|e| self.e(e))?;
         let y = self.fsub(self.f32c(1.0), self.fmul(p, self.exp(nx2)?)?)?;
         let r = self.fcall("llvm.copysign.f32", &[y, x])?;
         let nan = self.fcmp(FloatPredicate::UNO, x, x)?;
@@ -289,7 +297,11 @@ impl<'ctx> Kb<'ctx, '_> {
             | DType::F8E5M2
             | DType::F8E4M3Fnuz
             | DType::F8E5M2Fnuz
-            | DType::Fp4E2M1 => Err(self.unsupported(format!("rounding to {dt}"))),
+            | DType::Fp4E2M1 => {
+                let fmt = Mini::of(dt)
+                    .ok_or_else(|| self.malformed(format!("{dt} is not a minifloat")))?;
+                self.round_mini(v, fmt)
+            }
             DType::I64 | DType::I32 | DType::I8 | DType::U8 | DType::I4 | DType::Bool => {
                 Err(self.malformed(format!("float rounding to integer dtype {dt}")))
             }
@@ -302,10 +314,7 @@ impl<'ctx> Kb<'ctx, '_> {
             let t = std::num::NonZeroU32::new(bits)
                 .and_then(|b| self.cx.custom_width_int_type(b).ok())
                 .ok_or_else(|| self.malformed(format!("no {bits}-bit integer type")))?;
-            let r = self
-                .b
-                .build_int_truncate(v, t, "")
-                .map_err(|e| self.e(e))?;
+            let r = self.b.build_int_truncate(v, t, "").map_err(|e| self.e(e))?;
             if signed {
                 self.b
                     .build_int_s_extend(r, self.cx.i64_type(), "")
@@ -353,7 +362,14 @@ impl<'ctx> Kb<'ctx, '_> {
     /// Decode an 8-bit minifloat code (as i32) with `mbits` mantissa bits and exponent
     /// `bias`; `fnuz`: 0x80 is the only NaN, no infinities; otherwise E4M3FN (`ieee` false:
     /// only S.1111.111 is NaN) or E5M2 (`ieee` true: all-ones exponent is inf/NaN).
-    fn decode_f8(&self, code: IntValue<'ctx>, mbits: u32, bias: i32, fnuz: bool, ieee: bool) -> R<FloatValue<'ctx>> {
+    fn decode_f8(
+        &self,
+        code: IntValue<'ctx>,
+        mbits: u32,
+        bias: i32,
+        fnuz: bool,
+        ieee: bool,
+    ) -> R<FloatValue<'ctx>> {
         let i32t = self.cx.i32_type();
         let c = |v: i32| i32t.const_int(v as u32 as u64, true);
         let ebits = 7 - mbits;
@@ -364,31 +380,58 @@ impl<'ctx> Kb<'ctx, '_> {
             .build_right_shift(code, c(mbits as i32), false, "")
             .map_err(|e| self.e(e))?;
         let e = self.b.build_and(e, c(emax), "").map_err(|e| self.e(e))?;
-        let m = self.b.build_and(code, c((1 << mbits) - 1), "").map_err(|e| self.e(e))?;
+        let m = self
+            .b
+            .build_and(code, c((1 << mbits) - 1), "")
+            .map_err(|e| self.e(e))?;
         // value = (e == 0 ? m : m + 2^mbits) · 2^(max(e, 1) − bias − mbits)
-        let is_sub = self.b.build_int_compare(IntPredicate::EQ, e, c(0), "").map_err(|e| self.e(e))?;
-        let implicit = self.b.build_int_add(m, c(1 << mbits), "").map_err(|e| self.e(e))?;
+        let is_sub = self
+            .b
+            .build_int_compare(IntPredicate::EQ, e, c(0), "")
+            .map_err(|e| self.e(e))?;
+        let implicit = self
+            .b
+            .build_int_add(m, c(1 << mbits), "")
+            .map_err(|e| self.e(e))?;
         let sig = self.isel(is_sub, m, implicit)?;
         let e1 = self.isel(is_sub, c(1), e)?;
-        let k = self.b.build_int_sub(e1, c(bias + mbits as i32), "").map_err(|e| self.e(e))?;
+        let k = self
+            .b
+            .build_int_sub(e1, c(bias + mbits as i32), "")
+            .map_err(|e| self.e(e))?;
         let biased = self.b.build_int_add(k, c(127), "").map_err(|e| self.e(e))?;
-        let pbits = self.b.build_left_shift(biased, c(23), "").map_err(|e| self.e(e))?;
+        let pbits = self
+            .b
+            .build_left_shift(biased, c(23), "")
+            .map_err(|e| self.e(e))?;
         let pw = self.bits_f(pbits)?;
         let sigf = self
             .b
             .build_signed_int_to_float(sig, self.cx.f32_type(), "")
             .map_err(|e| self.e(e))?;
         let mag = self.fmul(sigf, pw)?;
-        let neg = self.b.build_int_compare(IntPredicate::NE, sign, c(0), "").map_err(|e| self.e(e))?;
+        let neg = self
+            .b
+            .build_int_compare(IntPredicate::NE, sign, c(0), "")
+            .map_err(|e| self.e(e))?;
         let nmag = self.b.build_float_neg(mag, "").map_err(|e| self.e(e))?;
         let mut v = self.fsel(neg, nmag, mag)?;
         let nan = self.f32c(f32::NAN);
         if fnuz {
-            let isnan = self.b.build_int_compare(IntPredicate::EQ, code, c(0x80), "").map_err(|e| self.e(e))?;
+            let isnan = self
+                .b
+                .build_int_compare(IntPredicate::EQ, code, c(0x80), "")
+                .map_err(|e| self.e(e))?;
             v = self.fsel(isnan, nan, v)?;
         } else if ieee {
-            let top = self.b.build_int_compare(IntPredicate::EQ, e, c(emax), "").map_err(|e| self.e(e))?;
-            let m0 = self.b.build_int_compare(IntPredicate::EQ, m, c(0), "").map_err(|e| self.e(e))?;
+            let top = self
+                .b
+                .build_int_compare(IntPredicate::EQ, e, c(emax), "")
+                .map_err(|e| self.e(e))?;
+            let m0 = self
+                .b
+                .build_int_compare(IntPredicate::EQ, m, c(0), "")
+                .map_err(|e| self.e(e))?;
             let inf = self.f32c(f32::INFINITY);
             let ninf = self.f32c(f32::NEG_INFINITY);
             let sinf = self.fsel(neg, ninf, inf)?;
@@ -396,7 +439,10 @@ impl<'ctx> Kb<'ctx, '_> {
             v = self.fsel(top, special, v)?;
         } else {
             let low7 = self.b.build_and(code, c(0x7f), "").map_err(|e| self.e(e))?;
-            let isnan = self.b.build_int_compare(IntPredicate::EQ, low7, c(0x7f), "").map_err(|e| self.e(e))?;
+            let isnan = self
+                .b
+                .build_int_compare(IntPredicate::EQ, low7, c(0x7f), "")
+                .map_err(|e| self.e(e))?;
             v = self.fsel(isnan, nan, v)?;
         }
         Ok(v)
@@ -406,10 +452,11 @@ impl<'ctx> Kb<'ctx, '_> {
     pub fn load(&self, arg: u32, idx: IntValue<'ctx>) -> R<Val<'ctx>> {
         let dt = self.arg_dtype(arg)?;
         let base = self.arg(arg)?;
-        let ld = |ty: inkwell::types::BasicTypeEnum<'ctx>| -> R<inkwell::values::BasicValueEnum<'ctx>> {
-            let p = self.elem_ptr(base, ty, idx)?;
-            self.b.build_load(ty, p, "").map_err(|e| self.e(e))
-        };
+        let ld =
+            |ty: inkwell::types::BasicTypeEnum<'ctx>| -> R<inkwell::values::BasicValueEnum<'ctx>> {
+                let p = self.elem_ptr(base, ty, idx)?;
+                self.b.build_load(ty, p, "").map_err(|e| self.e(e))
+            };
         let byte = |v: inkwell::values::BasicValueEnum<'ctx>| -> R<IntValue<'ctx>> {
             self.b
                 .build_int_z_extend(v.into_int_value(), self.cx.i32_type(), "")
@@ -419,21 +466,61 @@ impl<'ctx> Kb<'ctx, '_> {
             DType::F32 => Ok(Val::F(ld(self.cx.f32_type().into())?.into_float_value())),
             DType::F16 => {
                 let h = ld(self.cx.f16_type().into())?.into_float_value();
-                Ok(Val::F(self.b.build_float_ext(h, self.cx.f32_type(), "").map_err(|e| self.e(e))?))
+                Ok(Val::F(
+                    self.b
+                        .build_float_ext(h, self.cx.f32_type(), "")
+                        .map_err(|e| self.e(e))?,
+                ))
             }
             DType::BF16 => {
                 let h = ld(self.cx.bf16_type().into())?.into_float_value();
-                Ok(Val::F(self.b.build_float_ext(h, self.cx.f32_type(), "").map_err(|e| self.e(e))?))
+                Ok(Val::F(
+                    self.b
+                        .build_float_ext(h, self.cx.f32_type(), "")
+                        .map_err(|e| self.e(e))?,
+                ))
             }
-            DType::F8E4M3 => Ok(Val::F(self.decode_f8(byte(ld(self.cx.i8_type().into())?)?, 3, 7, false, false)?)),
-            DType::F8E5M2 => Ok(Val::F(self.decode_f8(byte(ld(self.cx.i8_type().into())?)?, 2, 15, false, true)?)),
-            DType::F8E4M3Fnuz => Ok(Val::F(self.decode_f8(byte(ld(self.cx.i8_type().into())?)?, 3, 8, true, false)?)),
-            DType::F8E5M2Fnuz => Ok(Val::F(self.decode_f8(byte(ld(self.cx.i8_type().into())?)?, 2, 16, true, false)?)),
+            DType::F8E4M3 => Ok(Val::F(self.decode_f8(
+                byte(ld(self.cx.i8_type().into())?)?,
+                3,
+                7,
+                false,
+                false,
+            )?)),
+            DType::F8E5M2 => Ok(Val::F(self.decode_f8(
+                byte(ld(self.cx.i8_type().into())?)?,
+                2,
+                15,
+                false,
+                true,
+            )?)),
+            DType::F8E4M3Fnuz => Ok(Val::F(self.decode_f8(
+                byte(ld(self.cx.i8_type().into())?)?,
+                3,
+                8,
+                true,
+                false,
+            )?)),
+            DType::F8E5M2Fnuz => Ok(Val::F(self.decode_f8(
+                byte(ld(self.cx.i8_type().into())?)?,
+                2,
+                16,
+                true,
+                false,
+            )?)),
             DType::I64 => Ok(Val::I(ld(self.cx.i64_type().into())?.into_int_value())),
             DType::I32 | DType::I8 => {
-                let t = if dt == DType::I32 { self.cx.i32_type() } else { self.cx.i8_type() };
+                let t = if dt == DType::I32 {
+                    self.cx.i32_type()
+                } else {
+                    self.cx.i8_type()
+                };
                 let v = ld(t.into())?.into_int_value();
-                Ok(Val::I(self.b.build_int_s_extend(v, self.cx.i64_type(), "").map_err(|e| self.e(e))?))
+                Ok(Val::I(
+                    self.b
+                        .build_int_s_extend(v, self.cx.i64_type(), "")
+                        .map_err(|e| self.e(e))?,
+                ))
             }
             DType::U8 | DType::Bool => {
                 let v = ld(self.cx.i8_type().into())?.into_int_value();
@@ -446,33 +533,80 @@ impl<'ctx> Kb<'ctx, '_> {
             }
             DType::I4 | DType::Fp4E2M1 => {
                 // two per byte, the even element in the low nibble
-                let bi = self.b.build_right_shift(idx, self.i64c(1), false, "").map_err(|e| self.e(e))?;
+                let bi = self
+                    .b
+                    .build_right_shift(idx, self.i64c(1), false, "")
+                    .map_err(|e| self.e(e))?;
                 let p = self.elem_ptr(base, self.cx.i8_type(), bi)?;
-                let byte = self.b.build_load(self.cx.i8_type(), p, "").map_err(|e| self.e(e))?.into_int_value();
+                let byte = self
+                    .b
+                    .build_load(self.cx.i8_type(), p, "")
+                    .map_err(|e| self.e(e))?
+                    .into_int_value();
                 let byte = self.zext64(byte)?;
-                let odd = self.b.build_and(idx, self.i64c(1), "").map_err(|e| self.e(e))?;
+                let odd = self
+                    .b
+                    .build_and(idx, self.i64c(1), "")
+                    .map_err(|e| self.e(e))?;
                 let sh = self.mul(odd, self.i64c(4))?;
-                let nib = self.b.build_right_shift(byte, sh, false, "").map_err(|e| self.e(e))?;
-                let nib = self.b.build_and(nib, self.i64c(15), "").map_err(|e| self.e(e))?;
+                let nib = self
+                    .b
+                    .build_right_shift(byte, sh, false, "")
+                    .map_err(|e| self.e(e))?;
+                let nib = self
+                    .b
+                    .build_and(nib, self.i64c(15), "")
+                    .map_err(|e| self.e(e))?;
                 if dt == DType::I4 {
                     return Ok(Val::I(self.wrap(DType::I4, nib)?));
                 }
                 // e2m1: s.ee.m; e == 0: m·0.5, else (1 + m/2)·2^(e−1)
                 let n32 = self.trunc32(nib)?;
                 let code8 = n32;
-                let sign = self.b.build_and(code8, self.i32c(8), "").map_err(|e| self.e(e))?;
-                let mag_code = self.b.build_and(code8, self.i32c(7), "").map_err(|e| self.e(e))?;
-                let e = self.b.build_right_shift(mag_code, self.i32c(1), false, "").map_err(|e| self.e(e))?;
-                let m = self.b.build_and(mag_code, self.i32c(1), "").map_err(|e| self.e(e))?;
+                let sign = self
+                    .b
+                    .build_and(code8, self.i32c(8), "")
+                    .map_err(|e| self.e(e))?;
+                let mag_code = self
+                    .b
+                    .build_and(code8, self.i32c(7), "")
+                    .map_err(|e| self.e(e))?;
+                let e = self
+                    .b
+                    .build_right_shift(mag_code, self.i32c(1), false, "")
+                    .map_err(|e| self.e(e))?;
+                let m = self
+                    .b
+                    .build_and(mag_code, self.i32c(1), "")
+                    .map_err(|e| self.e(e))?;
                 let is_sub = self.icmp32_eq(e, 0)?;
-                let sig = self.isel(is_sub, m, self.b.build_int_add(m, self.i32c(2), "").map_err(|e| self.e(e))?)?;
+                let sig = self.isel(
+                    is_sub,
+                    m,
+                    self.b
+                        .build_int_add(m, self.i32c(2), "")
+                        .map_err(|e| self.e(e))?,
+                )?;
                 let e1 = self.isel(is_sub, self.i32c(1), e)?;
                 // value = sig · 2^(e1 − 2)
-                let biased = self.b.build_int_add(e1, self.i32c(125), "").map_err(|e| self.e(e))?;
-                let pw = self.bits_f(self.b.build_left_shift(biased, self.i32c(23), "").map_err(|e| self.e(e))?)?;
-                let sigf = self.b.build_signed_int_to_float(sig, self.cx.f32_type(), "").map_err(|e| self.e(e))?;
+                let biased = self
+                    .b
+                    .build_int_add(e1, self.i32c(125), "")
+                    .map_err(|e| self.e(e))?;
+                let pw = self.bits_f(
+                    self.b
+                        .build_left_shift(biased, self.i32c(23), "")
+                        .map_err(|e| self.e(e))?,
+                )?;
+                let sigf = self
+                    .b
+                    .build_signed_int_to_float(sig, self.cx.f32_type(), "")
+                    .map_err(|e| self.e(e))?;
                 let mag = self.fmul(sigf, pw)?;
-                let neg = self.b.build_int_compare(IntPredicate::NE, sign, self.i32c(0), "").map_err(|e| self.e(e))?;
+                let neg = self
+                    .b
+                    .build_int_compare(IntPredicate::NE, sign, self.i32c(0), "")
+                    .map_err(|e| self.e(e))?;
                 let nmag = self.b.build_float_neg(mag, "").map_err(|e| self.e(e))?;
                 Ok(Val::F(self.fsel(neg, nmag, mag)?))
             }
@@ -489,30 +623,262 @@ impl<'ctx> Kb<'ctx, '_> {
     pub fn store(&self, arg: u32, idx: IntValue<'ctx>, v: Val<'ctx>) -> R<()> {
         let dt = self.arg_dtype(arg)?;
         let base = self.arg(arg)?;
-        let st = |ty: inkwell::types::BasicTypeEnum<'ctx>, val: inkwell::values::BasicValueEnum<'ctx>| -> R<()> {
+        let st = |ty: inkwell::types::BasicTypeEnum<'ctx>,
+                  val: inkwell::values::BasicValueEnum<'ctx>|
+         -> R<()> {
             let p = self.elem_ptr(base, ty, idx)?;
-            self.b.build_store(p, val).map(|_| ()).map_err(|e| self.e(e))
+            self.b
+                .build_store(p, val)
+                .map(|_| ())
+                .map_err(|e| self.e(e))
         };
         match dt {
             DType::F32 => st(self.cx.f32_type().into(), self.as_f(v)?.into()),
             DType::F16 => {
-                let h = self.b.build_float_trunc(self.as_f(v)?, self.cx.f16_type(), "").map_err(|e| self.e(e))?;
+                let h = self
+                    .b
+                    .build_float_trunc(self.as_f(v)?, self.cx.f16_type(), "")
+                    .map_err(|e| self.e(e))?;
                 st(self.cx.f16_type().into(), h.into())
             }
             DType::BF16 => {
-                let h = self.b.build_float_trunc(self.as_f(v)?, self.cx.bf16_type(), "").map_err(|e| self.e(e))?;
+                let h = self
+                    .b
+                    .build_float_trunc(self.as_f(v)?, self.cx.bf16_type(), "")
+                    .map_err(|e| self.e(e))?;
                 st(self.cx.bf16_type().into(), h.into())
             }
             DType::I64 => st(self.cx.i64_type().into(), self.as_i(v)?.into()),
             DType::I32 | DType::I8 | DType::U8 | DType::Bool => {
-                let t = if dt == DType::I32 { self.cx.i32_type() } else { self.cx.i8_type() };
-                let i = self.b.build_int_truncate(self.as_i(v)?, t, "").map_err(|e| self.e(e))?;
+                let t = if dt == DType::I32 {
+                    self.cx.i32_type()
+                } else {
+                    self.cx.i8_type()
+                };
+                let i = self
+                    .b
+                    .build_int_truncate(self.as_i(v)?, t, "")
+                    .map_err(|e| self.e(e))?;
                 st(t.into(), i.into())
             }
-            DType::F8E4M3 | DType::F8E5M2 | DType::F8E4M3Fnuz | DType::F8E5M2Fnuz | DType::Fp4E2M1 | DType::I4 => {
-                Err(self.unsupported(format!("storing {dt} elements")))
+            DType::F8E4M3 | DType::F8E5M2 | DType::F8E4M3Fnuz | DType::F8E5M2Fnuz => {
+                let fmt = Mini::of(dt)
+                    .ok_or_else(|| self.malformed(format!("{dt} is not a minifloat")))?;
+                let r = self.round_mini(self.as_f(v)?, fmt)?;
+                let code = self.encode_mini(r, fmt)?;
+                let b = self
+                    .b
+                    .build_int_truncate(code, self.cx.i8_type(), "")
+                    .map_err(|e| self.e(e))?;
+                st(self.cx.i8_type().into(), b.into())
+            }
+            DType::Fp4E2M1 | DType::I4 => {
+                let code = if dt == DType::I4 {
+                    let i = self.as_i(v)?;
+                    self.b
+                        .build_int_truncate(i, self.cx.i32_type(), "")
+                        .map_err(|e| self.e(e))?
+                } else {
+                    let fmt = Mini::of(dt)
+                        .ok_or_else(|| self.malformed(format!("{dt} is not a minifloat")))?;
+                    let r = self.round_mini(self.as_f(v)?, fmt)?;
+                    self.encode_mini(r, fmt)?
+                };
+                self.store_nibble(base, idx, code)
             }
         }
+    }
+
+    /// Store the low 4 bits of `code` (i32) as nibble `idx` of a packed buffer (the even
+    /// element in the low nibble). Neighbouring nibbles may be written by other threads at
+    /// the same time, so the containing 32-bit word is updated with two atomics on disjoint
+    /// bits: an AND that clears this nibble and an OR that sets it. Buffers are at least
+    /// 4-byte aligned (arena offsets and allocations are 64-byte aligned).
+    fn store_nibble(
+        &self,
+        base: inkwell::values::PointerValue<'ctx>,
+        idx: IntValue<'ctx>,
+        code: IntValue<'ctx>,
+    ) -> R<()> {
+        let i32t = self.cx.i32_type();
+        let word = self
+            .b
+            .build_right_shift(idx, self.i64c(3), false, "")
+            .map_err(|e| self.e(e))?;
+        let within = self
+            .b
+            .build_and(idx, self.i64c(7), "")
+            .map_err(|e| self.e(e))?;
+        let shift = self.trunc32(self.mul(within, self.i64c(4))?)?;
+        let nib = self
+            .b
+            .build_and(code, self.i32c(15), "")
+            .map_err(|e| self.e(e))?;
+        let set = self
+            .b
+            .build_left_shift(nib, shift, "")
+            .map_err(|e| self.e(e))?;
+        let mask = self
+            .b
+            .build_left_shift(self.i32c(15), shift, "")
+            .map_err(|e| self.e(e))?;
+        let clear = self.b.build_not(mask, "").map_err(|e| self.e(e))?;
+        let p = self.elem_ptr(base, i32t, word)?;
+        self.b
+            .build_atomicrmw(
+                inkwell::AtomicRMWBinOp::And,
+                p,
+                clear,
+                inkwell::AtomicOrdering::Monotonic,
+            )
+            .map_err(|e| self.e(e))?;
+        self.b
+            .build_atomicrmw(
+                inkwell::AtomicRMWBinOp::Or,
+                p,
+                set,
+                inkwell::AtomicOrdering::Monotonic,
+            )
+            .map_err(|e| self.e(e))?;
+        Ok(())
+    }
+
+    /// `⌊log₂ a⌋` of a non-negative f32 from its exponent bits (−127 for 0 and subnormals),
+    /// as i32.
+    fn floor_log2(&self, a: FloatValue<'ctx>) -> R<IntValue<'ctx>> {
+        let bits = self
+            .b
+            .build_bit_cast(a, self.cx.i32_type(), "")
+            .map_err(|e| self.e(e))?
+            .into_int_value();
+        let e = self
+            .b
+            .build_right_shift(bits, self.i32c(23), false, "")
+            .map_err(|e| self.e(e))?;
+        let e = self
+            .b
+            .build_and(e, self.i32c(0xff), "")
+            .map_err(|e| self.e(e))?;
+        self.b
+            .build_int_sub(e, self.i32c(127), "")
+            .map_err(|e| self.e(e))
+    }
+
+    /// `2^k` for an i32 `k` in the normal f32 range.
+    fn pow2i(&self, k: IntValue<'ctx>) -> R<FloatValue<'ctx>> {
+        let biased = self
+            .b
+            .build_int_add(k, self.i32c(127), "")
+            .map_err(|e| self.e(e))?;
+        let bits = self
+            .b
+            .build_left_shift(biased, self.i32c(23), "")
+            .map_err(|e| self.e(e))?;
+        self.bits_f(bits)
+    }
+
+    /// The exponent the quantum of `a` is based on: `clamp(⌊log₂ a⌋, 1 − bias, emax)`.
+    fn mini_exp(&self, a: FloatValue<'ctx>, fmt: Mini) -> R<IntValue<'ctx>> {
+        let e = self.floor_log2(a)?;
+        let lo = self.i32c(1 - fmt.bias);
+        let hi = self.i32c(fmt.emax);
+        let c = self
+            .b
+            .build_int_compare(IntPredicate::SLT, e, lo, "")
+            .map_err(|e| self.e(e))?;
+        let e = self.isel(c, lo, e)?;
+        let c = self
+            .b
+            .build_int_compare(IntPredicate::SGT, e, hi, "")
+            .map_err(|e| self.e(e))?;
+        self.isel(c, hi, e)
+    }
+
+    /// Round an f32 to a minifloat's value set: nearest, ties to even, saturating to ±max
+    /// (infinities too); NaN stays NaN (formats without NaN give 0); FNUZ formats have no
+    /// −0. The same results as `MiniFloat::encode(x, true)` decoded.
+    fn round_mini(&self, x: FloatValue<'ctx>, fmt: Mini) -> R<FloatValue<'ctx>> {
+        let a = self.fabs(x)?;
+        let e = self.mini_exp(a, fmt)?;
+        let qexp = self
+            .b
+            .build_int_sub(e, self.i32c(fmt.mbits as i32), "")
+            .map_err(|e| self.e(e))?;
+        let q = self.pow2i(qexp)?;
+        let n = self.fcall("llvm.rint.f32", &[self.fdiv(a, q)?])?;
+        let r = self.fmin(self.fmul(n, q)?, self.f32c(fmt.max))?;
+        let r = if fmt.fnuz {
+            r
+        } else {
+            self.fcall("llvm.copysign.f32", &[r, x])?
+        };
+        let r = if fmt.fnuz {
+            // sign only on non-zero values
+            let neg = self.fcmp(FloatPredicate::OLT, x, self.f32c(0.0))?;
+            let nz = self.fcmp(FloatPredicate::ONE, r, self.f32c(0.0))?;
+            let both = self.b.build_and(neg, nz, "").map_err(|e| self.e(e))?;
+            let nr = self.b.build_float_neg(r, "").map_err(|e| self.e(e))?;
+            self.fsel(both, nr, r)?
+        } else {
+            r
+        };
+        let nan = self.fcmp(FloatPredicate::UNO, x, x)?;
+        let nanv = if fmt.has_nan { x } else { self.f32c(0.0) };
+        self.fsel(nan, nanv, r)
+    }
+
+    /// The code (i32) of a value already in a minifloat's value set.
+    fn encode_mini(&self, v: FloatValue<'ctx>, fmt: Mini) -> R<IntValue<'ctx>> {
+        let a = self.fabs(v)?;
+        let e = self.mini_exp(a, fmt)?;
+        let min_normal = self.f32c((2.0f32).powi(1 - fmt.bias));
+        let sub = self.fcmp(FloatPredicate::OLT, a, min_normal)?;
+        // subnormal: man = a / 2^(1 − bias − mbits); normal: man = a / 2^(e − mbits) − 2^mbits
+        let qexp = self
+            .b
+            .build_int_sub(e, self.i32c(fmt.mbits as i32), "")
+            .map_err(|e| self.e(e))?;
+        let scaled = self.fdiv(a, self.pow2i(qexp)?)?;
+        let si = self
+            .b
+            .build_float_to_unsigned_int(scaled, self.cx.i32_type(), "")
+            .map_err(|e| self.e(e))?;
+        let man_norm = self
+            .b
+            .build_int_sub(si, self.i32c(1 << fmt.mbits), "")
+            .map_err(|e| self.e(e))?;
+        let man = self.isel(sub, si, man_norm)?;
+        let ebias = self
+            .b
+            .build_int_add(e, self.i32c(fmt.bias), "")
+            .map_err(|e| self.e(e))?;
+        let efield = self.isel(sub, self.i32c(0), ebias)?;
+        let efield = self
+            .b
+            .build_left_shift(efield, self.i32c(fmt.mbits as i32), "")
+            .map_err(|e| self.e(e))?;
+        let mag = self.b.build_or(efield, man, "").map_err(|e| self.e(e))?;
+        let sign_bit = self.i32c(1 << (fmt.width - 1));
+        let neg = self.fcmp(FloatPredicate::OLT, v, self.f32c(0.0))?;
+        let negzero = {
+            let bits = self
+                .b
+                .build_bit_cast(v, self.cx.i32_type(), "")
+                .map_err(|e| self.e(e))?
+                .into_int_value();
+            self.b
+                .build_int_compare(IntPredicate::SLT, bits, self.i32c(0), "")
+                .map_err(|e| self.e(e))?
+        };
+        let signed = if fmt.fnuz {
+            neg
+        } else {
+            self.b.build_or(neg, negzero, "").map_err(|e| self.e(e))?
+        };
+        let with_sign = self.b.build_or(mag, sign_bit, "").map_err(|e| self.e(e))?;
+        let code = self.isel(signed, with_sign, mag)?;
+        let nan = self.fcmp(FloatPredicate::UNO, v, v)?;
+        self.isel(nan, self.i32c(fmt.nan_code), code)
     }
 
     /// A pointer into shared memory: the dynamic shared array of the kernel (declared once).
@@ -522,12 +888,94 @@ impl<'ctx> Kb<'ctx, '_> {
             Some(g) => g,
             None => {
                 let ty = self.cx.i8_type().array_type(0);
-                let g = self.m.add_global(ty, Some(AddressSpace::from(super::builder::SHARED)), name);
+                let g =
+                    self.m
+                        .add_global(ty, Some(AddressSpace::from(super::builder::SHARED)), name);
                 g.set_linkage(inkwell::module::Linkage::External);
                 g.set_alignment(16);
                 g
             }
         };
         Ok(g.as_pointer_value())
+    }
+}
+
+/// Parameters of a small float format, as the generated rounding and encoding use them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mini {
+    /// Mantissa bits.
+    pub mbits: u32,
+    /// Exponent bias.
+    pub bias: i32,
+    /// Largest exponent of a finite value.
+    pub emax: i32,
+    /// Largest finite value.
+    pub max: f32,
+    /// The format has a NaN.
+    pub has_nan: bool,
+    /// FNUZ: no −0, 0x80 is NaN.
+    pub fnuz: bool,
+    /// Code of NaN.
+    pub nan_code: i32,
+    /// Total bits.
+    pub width: u32,
+}
+
+impl Mini {
+    /// The format of a minifloat dtype.
+    pub fn of(dt: DType) -> Option<Mini> {
+        Some(match dt {
+            DType::F8E4M3 => Mini {
+                mbits: 3,
+                bias: 7,
+                emax: 8,
+                max: 448.0,
+                has_nan: true,
+                fnuz: false,
+                nan_code: 0x7f,
+                width: 8,
+            },
+            DType::F8E5M2 => Mini {
+                mbits: 2,
+                bias: 15,
+                emax: 15,
+                max: 57344.0,
+                has_nan: true,
+                fnuz: false,
+                nan_code: 0x7f,
+                width: 8,
+            },
+            DType::F8E4M3Fnuz => Mini {
+                mbits: 3,
+                bias: 8,
+                emax: 7,
+                max: 240.0,
+                has_nan: true,
+                fnuz: true,
+                nan_code: 0x80,
+                width: 8,
+            },
+            DType::F8E5M2Fnuz => Mini {
+                mbits: 2,
+                bias: 16,
+                emax: 15,
+                max: 57344.0,
+                has_nan: true,
+                fnuz: true,
+                nan_code: 0x80,
+                width: 8,
+            },
+            DType::Fp4E2M1 => Mini {
+                mbits: 1,
+                bias: 1,
+                emax: 2,
+                max: 6.0,
+                has_nan: false,
+                fnuz: false,
+                nan_code: 0,
+                width: 4,
+            },
+            _ => return None,
+        })
     }
 }

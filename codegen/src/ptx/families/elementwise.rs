@@ -35,12 +35,7 @@ pub(crate) fn generate(kb: &mut Kb<'_, '_>, e: &Elementwise) -> R<()> {
     if e.outputs.is_empty() {
         return Err(kb.malformed("elementwise kernel without outputs"));
     }
-    let dims: Vec<IntValue> = e
-        .shape
-        .dims()
-        .iter()
-        .map(|d| kb.dim(d))
-        .collect::<R<_>>()?;
+    let dims: Vec<IntValue> = e.shape.dims().iter().map(|d| kb.dim(d)).collect::<R<_>>()?;
     let mut n = kb.i64c(1);
     for &d in &dims {
         n = kb.mul(n, d)?;
@@ -69,19 +64,16 @@ pub(crate) fn generate(kb: &mut Kb<'_, '_>, e: &Elementwise) -> R<()> {
                         cs.push(kb.zext64(lin)?);
                         break;
                     }
-                    let dd = kb
-                        .b
-                        .build_int_truncate(dims[d], i32t, "")
-                        .map_err(|e| kb.e(e))?;
-                    let c = kb
-                        .b
-                        .build_int_unsigned_rem(lin, dd, "")
-                        .map_err(|e| kb.e(e))?;
+                    let dd =
+                        kb.b.build_int_truncate(dims[d], i32t, "")
+                            .map_err(|e| kb.e(e))?;
+                    let c =
+                        kb.b.build_int_unsigned_rem(lin, dd, "")
+                            .map_err(|e| kb.e(e))?;
                     cs.push(kb.zext64(c)?);
-                    lin = kb
-                        .b
-                        .build_int_unsigned_div(lin, dd, "")
-                        .map_err(|e| kb.e(e))?;
+                    lin =
+                        kb.b.build_int_unsigned_div(lin, dd, "")
+                            .map_err(|e| kb.e(e))?;
                 }
                 cs.reverse();
                 cs
@@ -91,11 +83,9 @@ pub(crate) fn generate(kb: &mut Kb<'_, '_>, e: &Elementwise) -> R<()> {
             let at = At { coords, acc: None };
             for &(arg, id) in &e.outputs {
                 let v = kb.eval(&e.exprs, id, &at)?;
-                let dt = e
-                    .exprs
-                    .get(id)
-                    .map(|n| n.dtype)
-                    .ok_or_else(|| kb.malformed(format!("output expression {id} does not exist")))?;
+                let dt = e.exprs.get(id).map(|n| n.dtype).ok_or_else(|| {
+                    kb.malformed(format!("output expression {id} does not exist"))
+                })?;
                 let ad = kb.arg_dtype(arg)?;
                 if ad != dt {
                     return Err(kb.malformed(format!(
