@@ -60,6 +60,10 @@ pub(crate) struct Kb<'ctx, 'a> {
     pub target: &'a Target,
     /// The buffer dtypes of the arguments.
     pub arg_dtypes: Vec<DType>,
+    /// Host mode (tests only): the function is an ordinary host function and the NVPTX
+    /// approximation intrinsics are replaced by LLVM's portable ones, so the value and
+    /// expression code can be JIT-run on the build machine.
+    pub host: bool,
     fault: PointerValue<'ctx>,
     args: Vec<PointerValue<'ctx>>,
     sym_names: Vec<String>,
@@ -137,11 +141,76 @@ impl<'ctx, 'a> Kb<'ctx, 'a> {
             index,
             target,
             arg_dtypes,
+            host: false,
             fault,
             args,
             sym_names: program.symbols.iter().map(|s| s.name.clone()).collect(),
             syms,
         })
+    }
+
+    /// A host function `void name(ptr fault, ptr argv, ptr syms, i64 count)` for testing value
+    /// and expression code on the build machine (see [`Kb::host`]): argument `i` is the
+    /// pointer `argv[i]`, symbol `j` the i64 `syms[j]`; the count is [`Kb::host_count`].
+    #[cfg(test)]
+    pub fn new_host(
+        cx: &'ctx Context,
+        m: &'a Module<'ctx>,
+        spec: &'a KernelSpec,
+        arg_dtypes: Vec<DType>,
+        sym_names: Vec<String>,
+        target: &'a Target,
+    ) -> Kb<'ctx, 'a> {
+        let ptr = cx.ptr_type(AddressSpace::default());
+        let i64t = cx.i64_type();
+        let params: Vec<BasicMetadataTypeEnum> =
+            vec![ptr.into(), ptr.into(), ptr.into(), i64t.into()];
+        let f = m.add_function(&spec.name, cx.void_type().fn_type(&params, false), None);
+        let ps = f.get_params();
+        let fault = ps[0].into_pointer_value();
+        let argv = ps[1].into_pointer_value();
+        let symv = ps[2].into_pointer_value();
+        let b = cx.create_builder();
+        let entry = cx.append_basic_block(f, "entry");
+        b.position_at_end(entry);
+        let load = |base, ty: BasicTypeEnum<'ctx>, i: usize| -> BasicValueEnum<'ctx> {
+            // SAFETY (LLVM IR semantics): the caller passes arrays of the right length.
+            let p = unsafe {
+                b.build_in_bounds_gep(ty, base, &[i64t.const_int(i as u64, false)], "")
+                    .unwrap()
+            };
+            b.build_load(ty, p, "").unwrap()
+        };
+        let args = (0..arg_dtypes.len())
+            .map(|i| load(argv, ptr.into(), i).into_pointer_value())
+            .collect();
+        let syms = (0..sym_names.len())
+            .map(|j| load(symv, i64t.into(), j).into_int_value())
+            .collect();
+        Kb {
+            cx,
+            m,
+            b,
+            f,
+            spec,
+            index: 0,
+            target,
+            arg_dtypes,
+            host: true,
+            fault,
+            args,
+            sym_names,
+            syms,
+        }
+    }
+
+    /// The element count parameter of a host test function.
+    #[cfg(test)]
+    pub fn host_count(&self) -> IntValue<'ctx> {
+        self.f
+            .get_nth_param(3)
+            .map(|p| p.into_int_value())
+            .unwrap_or_else(|| self.i64c(0))
     }
 
     // ---- errors ------------------------------------------------------------------------

@@ -17,6 +17,8 @@ mod compile;
 mod expr;
 #[cfg(feature = "ptx")]
 mod families;
+#[cfg(all(test, feature = "ptx"))]
+mod hostcheck;
 #[cfg(feature = "ptx")]
 mod values;
 

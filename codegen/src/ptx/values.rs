@@ -113,6 +113,9 @@ impl<'ctx> Kb<'ctx, '_> {
 
     /// `2^x` for x already reduced or moderate (NVPTX `ex2.approx`, ~2 ulp).
     pub fn exp2_approx(&self, x: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
+        if self.host {
+            return self.fcall("llvm.exp2.f32", &[x]);
+        }
         self.fcall("llvm.nvvm.ex2.approx.f32", &[x])
     }
 
@@ -157,9 +160,17 @@ impl<'ctx> Kb<'ctx, '_> {
         self.fsel(nan, x, r)
     }
 
+    /// `log₂ x` (`lg2.approx`; LLVM's `log2` in host mode).
+    fn lg2(&self, x: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
+        if self.host {
+            return self.fcall("llvm.log2.f32", &[x]);
+        }
+        self.fcall("llvm.nvvm.lg2.approx.f", &[x])
+    }
+
     /// `ln x` (`lg2.approx` · ln 2; NaN / −inf / +inf as IEEE).
     pub fn log(&self, x: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
-        let l = self.fcall("llvm.nvvm.lg2.approx.f", &[x])?;
+        let l = self.lg2(x)?;
         self.fmul(l, self.f32c(std::f32::consts::LN_2))
     }
 
@@ -193,7 +204,8 @@ impl<'ctx> Kb<'ctx, '_> {
         self.fsel(nan, x, r)
     }
 
-    /// `erf x`: Abramowitz–Stegun 7.1.26 (absolute error ≤ 1.5e-7), odd.
+    /// `erf x`: the Maclaurin series below 0.5, Abramowitz–Stegun 7.1.26 (absolute error
+    /// ≤ 1.5e-7) above; odd.
     pub fn erf(&self, x: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
         let ax = self.fabs(x)?;
         let t = self.fdiv(
@@ -217,7 +229,28 @@ impl<'ctx> Kb<'ctx, '_> {
             .build_float_neg(self.fmul(ax, ax)?, "")
             .map_err(|e| self.e(e))?;
         let y = self.fsub(self.f32c(1.0), self.fmul(p, self.exp(nx2)?)?)?;
-        let r = self.fcall("llvm.copysign.f32", &[y, x])?;
+        let big = self.fcall("llvm.copysign.f32", &[y, x])?;
+        // |x| < 0.5: the Maclaurin series, relative error < 1e-7 (the formula above has a
+        // fixed absolute error, too coarse for small values)
+        let x2 = self.fmul(x, x)?;
+        let series = [
+            -1.0 / 1320.0,
+            1.0 / 216.0,
+            -1.0 / 42.0,
+            1.0 / 10.0,
+            -1.0 / 3.0,
+            1.0,
+        ];
+        let mut q = self.f32c(series[0] as f32);
+        for &c in &series[1..] {
+            q = self.fma(q, x2, self.f32c(c as f32))?;
+        }
+        let small = self.fmul(
+            self.fmul(q, x)?,
+            self.f32c(std::f32::consts::FRAC_2_SQRT_PI),
+        )?;
+        let is_small = self.fcmp(FloatPredicate::OLT, ax, self.f32c(0.5))?;
+        let r = self.fsel(is_small, small, big)?;
         let nan = self.fcmp(FloatPredicate::UNO, x, x)?;
         self.fsel(nan, x, r)
     }
@@ -236,10 +269,11 @@ impl<'ctx> Kb<'ctx, '_> {
         let nk = self.b.build_float_neg(k, "").map_err(|e| self.e(e))?;
         let r = self.fma(nk, self.f32c(6.283_185_5), x)?;
         let r = self.fma(nk, self.f32c(-1.748_455_5e-7), r)?;
-        let name = if cos {
-            "llvm.nvvm.cos.approx.f"
-        } else {
-            "llvm.nvvm.sin.approx.f"
+        let name = match (cos, self.host) {
+            (true, false) => "llvm.nvvm.cos.approx.f",
+            (false, false) => "llvm.nvvm.sin.approx.f",
+            (true, true) => "llvm.cos.f32",
+            (false, true) => "llvm.sin.f32",
         };
         self.fcall(name, &[r])
     }
@@ -247,7 +281,7 @@ impl<'ctx> Kb<'ctx, '_> {
     /// `x^y` with C `powf` special cases for negative bases and zero.
     pub fn powf(&self, x: FloatValue<'ctx>, y: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
         let ax = self.fabs(x)?;
-        let l = self.fcall("llvm.nvvm.lg2.approx.f", &[ax])?;
+        let l = self.lg2(ax)?;
         let ln = self.fmul(self.fmul(l, y)?, self.f32c(std::f32::consts::LN_2))?;
         let mag = self.exp(ln)?;
         // negative base: integer y keeps the sign of odd powers, other y gives NaN

@@ -2,10 +2,10 @@
 //! target, assemble it with ptxas when available, snapshot the chosen targets.
 #![allow(dead_code)]
 
+use crate::lower_util::parse;
 use dqc_codegen::lower::{LowerOptions, lower};
 use dqc_codegen::ptx::compile_program;
 use dqc_ir::Target;
-use crate::lower_util::parse;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -60,7 +60,11 @@ pub fn ptx_for(src: &str, family: &str) -> Vec<(String, String)> {
     let g = parse(src);
     let lowered = lower(&g, &LowerOptions::default()).unwrap();
     assert!(
-        lowered.program.kernels.iter().any(|k| k.body.family() == family),
+        lowered
+            .program
+            .kernels
+            .iter()
+            .any(|k| k.body.family() == family),
         "no {family} kernel in {:?}",
         lowered
             .program
@@ -77,7 +81,9 @@ pub fn ptx_for(src: &str, family: &str) -> Vec<(String, String)> {
         for m in &mods {
             assert!(m.text.contains(&format!(".target {t}")), "{t}: {}", m.text);
             if let Some(r) = assemble(&m.text, t) {
-                r.unwrap_or_else(|e| panic!("ptxas -arch={t} on module {}: {e}\n{}", m.module, m.text));
+                r.unwrap_or_else(|e| {
+                    panic!("ptxas -arch={t} on module {}: {e}\n{}", m.module, m.text)
+                });
             }
             if SNAPSHOT_TARGETS.contains(&t) && m.module == family {
                 snaps.push((t.to_string(), m.text.clone()));
@@ -101,4 +107,3 @@ pub fn snapshot(name: &str, snaps: Vec<(String, String)>) {
         settings.bind(|| insta::assert_snapshot!(format!("ptx__{name}_{t}"), body));
     }
 }
-

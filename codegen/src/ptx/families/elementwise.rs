@@ -40,12 +40,16 @@ pub(crate) fn generate(kb: &mut Kb<'_, '_>, e: &Elementwise) -> R<()> {
     for &d in &dims {
         n = kb.mul(n, d)?;
     }
-    let tid = kb.sreg64("tid.x")?;
-    let ctaid = kb.sreg64("ctaid.x")?;
-    let ntid = kb.sreg64("ntid.x")?;
-    let nctaid = kb.sreg64("nctaid.x")?;
-    let start = kb.add(kb.mul(ctaid, ntid)?, tid)?;
-    let step = kb.mul(nctaid, ntid)?;
+    let (start, step) = if kb.host {
+        // host checks run the whole space in one sequential loop
+        (kb.i64c(0), kb.i64c(1))
+    } else {
+        let tid = kb.sreg64("tid.x")?;
+        let ctaid = kb.sreg64("ctaid.x")?;
+        let ntid = kb.sreg64("ntid.x")?;
+        let nctaid = kb.sreg64("nctaid.x")?;
+        (kb.add(kb.mul(ctaid, ntid)?, tid)?, kb.mul(nctaid, ntid)?)
+    };
     let small = kb.icmp(IntPredicate::SLT, n, kb.i64c(i32::MAX as i64))?;
     let fast = kb.block("narrow_index");
     let slow = kb.block("wide_index");
