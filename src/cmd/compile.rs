@@ -109,6 +109,20 @@ pub fn run(a: Args) -> Result<()> {
         human_bytes(compiled.lowered.peak_bytes)
     );
     println!("weights: {}", human_bytes(weight_bytes));
+    if !compiled.ptx.is_empty() {
+        let bytes: usize = compiled.ptx.iter().map(|m| m.text.len()).sum();
+        println!(
+            "ptx: {} modules ({}), {}",
+            compiled.ptx.len(),
+            compiled
+                .ptx
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            human_bytes(bytes as u64)
+        );
+    }
     println!("compile time: {:.2} s", compiled.elapsed.as_secs_f64());
     Ok(())
 }

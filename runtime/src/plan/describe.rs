@@ -66,9 +66,20 @@ impl Plan {
                 .collect();
             let _ = writeln!(s, "symbols: {}", syms.join(", "));
         }
+        let gpu = dqc_ir::Target::parse(&h.target)
+            .ok()
+            .filter(|t| !t.is_cpu());
         let _ = writeln!(s, "kernels: {}", p.kernels.len());
         for (i, k) in p.kernels.iter().enumerate() {
-            let _ = writeln!(s, "  #{i:<4} {:<15} {}", k.body.family(), k.name);
+            let _ = write!(s, "  #{i:<4} {:<15} {}", k.body.family(), k.name);
+            if let Some(t) = &gpu {
+                // GPU plans: the entry and its launch at the symbols' maxima
+                let launch = dqc_codegen::ptx::abi::launch_config(p, i, &max, t)
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|e| format!("no launch: {e}"));
+                let _ = write!(s, "  [{} {launch}]", dqc_codegen::ptx::abi::entry_name(i));
+            }
+            let _ = writeln!(s);
         }
         let _ = writeln!(s, "buffers: {}", p.buffers.len());
         for (i, b) in p.buffers.iter().enumerate() {
@@ -115,6 +126,15 @@ impl Plan {
         let _ = writeln!(s, "  options: {}", pv.compile_options);
         if !self.ptx_modules().is_empty() {
             let _ = writeln!(s, "ptx modules: {}", self.ptx_modules().len());
+            for m in self.ptx_modules() {
+                let _ = writeln!(
+                    s,
+                    "  {} ({}, {})",
+                    m.name,
+                    m.target,
+                    human_bytes(m.text.len() as u64)
+                );
+            }
         }
         s
     }
