@@ -472,3 +472,27 @@ fn symbolic_reshapes_merge_and_split_batch() {
     );
     assert_eq!(families(&l), vec!["gemm", "elementwise"]);
 }
+
+#[test]
+fn affine_quantize_is_elementwise() {
+    // int8 per tensor with a zero point, then dequantized back
+    let l = check(
+        "graph @g(%x: f32[B,3,8]) -> (i8[B,3,8], f32[B,3,8]) {
+          %s = constant() {value = dense<f32[]> [0.02]}
+          %z = constant() {value = dense<i8[]> [-3]}
+          %q = quantize(%x, %s, %z) {dtype = i8, scheme = per_tensor, has_zero_point = true}
+          %d = dequantize(%q, %s, %z) {scheme = per_tensor, has_zero_point = true, out = f32}
+          return %q, %d
+        }",
+    );
+    assert!(families(&l).iter().all(|f| *f == "elementwise"));
+    // fp8 per channel (the last axis)
+    let l = check(
+        "graph @g(%x: f32[B,3,4]) -> (f8e4m3[B,3,4]) {
+          %s = constant() {value = dense<f32[4]> [0.01, 0.1, 1, 3]}
+          %q = quantize(%x, %s) {dtype = f8e4m3, scheme = per_channel(axis = -1), has_zero_point = false}
+          return %q
+        }",
+    );
+    assert_eq!(families(&l), vec!["elementwise"]);
+}

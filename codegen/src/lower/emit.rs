@@ -341,6 +341,94 @@ impl Lowerer<'_> {
                     k.push(*to, Expr::Cast { x: y })
                 })
             }
+            Op::Quantize {
+                dtype: qd,
+                scheme,
+                has_zero_point,
+            } => {
+                // affine, per tensor or per channel: q = sat(rne(x / scale) + zp) for integer
+                // codes (NaN → zp), q = round_to(x / scale) for float codes — the quotient in
+                // f32 exactly as the interpreter computes it
+                let sm: CMap = match scheme {
+                    dqc_ir::QuantScheme::PerChannel { axis } => {
+                        let a = out
+                            .axis(*axis)
+                            .ok_or_else(|| self.malformed(n, "quantize axis"))?;
+                        vec![cm[a].clone()]
+                    }
+                    dqc_ir::QuantScheme::PerTensor => vec![],
+                    dqc_ir::QuantScheme::PerGroup { .. }
+                    | dqc_ir::QuantScheme::Nvfp4 { .. }
+                    | dqc_ir::QuantScheme::Mx { .. } => {
+                        return Err(self.unsupported(n, format!("quantize ({scheme})")));
+                    }
+                };
+                let as_f32 = |k: &mut KCtx, e: ExprId, d: DType| {
+                    if d == DType::F32 {
+                        e
+                    } else {
+                        k.push(DType::F32, Expr::Cast { x: e })
+                    }
+                };
+                let x = self.input(n, 0)?;
+                let xd = self.ty(x)?.dtype;
+                let xe = self.emit(k, x, cm)?;
+                let xf = as_f32(k, xe, xd);
+                let sc = self.input(n, 1)?;
+                let sd = self.ty(sc)?.dtype;
+                let se = self.emit(k, sc, &sm)?;
+                let sf = as_f32(k, se, sd);
+                let q = k.push(
+                    DType::F32,
+                    Expr::Binary {
+                        op: dqc_ir::op::BinaryOp::Div,
+                        a: xf,
+                        b: sf,
+                    },
+                );
+                if qd.is_float() {
+                    return Ok(k.push(*qd, Expr::Cast { x: q }));
+                }
+                let r = k.push(
+                    DType::F32,
+                    Expr::Unary {
+                        op: dqc_ir::op::UnaryOp::Round,
+                        x: q,
+                    },
+                );
+                let not_nan = k.push(
+                    DType::Bool,
+                    Expr::Binary {
+                        op: dqc_ir::op::BinaryOp::Equal,
+                        a: r,
+                        b: r,
+                    },
+                );
+                let zero = k.push(DType::F32, Expr::Const(Scalar::F(0.0)));
+                let mut r = k.push(
+                    DType::F32,
+                    Expr::Select {
+                        cond: not_nan,
+                        a: r,
+                        b: zero,
+                    },
+                );
+                if *has_zero_point {
+                    let z = self.input(n, 2)?;
+                    let ze = self.emit(k, z, &sm)?;
+                    let zf = k.push(DType::F32, Expr::Cast { x: ze });
+                    r = k.push(
+                        DType::F32,
+                        Expr::Binary {
+                            op: dqc_ir::op::BinaryOp::Add,
+                            a: r,
+                            b: zf,
+                        },
+                    );
+                }
+                // the cast saturates to the code range
+                Ok(k.push(*qd, Expr::Cast { x: r }))
+            }
             Op::Transpose { perm } => {
                 let mut m = vec![const_axis(0); perm.len()];
                 for (i, &p) in perm.iter().enumerate() {
@@ -514,7 +602,6 @@ impl Lowerer<'_> {
                 Err(self.malformed(n, "kernel result read before it is computed"))
             }
             Op::Resize { .. }
-            | Op::Quantize { .. }
             | Op::QMatMul { .. }
             | Op::CacheRead { .. }
             | Op::CacheWrite { .. }

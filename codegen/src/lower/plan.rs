@@ -63,8 +63,13 @@ pub(crate) fn class(op: &Op) -> Class {
                 Class::Unsupported
             }
         },
+        Op::Quantize { scheme, .. } => match scheme {
+            QuantScheme::PerTensor | QuantScheme::PerChannel { .. } => Class::Elementwise,
+            QuantScheme::PerGroup { .. } | QuantScheme::Nvfp4 { .. } | QuantScheme::Mx { .. } => {
+                Class::Unsupported
+            }
+        },
         Op::Resize { .. }
-        | Op::Quantize { .. }
         | Op::QMatMul { .. }
         | Op::CacheRead { .. }
         | Op::CacheWrite { .. }

@@ -414,3 +414,19 @@ fn movement_and_concat_match_reference() {
         2,
     );
 }
+
+#[test]
+fn affine_quantize_matches_reference() {
+    check_elementwise(
+        "graph @g(%x: f32[B,3,8]) -> (i8[B,3,8], f32[B,3,8], f8e4m3[B,3,8]) {
+          %s = constant() {value = dense<f32[]> [0.02]}
+          %z = constant() {value = dense<i8[]> [-3]}
+          %q = quantize(%x, %s, %z) {dtype = i8, scheme = per_tensor, has_zero_point = true}
+          %d = dequantize(%q, %s, %z) {scheme = per_tensor, has_zero_point = true, out = f32}
+          %c = constant() {value = dense<f32[8]> [0.01, 0.1, 1, 3, 0.5, 0.25, 2, 7]}
+          %f = quantize(%x, %c) {dtype = f8e4m3, scheme = per_channel(axis = -1), has_zero_point = false}
+          return %q, %d, %f
+        }",
+        2,
+    );
+}
