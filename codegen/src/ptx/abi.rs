@@ -5,16 +5,19 @@
 //! - **Modules**: one PTX module per kernel family present in the program, named by
 //!   [`module_name`] (`elementwise`, `row_reduce`, `gemm`, …), holding the entries of every
 //!   kernel of that family.
-//! - **Entries**: kernel `i` of `Program::kernels` is the entry [`entry_name`]`(i)`
-//!   (`dqc_k12`).
-//! - **Parameters**, in order: `fault: u32*` (global), then one `u8*` (global) per kernel
-//!   argument (`KernelSpec::args` order, the buffer's base address), then one `i64` per
-//!   program symbol (`Program::symbols` order, the run's binding). Sizes, strides and
-//!   offsets that depend on symbols are computed inside the kernel from these values.
+//! - **Entries**: kernel `i` of `Program::kernels` runs the entry [`entry_names`]`(p)[i]`:
+//!   `dqc_k{j}` where `j` is the first kernel whose body and argument dtypes are identical
+//!   to kernel `i`'s (the repeated blocks of a deep model share their code, so each distinct
+//!   kernel is generated and JIT-loaded once). [`entry_name`]`(j)` spells the name.
+//! - **Parameters**, in order: `fault: u32*` (global), `kernel: u32` (the index `i` of the
+//!   kernel being launched, for fault reports), then one `u8*` (global) per kernel argument
+//!   (`KernelSpec::args` order, the buffer's base address), then one `i64` per program
+//!   symbol (`Program::symbols` order, the run's binding). Sizes, strides and offsets that
+//!   depend on symbols are computed inside the kernel from these values.
 //! - **Faults**: a kernel that meets bad data (a gather index out of range, an integer
-//!   division by zero) stores `code | kernel_index << 8` into `*fault` if it still holds 0
-//!   (first fault wins), uses a safe value and goes on. The executor reads the word after
-//!   a run and reports it with [`describe_fault`].
+//!   division by zero) stores `code | kernel << 8` into `*fault` if it still holds 0 (first
+//!   fault wins), uses a safe value and goes on. The executor reads the word after a run and
+//!   reports it with [`describe_fault`].
 //! - **Launch**: [`launch_config`] gives grid, block and dynamic shared memory from the spec,
 //!   the bindings and the target, using the same tile tables ([`super::tiles`]) as the
 //!   generator.
@@ -44,6 +47,33 @@ pub fn entry_name(index: usize) -> String {
     format!("{ENTRY_PREFIX}{index}")
 }
 
+/// The entry each kernel runs: kernels with the same body (family, shapes, strides,
+/// expressions, tile-relevant parameters) and the same argument dtypes share the entry of
+/// the first of them.
+pub fn entry_names(program: &Program) -> Vec<String> {
+    let mut first: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    program
+        .kernels
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let dtypes: Vec<String> = k
+                .args
+                .iter()
+                .map(|&a| {
+                    program
+                        .buffers
+                        .get(a as usize)
+                        .map_or_else(|| "?".to_string(), |b| b.dtype.to_string())
+                })
+                .collect();
+            // Debug spells every float (NaN, infinities) and every field exactly
+            let key = format!("{:?}|{}|{}", k.body, k.writes.len(), dtypes.join(","));
+            entry_name(*first.entry(key).or_insert(i))
+        })
+        .collect()
+}
+
 /// Name of the PTX module holding a kernel of this family.
 pub fn module_name(kernel: &Kernel) -> &'static str {
     kernel.family()
@@ -61,9 +91,9 @@ pub fn module_names(program: &Program) -> Vec<&'static str> {
     names
 }
 
-/// Number of parameters of a kernel's entry: fault word, arguments, symbols.
+/// Number of parameters of a kernel's entry: fault word, kernel index, arguments, symbols.
 pub fn param_count(spec: &KernelSpec, program: &Program) -> usize {
-    1 + spec.args.len() + program.symbols.len()
+    2 + spec.args.len() + program.symbols.len()
 }
 
 /// Turn a nonzero fault word into a message, naming the kernel when the index is valid.
@@ -268,5 +298,73 @@ pub fn launch_config(
                 shared_bytes: 0,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lower::{LowerOptions, lower};
+
+    fn program(src: &str) -> Program {
+        let mut g = dqc_ir::text::parse(src, None).unwrap();
+        dqc_ir::verify::verify(&mut g).unwrap();
+        lower(&g, &LowerOptions::default()).unwrap().program
+    }
+
+    #[test]
+    fn identical_kernels_share_an_entry() {
+        let p = program(
+            "graph @g(%x: f32[B,8], %y: f32[B,8], %z: f16[B,8]) -> (f32[B,8], f32[B,8], f16[B,8]) {
+              %a = softmax(%x) {axis = -1}
+              %b = softmax(%y) {axis = -1}
+              %c = softmax(%z) {axis = -1}
+              return %a, %b, %c
+            }",
+        );
+        let e = entry_names(&p);
+        assert_eq!(e.len(), p.kernels.len());
+        assert_eq!(e[0], entry_name(0));
+        assert_eq!(e[1], entry_name(0), "same code as kernel 0");
+        assert_eq!(e[2], entry_name(2), "f16 arguments: its own code");
+    }
+
+    #[test]
+    fn faults_name_the_kernel() {
+        let p = program(
+            "graph @g(%x: f32[4]) -> (f32[4]) {
+              %a = exp(%x)
+              return %a
+            }",
+        );
+        let m = describe_fault(FAULT_GATHER | (0 << 8), &p);
+        assert!(m.contains("kernel 0") && m.contains("gather"), "{m}");
+        let m = describe_fault(FAULT_DIV_ZERO | (7 << 8), &p);
+        assert!(m.contains("not in the program"), "{m}");
+    }
+
+    #[test]
+    fn launch_covers_the_space() {
+        let p = program(
+            "graph @g(%x: f32[B,1000]) -> (f32[B,1000], f32[B,1000]) {
+              %a = exp(%x)
+              %b = softmax(%x) {axis = -1}
+              return %a, %b
+            }",
+        );
+        let t = dqc_ir::Target::parse("sm_90").unwrap();
+        let b: Bindings = [("B".to_string(), 3u64)].into_iter().collect();
+        let fam = |f: &str| p.kernels.iter().position(|k| k.body.family() == f).unwrap();
+        let l0 = launch_config(&p, fam("elementwise"), &b, &t).unwrap();
+        assert_eq!(l0.block, [tiles::ELEMENTWISE_THREADS, 1, 1]);
+        assert!(l0.grid[0] as u64 * l0.block[0] as u64 >= 3000);
+        let l1 = launch_config(&p, fam("row_reduce"), &b, &t).unwrap();
+        assert_eq!(l1.grid, [3, 1, 1], "one block per row");
+        assert!(launch_config(&p, p.kernels.len(), &b, &t).is_err());
+        let unbound = Bindings::new();
+        assert!(matches!(
+            launch_config(&p, fam("elementwise"), &unbound, &t),
+            Err(PtxError::Unbound { .. })
+        ));
     }
 }

@@ -65,6 +65,7 @@ pub(crate) struct Kb<'ctx, 'a> {
     /// expression code can be JIT-run on the build machine.
     pub host: bool,
     fault: PointerValue<'ctx>,
+    kernel_index: Option<IntValue<'ctx>>,
     args: Vec<PointerValue<'ctx>>,
     sym_names: Vec<String>,
     syms: Vec<IntValue<'ctx>>,
@@ -84,7 +85,7 @@ impl<'ctx, 'a> Kb<'ctx, 'a> {
             len: program.kernels.len(),
         })?;
         let gptr = cx.ptr_type(AddressSpace::from(GLOBAL));
-        let mut params: Vec<BasicMetadataTypeEnum> = vec![gptr.into()];
+        let mut params: Vec<BasicMetadataTypeEnum> = vec![gptr.into(), cx.i32_type().into()];
         params.extend(spec.args.iter().map(|_| BasicMetadataTypeEnum::from(gptr)));
         params.extend(
             program
@@ -94,6 +95,7 @@ impl<'ctx, 'a> Kb<'ctx, 'a> {
         );
         let fty = cx.void_type().fn_type(&params, false);
         let name = entry_name(index);
+        // (kernels sharing this entry are generated once: see `abi::entry_names`)
         debug_assert!(name.starts_with(ENTRY_PREFIX));
         let f = m.add_function(&name, fty, None);
         f.set_call_conventions(PTX_KERNEL_CC);
@@ -117,15 +119,17 @@ impl<'ctx, 'a> Kb<'ctx, 'a> {
         let params = f.get_params();
         let fault = params[0].into_pointer_value();
         fault.set_name("fault");
+        let kernel_index = params[1].into_int_value();
+        kernel_index.set_name("kernel");
         let mut args = Vec::with_capacity(spec.args.len());
         for i in 0..spec.args.len() {
-            let p = params[1 + i].into_pointer_value();
+            let p = params[2 + i].into_pointer_value();
             p.set_name(&format!("arg{i}"));
             args.push(p);
         }
         let mut syms = Vec::with_capacity(program.symbols.len());
         for (j, s) in program.symbols.iter().enumerate() {
-            let v = params[1 + spec.args.len() + j].into_int_value();
+            let v = params[2 + spec.args.len() + j].into_int_value();
             v.set_name(&s.name);
             syms.push(v);
         }
@@ -143,6 +147,7 @@ impl<'ctx, 'a> Kb<'ctx, 'a> {
             arg_dtypes,
             host: false,
             fault,
+            kernel_index: Some(kernel_index),
             args,
             sym_names: program.symbols.iter().map(|s| s.name.clone()).collect(),
             syms,
@@ -198,6 +203,7 @@ impl<'ctx, 'a> Kb<'ctx, 'a> {
             arg_dtypes,
             host: true,
             fault,
+            kernel_index: None,
             args,
             sym_names,
             syms,
@@ -571,11 +577,22 @@ impl<'ctx, 'a> Kb<'ctx, 'a> {
 
     /// Record fault `code` (first fault wins) when `cond` (i1) holds.
     pub fn fault_if(&mut self, cond: IntValue<'ctx>, code: u32) -> R<()> {
-        let word = code | ((self.index as u32) << 8);
         let fault = self.fault;
+        let index = self.kernel_index;
         self.if_then(cond, |kb| {
             let zero = kb.i32c(0);
-            let w = kb.i32c(word as i32);
+            // code | kernel << 8, the kernel index passed at launch (entries are shared by
+            // kernels with identical code)
+            let w = match index {
+                Some(k) => {
+                    let hi =
+                        kb.b.build_left_shift(k, kb.i32c(8), "")
+                            .map_err(|e| kb.e(e))?;
+                    kb.b.build_or(hi, kb.i32c(code as i32), "")
+                        .map_err(|e| kb.e(e))?
+                }
+                None => kb.i32c(code as i32),
+            };
             kb.b.build_cmpxchg(
                 fault,
                 zero,

@@ -80,13 +80,14 @@ fn new_module<'ctx>(cx: &'ctx Context, name: &str, tm: &TargetMachine) -> Module
 /// order (the plan's PTX section).
 pub fn compile_program(program: &Program, target: &Target) -> Result<Vec<PtxText>, PtxError> {
     let mut out = Vec::new();
+    let entries = super::abi::entry_names(program);
     for name in module_names(program) {
         let tm = machine(target, name)?;
         let cx = Context::create();
         let m = new_module(&cx, name, &tm);
         for (i, k) in program.kernels.iter().enumerate() {
-            if super::abi::module_name(&k.body) != name {
-                continue;
+            if super::abi::module_name(&k.body) != name || entries[i] != super::abi::entry_name(i) {
+                continue; // another family, or code shared with an earlier kernel
             }
             let mut kb = Kb::new(&cx, &m, program, i, target)?;
             families::generate(&mut kb)?;
