@@ -337,7 +337,7 @@ mod tests {
               return %a
             }",
         );
-        let m = describe_fault(FAULT_GATHER | (0 << 8), &p);
+        let m = describe_fault(FAULT_GATHER, &p);
         assert!(m.contains("kernel 0") && m.contains("gather"), "{m}");
         let m = describe_fault(FAULT_DIV_ZERO | (7 << 8), &p);
         assert!(m.contains("not in the program"), "{m}");
