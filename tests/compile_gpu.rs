@@ -45,14 +45,10 @@ pub fn ptxas() -> Option<PathBuf> {
         .map(|_| PathBuf::from("ptxas"))
 }
 
-#[test]
-fn every_fixture_compiles_for_every_gpu_target() {
-    let tmp = tempfile::tempdir().unwrap();
-    let ptxas = ptxas();
-    if ptxas.is_none() {
-        eprintln!("note: no ptxas found; PTX is generated but not assembled");
-    }
+/// Compile every fixture for `t`, write and load the plan, assemble the PTX; failures as text.
+fn check_target(t: &str, tmp: &Path, ptxas: Option<&Path>) -> Vec<String> {
     let mut failures = Vec::new();
+    let target = Target::parse(t).unwrap();
     for model in fixtures() {
         let name = model
             .parent()
@@ -60,41 +56,74 @@ fn every_fixture_compiles_for_every_gpu_target() {
             .unwrap()
             .to_string_lossy()
             .to_string();
-        for t in GPU_TARGETS {
-            let target = Target::parse(t).unwrap();
-            let compiled = match compile_file(&model, &CompileOptions::new(target)) {
-                Ok(c) => c,
-                Err(e) => {
-                    failures.push(format!("{name} {t}: {e:#}"));
-                    continue;
-                }
-            };
-            assert!(!compiled.ptx.is_empty(), "{name} {t}: no PTX");
-            let plan = tmp.path().join(format!("{name}-{t}.dqcplan"));
-            write_plan(&plan, &compiled.parts, &compiled.lowered.weights, &compiled.ptx).unwrap();
-            let loaded = Plan::load(&plan).unwrap();
-            assert_eq!(loaded.ptx_modules().len(), compiled.ptx.len());
-            if let Some(ptxas) = &ptxas {
-                for m in &compiled.ptx {
-                    let f = tmp.path().join(format!("{name}-{t}-{}.ptx", m.name));
-                    std::fs::write(&f, &m.text).unwrap();
-                    let out = Command::new(ptxas)
-                        .arg(format!("-arch={t}"))
-                        .arg("-o")
-                        .arg(tmp.path().join("out.cubin"))
-                        .arg(&f)
-                        .output()
-                        .unwrap();
-                    if !out.status.success() {
-                        failures.push(format!(
-                            "{name} {t} module {}: ptxas: {}",
-                            m.name,
-                            String::from_utf8_lossy(&out.stderr)
-                        ));
-                    }
-                }
+        let compiled = match compile_file(&model, &CompileOptions::new(target)) {
+            Ok(c) => c,
+            Err(e) => {
+                failures.push(format!("{name} {t}: {e:#}"));
+                continue;
+            }
+        };
+        assert!(!compiled.ptx.is_empty(), "{name} {t}: no PTX");
+        let plan = tmp.join(format!("{name}-{t}.dqcplan"));
+        write_plan(
+            &plan,
+            &compiled.parts,
+            &compiled.lowered.weights,
+            &compiled.ptx,
+        )
+        .unwrap();
+        let loaded = Plan::load(&plan).unwrap();
+        assert_eq!(loaded.ptx_modules().len(), compiled.ptx.len());
+        let Some(ptxas) = ptxas else { continue };
+        for m in &compiled.ptx {
+            let f = tmp.join(format!("{name}-{t}-{}.ptx", m.name));
+            std::fs::write(&f, &m.text).unwrap();
+            let out = Command::new(ptxas)
+                .arg(format!("-arch={t}"))
+                .arg("-o")
+                .arg(tmp.join(format!("{name}-{t}-{}.cubin", m.name)))
+                .arg(&f)
+                .output()
+                .unwrap();
+            if !out.status.success() {
+                failures.push(format!(
+                    "{name} {t} module {}: ptxas: {}",
+                    m.name,
+                    String::from_utf8_lossy(&out.stderr)
+                ));
             }
         }
     }
+    failures
+}
+
+#[test]
+fn every_fixture_compiles_for_every_gpu_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ptxas = ptxas();
+    if ptxas.is_none() {
+        eprintln!("note: no ptxas found; PTX is generated but not assembled");
+    }
+    // two workers (CI has two cores), each a share of the targets
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let workers: Vec<_> = [0usize, 1]
+            .into_iter()
+            .map(|w| {
+                let (tmp, ptxas) = (tmp.path(), ptxas.as_deref());
+                s.spawn(move || {
+                    GPU_TARGETS
+                        .iter()
+                        .skip(w)
+                        .step_by(2)
+                        .flat_map(|t| check_target(t, tmp, ptxas))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
