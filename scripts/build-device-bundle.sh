@@ -2,6 +2,7 @@
 # Build and gather everything the GPU device check needs, on this (build) machine.
 #
 #   scripts/build-device-bundle.sh [BUNDLE] [--plans-only] [--targets "sm_90 sm_100a sm_120"]
+#                                  [--run-target sm_90]
 #
 # BUNDLE defaults to target/device-bundle. Steps:
 #   1. build `dqc-run` (release, --features cuda: x86-64, no LLVM, the CUDA driver loaded at
@@ -24,11 +25,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUNDLE=""
 PLANS_ONLY=0
 TARGETS="sm_90 sm_100a sm_120"
+# The target the device runs; the others are checked with ptxas only.
+RUN_TARGET="sm_90"
 while [ $# -gt 0 ]; do
     case "$1" in
         --plans-only) PLANS_ONLY=1 ;;
         --targets) shift; TARGETS="$1" ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        --run-target) shift; RUN_TARGET="$1" ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) BUNDLE="$1" ;;
     esac
     shift
@@ -36,8 +40,6 @@ done
 BUNDLE="${BUNDLE:-$ROOT/target/device-bundle}"
 DQC="${DQC:-$ROOT/target/release/dqc}"
 DQC_RUN="${DQC_RUN:-$ROOT/target/release/dqc-run}"
-# The main target runs on the device; the others are checked with ptxas only.
-RUN_TARGET="sm_90"
 
 log() { printf '%s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -70,6 +72,10 @@ mkdir -p "$BUNDLE"/{bin,fixtures,plans/fixtures,plans/families,plans/bench,model
 cp "$DQC_RUN" "$BUNDLE/bin/dqc-run"
 if [ "$PLANS_ONLY" = 0 ]; then
     cp "$TEST_BIN" "$BUNDLE/bin/cuda-tests"
+fi
+# Symbols are not needed on the device; the bundle should stay small enough to carry.
+if command -v strip > /dev/null; then
+    strip --strip-debug "$BUNDLE"/bin/* 2> /dev/null || true
 fi
 COMPILED=0
 SKIPPED=0
@@ -181,6 +187,7 @@ done
 log "== PTX"
 for plan in "$BUNDLE"/plans/*/*.dqcplan; do
     [ -f "$plan" ] || continue
+    case "$plan" in *.cpu.dqcplan) continue ;; esac
     "$DQC_RUN" ptx "$plan" "$BUNDLE/ptx" > /dev/null || log "   no PTX extracted from $(basename "$plan")"
 done
 
@@ -193,5 +200,9 @@ cp "$ROOT/scripts/device-check.sh" "$ROOT/scripts/device_check.py" "$BUNDLE/"
     echo "plans compiled: $COMPILED, skipped: $SKIPPED (skipped.txt)"
     echo "dqc-run needs glibc >= $(objdump -T "$BUNDLE/bin/dqc-run" 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n 1 | sed 's/GLIBC_//')"
 } > "$BUNDLE/MANIFEST.txt"
-log "== bundle: $BUNDLE ($(du -sh "$BUNDLE" | cut -f1)), $COMPILED plans, $SKIPPED skipped"
+SIZE_MB=$(du -sm "$BUNDLE" | cut -f1)
+log "== bundle: $BUNDLE (${SIZE_MB} MiB), $COMPILED plans, $SKIPPED skipped"
+if [ "$SIZE_MB" -gt 60 ]; then
+    log "warning: the bundle is over 60 MiB; a device session may carry at most 64 MiB"
+fi
 cat "$BUNDLE/MANIFEST.txt"

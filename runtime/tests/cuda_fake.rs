@@ -262,3 +262,88 @@ fn refusals_name_what_is_wrong() {
         "error: kernel #0 `bias`: the plan has no PTX module `elementwise`"
     );
 }
+
+/// `scripts/device-check.sh` on a small bundle, with the fake driver standing in for the
+/// GPU: the fixture and family steps pass, the steps that need what this machine lacks
+/// (the GPU test binary, compute-sanitizer, PyTorch) fail, and every step still runs.
+#[test]
+fn device_check_script_runs_every_step() {
+    let f = Fake::new();
+    let bundle = f.path("bundle");
+    for d in [
+        "bin",
+        "plans/fixtures",
+        "plans/families",
+        "fixtures/bias",
+        "ptx",
+    ] {
+        std::fs::create_dir_all(bundle.join(d)).unwrap();
+    }
+    std::fs::copy(env!("CARGO_BIN_EXE_dqc-run"), bundle.join("bin/dqc-run")).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::copy(
+        root.join("scripts/device_check.py"),
+        bundle.join("device_check.py"),
+    )
+    .unwrap();
+    let plan = f.plan("bias.sm_90.dqcplan", "sm_90", "fake module");
+    std::fs::copy(&plan, bundle.join("plans/fixtures/bias.sm_90.dqcplan")).unwrap();
+    std::fs::copy(&plan, bundle.join("plans/families/bias.sm_90.dqcplan")).unwrap();
+    let (inputs, want) = f.inputs(2);
+    std::fs::copy(&inputs, bundle.join("fixtures/bias/inputs.npz")).unwrap();
+    write_npz(
+        bundle.join("fixtures/bias/outputs.npz"),
+        &[("out".into(), f32_tensor(vec![2, 4], &want))],
+    )
+    .unwrap();
+    std::fs::write(
+        bundle.join("checks.txt"),
+        "plans/families/bias.sm_90.dqcplan --seed 1 --dim B=1\nplans/families/bias.sm_90.dqcplan --seed 2 --dim B=8\n",
+    )
+    .unwrap();
+    std::fs::write(
+        bundle.join("ptx/bias.elementwise.sm_80.ptx"),
+        ".version 7.0\n.target sm_80\n.address_size 64\n.visible .entry dqc_k0()\n{\n    ret;\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        bundle.join("bench.txt"),
+        "bias plans/fixtures/bias.sm_90.dqcplan dit-block --b 2 --n 4 --hidden 8 --heads 2\n",
+    )
+    .unwrap();
+    let out_dir = f.path("out");
+    let mut path = std::env::var("PATH").unwrap_or_default();
+    path.push_str(":/opt/cuda-nvcc/nvidia/cu13/bin");
+    let out = Command::new("bash")
+        .arg(root.join("scripts/device-check.sh"))
+        .arg(&bundle)
+        .arg(&out_dir)
+        .env("LD_LIBRARY_PATH", f.dir.path())
+        .env("PATH", path)
+        .env("CUDA_HOME", f.path("no-cuda"))
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(out_dir.join("device-check.log")).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    for line in [
+        "PASS  dqc-run starts",
+        "FAIL  executor tests (bin/cuda-tests missing from the bundle)",
+        "PASS  fixture bias: run",
+        "PASS  fixture bias: outputs vs onnxruntime (rtol 1e-3)",
+        "PASS  check bias.sm_90 --seed 1 --dim B=1",
+        "PASS  check bias.sm_90 --seed 2 --dim B=8",
+        "FAIL  compute-sanitizer (not found)",
+        "PASS  bench bias: dqc",
+    ] {
+        assert!(log.contains(line), "missing `{line}` in:\n{log}");
+    }
+    assert!(
+        log.contains("PASS  ptxas -arch=sm_80 bias.elementwise.sm_80.ptx")
+            || log.contains("FAIL  ptxas (not found"),
+        "{log}"
+    );
+    // PyTorch is not here: the reference timing fails (or, where it is, there is no GPU).
+    assert!(log.contains("FAIL  bench bias: torch"), "{log}");
+    assert!(log.contains("20 iterations: median 0.250 ms"), "{log}");
+    assert!(log.contains("== summary: "), "{log}");
+}
