@@ -176,7 +176,7 @@ if [ -f "$BUNDLE/bench.txt" ]; then
     while read -r name plan kind args; do
         [ -n "$name" ] || continue
         graph=()
-        [ "$kind" = dit-block ] && graph=(--graph)
+        [ "$kind" = dit-block ] && graph=(--graph --profile)
         step "bench $name: dqc" 120 "$BENCH_DEADLINE" \
             "$RUN" bench "$BUNDLE/$plan" --iters 20 --warmup 5 "${graph[@]+"${graph[@]}"}" < /dev/null || continue
         d_out=$STEP_OUT

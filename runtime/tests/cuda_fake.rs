@@ -184,10 +184,20 @@ fn check_and_bench_with_graphs() {
             "3".as_ref(),
             "--warmup".as_ref(),
             "1".as_ref(),
+            "--profile".as_ref(),
         ],
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("3 iterations: median 0.250 ms"), "{out}");
+    // The fake's events are 0.25 ms apart: two kernels, 0.5 ms per run.
+    assert!(
+        out.contains("profile (ms per run, kernels only: 0.500 ms):"),
+        "{out}"
+    );
+    assert!(
+        out.contains("0.250 ms  50.0%  #0 bias (elementwise)"),
+        "{out}"
+    );
     assert!(out.contains("CUDA graph launches"), "{out}");
     let captured = f
         .launches()

@@ -90,6 +90,10 @@ enum Command {
         /// Symbol values for random inputs, `NAME=N` (repeatable).
         #[arg(long = "dim", value_name = "NAME=N")]
         dims: Vec<String>,
+        /// Then run ITERS more times timing every kernel (CUDA events on a GPU) and print
+        /// the kernels by time.
+        #[arg(long)]
+        profile: bool,
         #[command(flatten)]
         at: Where,
     },
@@ -226,12 +230,13 @@ fn run(cli: Cli) -> Result<bool> {
             warmup,
             graph,
             dims,
+            profile,
             at,
         } => {
             if iters == 0 {
                 bail!("--iters must be at least 1");
             }
-            let (plan, session) = open(&plan, at.device())?;
+            let (plan, mut session) = open(&plan, at.device())?;
             let ins = match &inputs {
                 Some(p) => inputs::adapt_inputs(&plan, read_npz(p)?)?,
                 None => inputs::random_inputs(&plan, &parse_dims(&dims)?, 0, 4)?,
@@ -276,6 +281,15 @@ fn run(cli: Cli) -> Result<bool> {
                     " (wall clock per run)"
                 }
             );
+            if profile {
+                session.enable_profiling();
+                for _ in 0..iters {
+                    session.run(&refs).context("profiled run")?;
+                }
+                if let Some(p) = session.profile() {
+                    print_profile(&plan, &p);
+                }
+            }
         }
         Command::Inspect { plan } => {
             let plan = Plan::load(&plan)?;
@@ -345,6 +359,27 @@ fn run(cli: Cli) -> Result<bool> {
         }
     }
     Ok(true)
+}
+
+/// Print the kernels by accumulated time: milliseconds per run, share, name, family.
+fn print_profile(plan: &Plan, prof: &[(std::time::Duration, u64)]) {
+    let kernels = &plan.program().kernels;
+    let per_run: Vec<(usize, f64)> = prof
+        .iter()
+        .enumerate()
+        .map(|(i, (t, n))| (i, t.as_secs_f64() * 1e3 / (*n).max(1) as f64))
+        .collect();
+    let total: f64 = per_run.iter().map(|(_, ms)| ms).sum();
+    let mut sorted = per_run.clone();
+    sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!("profile (ms per run, kernels only: {total:.3} ms):");
+    for (i, ms) in sorted {
+        let (name, family) = kernels
+            .get(i)
+            .map_or(("?", "?"), |k| (k.name.as_str(), k.body.family()));
+        let share = if total > 0.0 { 100.0 * ms / total } else { 0.0 };
+        println!("  {ms:9.3} ms {share:5.1}%  #{i} {name} ({family})");
+    }
 }
 
 /// Print one line per reference array; true when all agree.

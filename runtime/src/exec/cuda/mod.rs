@@ -21,6 +21,7 @@ use dqc_ir::{Target, Tensor};
 use driver::{DeviceMem, Event, Gpu, Module, Stream, describe, driver_err};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 /// Dynamic shared memory a kernel may use without opting in.
 const DEFAULT_SHARED_LIMIT: u32 = 48 * 1024;
@@ -64,6 +65,8 @@ pub(crate) struct CudaExecutor {
     target: Target,
     /// Synchronize after every kernel (`DQC_CUDA_SYNC=1`) to name a kernel that faults.
     sync_each: bool,
+    /// Per-kernel accumulated time (CUDA events) and run count, when profiling is on.
+    profile: Option<Mutex<Vec<(Duration, u64)>>>,
     gpu: Gpu,
 }
 
@@ -169,8 +172,22 @@ impl CudaExecutor {
             stream,
             target,
             sync_each,
+            profile: None,
             gpu,
         })
+    }
+
+    /// Time every kernel of every later [`CudaExecutor::run`] with CUDA events (an event
+    /// pair per kernel; [`CudaExecutor::profile`] reads the totals).
+    pub(crate) fn enable_profiling(&mut self, kernels: usize) {
+        self.profile = Some(Mutex::new(vec![Default::default(); kernels]));
+    }
+
+    /// Accumulated `(time, runs)` per kernel, if profiling is on.
+    pub(crate) fn profile(&self) -> Option<Vec<(Duration, u64)>> {
+        self.profile
+            .as_ref()
+            .map(|p| p.lock().unwrap_or_else(PoisonError::into_inner).clone())
     }
 
     /// The GPU this executor runs on.
@@ -203,7 +220,22 @@ impl CudaExecutor {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let (sizes, addrs) = self.prepare(&mut state, program, inputs, bindings)?;
         self.clear_fault()?;
-        self.launch_all(&mut state, program, bindings, &addrs, self.sync_each)?;
+        let events = match &self.profile {
+            Some(_) => Some(
+                (0..=program.kernels.len())
+                    .map(|_| timing(Event::new()))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None => None,
+        };
+        self.launch_all(
+            &mut state,
+            program,
+            bindings,
+            &addrs,
+            self.sync_each,
+            events.as_deref(),
+        )?;
         // Queue the copies back, then wait once.
         let mut host: Vec<Vec<u8>> = Vec::with_capacity(program.outputs.len());
         for (pos, &id) in program.outputs.iter().enumerate() {
@@ -230,6 +262,16 @@ impl CudaExecutor {
         }
         let word = self.finish()?;
         drop(state);
+        if let (Some(ev), Some(p)) = (&events, &self.profile) {
+            let mut p = p.lock().unwrap_or_else(PoisonError::into_inner);
+            for (slot, pair) in p.iter_mut().zip(ev.windows(2)) {
+                if let [a, b] = pair {
+                    let ms = timing(a.elapsed_ms(b))?;
+                    slot.0 += Duration::from_secs_f64(f64::from(ms.max(0.0)) / 1e3);
+                    slot.1 += 1;
+                }
+            }
+        }
         if word != 0 {
             return Err(RuntimeError::Fault {
                 message: abi::describe_fault(word, program),
@@ -292,7 +334,7 @@ impl CudaExecutor {
             self.stream
                 .begin_capture()
                 .map_err(driver_err("starting a CUDA graph capture"))?;
-            let launched = self.launch_all(&mut state, program, bindings, &addrs, false);
+            let launched = self.launch_all(&mut state, program, bindings, &addrs, false, None);
             let ended = self.stream.end_capture();
             launched?;
             Some(ended.map_err(driver_err("capturing the kernels into a CUDA graph"))?)
@@ -304,7 +346,7 @@ impl CudaExecutor {
                 Some(g) => g
                     .launch(&self.stream)
                     .map_err(driver_err("launching the CUDA graph")),
-                None => self.launch_all(state, program, bindings, &addrs, false),
+                None => self.launch_all(state, program, bindings, &addrs, false, None),
             }
         };
         for _ in 0..warmup {
@@ -431,7 +473,8 @@ impl CudaExecutor {
     }
 
     /// Launch every kernel in order; with `sync_each`, wait after each one so that an
-    /// execution error names its kernel.
+    /// execution error names its kernel; with `events` (one more than the kernels), record
+    /// event `i` before kernel `i` and the last after all.
     fn launch_all(
         &self,
         state: &mut State,
@@ -439,8 +482,14 @@ impl CudaExecutor {
         bindings: &Bindings,
         addrs: &[u64],
         sync_each: bool,
+        events: Option<&[Event]>,
     ) -> Result<(), RuntimeError> {
+        let record = |i: usize| match events.and_then(|e| e.get(i)) {
+            Some(e) => timing(e.record(&self.stream)),
+            None => Ok(()),
+        };
         for (i, spec) in program.kernels.iter().enumerate() {
+            record(i)?;
             let family = spec.body.family();
             let config_err = |problem: String| RuntimeError::LaunchConfig {
                 index: i,
@@ -501,7 +550,7 @@ impl CudaExecutor {
                     .map_err(|e| launch_err(format!("while running: {}", describe(e))))?;
             }
         }
-        Ok(())
+        record(program.kernels.len())
     }
 }
 
