@@ -256,3 +256,51 @@ fn gpu_refuses_a_plan_for_a_newer_architecture() {
         "{e}"
     );
 }
+
+/// The hand-written PTX above is valid (checked with `ptxas` where the CUDA toolkit is
+/// installed, as on the build machine; elsewhere there is nothing to check it with).
+#[test]
+fn hand_written_ptx_assembles() {
+    let ptxas = [
+        "ptxas",
+        "/opt/cuda-nvcc/nvidia/cu13/bin/ptxas",
+        "/usr/local/cuda/bin/ptxas",
+    ]
+    .into_iter()
+    .find(|p| {
+        std::process::Command::new(p)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(ptxas) = ptxas else {
+        eprintln!("ptxas not found: skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (i, text) in [
+        bias_ptx(false, None),
+        bias_ptx(true, None),
+        bias_ptx(false, Some(32)),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let f = dir.path().join(format!("v{i}.ptx"));
+        std::fs::write(&f, text).unwrap();
+        for arch in ["sm_80", "sm_90"] {
+            let out = std::process::Command::new(ptxas)
+                .arg(format!("-arch={arch}"))
+                .arg("-o")
+                .arg(dir.path().join("out.cubin"))
+                .arg(&f)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "variant {i} for {arch}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
