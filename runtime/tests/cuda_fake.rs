@@ -357,3 +357,37 @@ fn device_check_script_runs_every_step() {
     assert!(log.contains("20 iterations: median 0.250 ms"), "{log}");
     assert!(log.contains("== summary: "), "{log}");
 }
+
+/// Outputs no kernel writes come back zeroed, as on the CPU (the fake's fresh "device
+/// memory" is 0xcd bytes).
+#[test]
+fn unwritten_outputs_are_zero() {
+    let f = Fake::new();
+    let plan = f.path("empty.dqcplan");
+    write_plan(&plan, &parts("sm_90", empty_program()), &[], &[]).unwrap();
+    let inputs = f.path("in.npz");
+    let ids = dqc_ir::Tensor::from_i64(dqc_ir::DType::I64, vec![4], &[0, 1, 2, 3]).unwrap();
+    write_npz(
+        &inputs,
+        &[
+            ("x".into(), f32_tensor(vec![2, 4], &[1.0; 8])),
+            ("ids".into(), ids),
+        ],
+    )
+    .unwrap();
+    let outputs = f.path("out.npz");
+    let (code, out, err) = f.dqc_run(
+        "90",
+        &[
+            "run".as_ref(),
+            plan.as_os_str(),
+            "--inputs".as_ref(),
+            inputs.as_os_str(),
+            "--outputs".as_ref(),
+            outputs.as_os_str(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let got = read_npz(&outputs).unwrap();
+    assert_eq!(got, vec![("y".to_string(), f32_tensor(vec![4], &[0.0; 4]))]);
+}

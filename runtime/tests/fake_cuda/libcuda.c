@@ -122,6 +122,10 @@ int cuMemcpyDtoHAsync_v2(void *dst, devptr src, size_t n, void *s) {
     memcpy(dst, (void *)(uintptr_t)src, n);
     return OK;
 }
+int cuMemsetD8_v2(devptr dst, unsigned char v, size_t n) {
+    memset((void *)(uintptr_t)dst, v, n);
+    return OK;
+}
 int cuMemsetD8Async(devptr dst, unsigned char v, size_t n, void *s) {
     (void)s;
     memset((void *)(uintptr_t)dst, v, n);

@@ -32,6 +32,7 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "cuMemcpyHtoD_v2",
     "cuMemcpyHtoDAsync_v2",
     "cuMemcpyDtoHAsync_v2",
+    "cuMemsetD8_v2",
     "cuMemsetD8Async",
     "cuModuleLoadDataEx",
     "cuModuleUnload",
@@ -231,6 +232,14 @@ impl DeviceMem {
     /// Bytes allocated.
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Set every byte to zero, synchronously.
+    pub(crate) fn zero_sync(&self, what: &str) -> Result<(), RuntimeError> {
+        // SAFETY: the range is this allocation.
+        unsafe { sys::cuMemsetD8_v2(self.ptr, 0, self.len) }
+            .result()
+            .map_err(driver_err(format!("clearing {what}")))
     }
 
     /// Copy `bytes` to the start of this buffer, synchronously.

@@ -5,7 +5,7 @@
 //! plan's target, JIT-load every PTX module and look up one entry per kernel, upload the
 //! weights once and allocate the activation arena (`Program::arena_bytes`) and the fault
 //! word. Per run: copy the inputs to device buffers (kept and reused while large enough),
-//! clear the fault word, launch every kernel in order on one stream, copy the outputs back,
+//! zero the outputs' device buffers, clear the fault word, launch every kernel in order on one stream, copy the outputs back,
 //! synchronize, and turn a nonzero fault word into [`RuntimeError::Fault`].
 
 mod driver;
@@ -155,6 +155,8 @@ impl CudaExecutor {
         }
         let (weights, weight_addr) = upload_weights(plan)?;
         let arena = DeviceMem::alloc(program.arena_bytes, "activation arena")?;
+        // Zeroed once, like the CPU executor's arena.
+        arena.zero_sync("the activation arena")?;
         let fault = DeviceMem::alloc(4, "fault word")?;
         let stream = Stream::new()?;
         let sync_each = std::env::var("DQC_CUDA_SYNC").is_ok_and(|v| !v.is_empty() && v != "0");
@@ -422,7 +424,15 @@ impl CudaExecutor {
                             problem: format!("output {index} is not in the output list"),
                         }
                     })?;
-                    ensure(slot, size, &b.name)?;
+                    let mem = ensure(slot, size, &b.name)?;
+                    // Outputs start zeroed, as on the CPU (where they are fresh pages).
+                    let len = usize::try_from(size)
+                        .map_err(|_| RuntimeError::Alloc(format!("{size} bytes")))?;
+                    if len > 0 {
+                        self.stream
+                            .memset(mem.addr(), 0, len)
+                            .map_err(driver_err(format!("clearing output `{}`", b.name)))?;
+                    }
                 }
                 BufferKind::Weight { .. }
                 | BufferKind::Activation { .. }
