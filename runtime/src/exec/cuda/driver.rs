@@ -29,10 +29,8 @@ pub(crate) const ENTRY_POINTS: &[&str] = &[
     "cuCtxSetCurrent",
     "cuMemAlloc_v2",
     "cuMemFree_v2",
-    "cuMemcpyHtoD_v2",
     "cuMemcpyHtoDAsync_v2",
     "cuMemcpyDtoHAsync_v2",
-    "cuMemsetD8_v2",
     "cuMemsetD8Async",
     "cuModuleLoadDataEx",
     "cuModuleUnload",
@@ -232,28 +230,6 @@ impl DeviceMem {
     /// Bytes allocated.
     pub(crate) fn len(&self) -> usize {
         self.len
-    }
-
-    /// Set every byte to zero, synchronously.
-    pub(crate) fn zero_sync(&self, what: &str) -> Result<(), RuntimeError> {
-        // SAFETY: the range is this allocation.
-        unsafe { sys::cuMemsetD8_v2(self.ptr, 0, self.len) }
-            .result()
-            .map_err(driver_err(format!("clearing {what}")))
-    }
-
-    /// Copy `bytes` to the start of this buffer, synchronously.
-    pub(crate) fn upload_sync(&self, bytes: &[u8], what: &str) -> Result<(), RuntimeError> {
-        if bytes.len() > self.len {
-            return Err(RuntimeError::Alloc(format!(
-                "{what}: {} bytes do not fit a {}-byte device buffer",
-                bytes.len(),
-                self.len
-            )));
-        }
-        // SAFETY: the destination holds at least `bytes.len()` bytes.
-        unsafe { result::memcpy_htod_sync(self.ptr, bytes) }
-            .map_err(driver_err(format!("copying {what} to the GPU")))
     }
 }
 

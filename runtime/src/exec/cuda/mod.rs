@@ -153,12 +153,19 @@ impl CudaExecutor {
                 })?;
             functions.push(Function { raw });
         }
-        let (weights, weight_addr) = upload_weights(plan)?;
+        // Everything at creation goes through the executor's stream, which does not
+        // synchronize with the legacy default stream, and is waited for before returning.
+        let stream = Stream::new()?;
+        let (weights, weight_addr) = upload_weights(plan, &stream)?;
         let arena = DeviceMem::alloc(program.arena_bytes, "activation arena")?;
         // Zeroed once, like the CPU executor's arena.
-        arena.zero_sync("the activation arena")?;
+        stream
+            .memset(arena.addr(), 0, arena.len())
+            .map_err(driver_err("clearing the activation arena"))?;
         let fault = DeviceMem::alloc(4, "fault word")?;
-        let stream = Stream::new()?;
+        stream
+            .synchronize()
+            .map_err(driver_err("uploading the weights"))?;
         let sync_each = std::env::var("DQC_CUDA_SYNC").is_ok_and(|v| !v.is_empty() && v != "0");
         Ok(CudaExecutor {
             state: Mutex::new(State {
@@ -585,7 +592,12 @@ fn ensure<'a>(
 }
 
 /// Upload each distinct weight once; returns the allocations and each buffer's address.
-fn upload_weights(plan: &Plan) -> Result<(Vec<DeviceMem>, Vec<u64>), RuntimeError> {
+/// The copies are queued on `stream`; the caller synchronizes it while `plan` (which owns
+/// the bytes) is alive.
+fn upload_weights(
+    plan: &Plan,
+    stream: &Stream,
+) -> Result<(Vec<DeviceMem>, Vec<u64>), RuntimeError> {
     let program = plan.program();
     let mut mems: Vec<DeviceMem> = Vec::new();
     let mut by_name: BTreeMap<&str, u64> = BTreeMap::new();
@@ -603,7 +615,12 @@ fn upload_weights(plan: &Plan) -> Result<(Vec<DeviceMem>, Vec<u64>), RuntimeErro
                 })?;
                 let what = format!("weight `{name}`");
                 let mem = DeviceMem::alloc(bytes.len() as u64, &what)?;
-                mem.upload_sync(bytes, &what)?;
+                if !bytes.is_empty() {
+                    // SAFETY: `mem` holds `bytes.len()` bytes; the plan keeps `bytes` alive
+                    // and unchanged until the caller synchronizes the stream.
+                    unsafe { stream.upload(mem.addr(), bytes) }
+                        .map_err(driver_err(format!("copying {what} to the GPU")))?;
+                }
                 let a = mem.addr();
                 mems.push(mem);
                 by_name.insert(name, a);
