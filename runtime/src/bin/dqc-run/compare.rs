@@ -16,6 +16,8 @@ pub struct Diff {
     pub len: usize,
     /// Largest `|want|` (the scale the default `atol` is taken from).
     pub scale: f64,
+    /// The first element outside tolerance: flat index, got, want.
+    pub first_bad: Option<(usize, f64, f64)>,
 }
 
 impl Diff {
@@ -83,19 +85,16 @@ pub fn compare(
         bad: 0,
         len: w.len(),
         scale,
+        first_bad: None,
     };
-    for (&a, &b) in g.iter().zip(&w) {
-        if a.is_nan() || b.is_nan() {
-            if a.is_nan() != b.is_nan() {
+    for (i, (&a, &b)) in g.iter().zip(&w).enumerate() {
+        let before = d.bad;
+        if a.is_nan() || b.is_nan() || a.is_infinite() || b.is_infinite() {
+            let same = (a.is_nan() && b.is_nan()) || a == b;
+            if !same {
                 d.bad += 1;
                 d.max_abs = f64::INFINITY;
-            }
-            continue;
-        }
-        if a.is_infinite() || b.is_infinite() {
-            if a != b {
-                d.bad += 1;
-                d.max_abs = f64::INFINITY;
+                d.first_bad.get_or_insert((i, a, b));
             }
             continue;
         }
@@ -107,6 +106,9 @@ pub fn compare(
         let tol = if exact { 0.0 } else { atol + rtol * b.abs() };
         if e > tol {
             d.bad += 1;
+        }
+        if d.bad > before && d.first_bad.is_none() {
+            d.first_bad = Some((i, a, b));
         }
     }
     Ok(d)
@@ -159,7 +161,12 @@ mod tests {
         assert!(d.ok());
         let d = compare(&f(&[f32::NAN, 1.]), &f(&[0., 1.]), 1e-3, None).unwrap();
         assert_eq!(d.bad, 1);
+        assert!(matches!(d.first_bad, Some((0, g, w)) if g.is_nan() && w == 0.0));
         assert!(d.max_abs.is_infinite());
+        let d = compare(&f(&[f32::INFINITY]), &f(&[f32::INFINITY]), 1e-3, None).unwrap();
+        assert!(d.ok());
+        let d = compare(&f(&[f32::INFINITY]), &f(&[f32::NEG_INFINITY]), 1e-3, None).unwrap();
+        assert_eq!(d.bad, 1);
     }
 
     #[test]
@@ -168,6 +175,7 @@ mod tests {
         let b = Tensor::from_i64(DType::I64, vec![2], &[3, 5]).unwrap();
         let d = compare(&a, &b, 0.5, None).unwrap();
         assert_eq!((d.bad, d.max_abs), (1, 1.0));
+        assert_eq!(d.first_bad, Some((1, 4.0, 5.0)));
     }
 
     #[test]

@@ -413,6 +413,21 @@ fn report(
                     d.len,
                     d.scale
                 );
+                if let Some((i, a, b)) = d.first_bad {
+                    let at = g
+                        .shape()
+                        .iter()
+                        .rev()
+                        .scan(i, |rest, &n| {
+                            let n = n.max(1) as usize;
+                            let c = *rest % n;
+                            *rest /= n;
+                            Some(c)
+                        })
+                        .collect::<Vec<_>>();
+                    let at: Vec<usize> = at.into_iter().rev().collect();
+                    println!("     first outside tolerance at {at:?}: {a} vs reference {b}");
+                }
                 ok &= d.ok();
             }
             Err(e) => {
