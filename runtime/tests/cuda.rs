@@ -304,3 +304,9 @@ fn hand_written_ptx_assembles() {
         }
     }
 }
+
+#[test]
+fn sessions_stay_send_and_sync_with_the_cuda_executor() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Session>();
+}
