@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use dqc_ir::{DType, Tensor};
-use dqc_runtime::plan::{Plan, PtxModule, plan_bytes};
+use dqc_runtime::plan::{Plan, plan_bytes};
 use dqc_runtime::{RuntimeError, Session};
 
 fn empty_session() -> Session {
@@ -119,9 +119,10 @@ fn symbol_above_its_maximum_says_how_to_recompile() {
     );
 }
 
+#[cfg(not(feature = "cuda"))]
 #[test]
-fn gpu_plans_are_refused_by_the_cpu_session() {
-    let ptx = [PtxModule {
+fn gpu_plans_need_the_cuda_feature() {
+    let ptx = [dqc_runtime::plan::PtxModule {
         name: "m".into(),
         target: "sm_100a".into(),
         text: String::new(),
@@ -129,7 +130,15 @@ fn gpu_plans_are_refused_by_the_cpu_session() {
     let bytes = plan_bytes(&parts("sm_100a", add_program()), &[], &ptx).unwrap();
     let plan = Plan::from_bytes("gpu.dqcplan", &bytes).unwrap();
     let e = Session::new(&plan).unwrap_err().to_string();
-    assert!(e.contains("`sm_100a`") && e.contains("only `cpu`"), "{e}");
+    assert!(
+        e.contains("`sm_100a`") && e.contains("without the `cuda` feature"),
+        "{e}"
+    );
+    // The program is target independent: the CPU still runs it on request.
+    let s = dqc_runtime::Session::on_device(&plan, dqc_runtime::Device::Cpu).unwrap();
+    let a = f32_tensor(vec![1, 4], &[1., 2., 3., 4.]);
+    let out = s.run(&[("x", &a), ("y", &a)]).unwrap();
+    assert_eq!(out[0].1, f32_tensor(vec![1, 4], &[2., 4., 6., 8.]));
 }
 
 #[test]
