@@ -28,7 +28,7 @@ fn bias_ptx(fault: bool, maxntid: Option<u32>) -> String {
 .address_size 64
 
 .visible .entry dqc_k0(
-    .param .u64 p_fault, .param .u64 p_x, .param .u64 p_w, .param .u64 p_t, .param .u64 p_B
+    .param .u64 p_fault, .param .u32 p_kernel, .param .u64 p_x, .param .u64 p_w, .param .u64 p_t, .param .u64 p_B
 ) {cap}
 {{
     .reg .pred %p<3>;
@@ -65,7 +65,7 @@ DONE:
 }}
 
 .visible .entry dqc_k1(
-    .param .u64 p_fault, .param .u64 p_t, .param .u64 p_out, .param .u64 p_B
+    .param .u64 p_fault, .param .u32 p_kernel, .param .u64 p_t, .param .u64 p_out, .param .u64 p_B
 )
 {{
     .reg .pred %p<3>;

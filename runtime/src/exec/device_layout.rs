@@ -90,17 +90,24 @@ pub(crate) fn buffer_sizes(
     Ok(sizes)
 }
 
-/// The parameter values of `spec`'s entry, each 8 bytes: the fault word's address, one
-/// address per argument, one `i64` per program symbol (its binding, as two's complement).
+/// The parameter values of `spec`'s entry, each in an 8-byte slot: the fault word's
+/// address, the kernel's index `kernel` (a u32 parameter: the driver reads the slot's low
+/// 4 bytes, this is little-endian x86-64), one address per argument, one `i64` per program
+/// symbol (its binding, as two's complement).
 pub(crate) fn pack_params(
     fault: u64,
+    kernel: usize,
     spec: &KernelSpec,
     addrs: &[u64],
     program: &Program,
     bindings: &Bindings,
 ) -> Result<Vec<u64>, RuntimeError> {
-    let mut params = Vec::with_capacity(1 + spec.args.len() + program.symbols.len());
+    let mut params = Vec::with_capacity(2 + spec.args.len() + program.symbols.len());
     params.push(fault);
+    params.push(u64::from(u32::try_from(kernel).map_err(|_| RuntimeError::Size {
+        buffer: spec.name.clone(),
+        problem: format!("kernel index {kernel} does not fit the u32 parameter"),
+    })?));
     for &id in &spec.args {
         let a = addrs
             .get(id as usize)
@@ -241,7 +248,7 @@ mod tests {
     }
 
     #[test]
-    fn params_are_fault_then_args_then_symbols() {
+    fn params_are_fault_kernel_args_symbols() {
         let mut p = program();
         let spec = KernelSpec {
             name: "k".into(),
@@ -256,15 +263,15 @@ mod tests {
         p.kernels.push(spec.clone());
         let addrs = [10, 11, 12, 13, 14, 15, 16];
         let bindings: Bindings = [("B".to_string(), 5)].into();
-        let params = pack_params(0xfa, &spec, &addrs, &p, &bindings).unwrap();
-        assert_eq!(params, vec![0xfa, 10, 11, 13, 14, 5]);
+        let params = pack_params(0xfa, 7, &spec, &addrs, &p, &bindings).unwrap();
+        assert_eq!(params, vec![0xfa, 7, 10, 11, 13, 14, 5]);
         assert_eq!(params.len(), param_count(&spec, &p));
-        let e = pack_params(0xfa, &spec, &addrs, &p, &Bindings::new()).unwrap_err();
+        let e = pack_params(0xfa, 7, &spec, &addrs, &p, &Bindings::new()).unwrap_err();
         assert!(matches!(e, RuntimeError::Unbound { .. }), "{e}");
         let bad = KernelSpec {
             args: vec![99],
             ..spec
         };
-        assert!(pack_params(0, &bad, &addrs, &p, &bindings).is_err());
+        assert!(pack_params(0, 0, &bad, &addrs, &p, &bindings).is_err());
     }
 }

@@ -69,6 +69,7 @@ impl Plan {
         let gpu = dqc_ir::Target::parse(&h.target)
             .ok()
             .filter(|t| !t.is_cpu());
+        let entries = dqc_codegen::ptx::abi::entry_names(p);
         let _ = writeln!(s, "kernels: {}", p.kernels.len());
         for (i, k) in p.kernels.iter().enumerate() {
             let _ = write!(s, "  #{i:<4} {:<15} {}", k.body.family(), k.name);
@@ -77,7 +78,7 @@ impl Plan {
                 let launch = dqc_codegen::ptx::abi::launch_config(p, i, &max, t)
                     .map(|l| l.to_string())
                     .unwrap_or_else(|e| format!("no launch: {e}"));
-                let _ = write!(s, "  [{} {launch}]", dqc_codegen::ptx::abi::entry_name(i));
+                let _ = write!(s, "  [{} {launch}]", entries[i]);
             }
             let _ = writeln!(s);
         }

@@ -168,13 +168,15 @@ int cuFuncSetAttribute(void *f, int attr, int v) { (void)f; (void)attr; (void)v;
 static void run(const struct launch *l) {
     const uint64_t *p = l->params;
     if (l->f->index == 0) {
-        float *x = (float *)(uintptr_t)p[1], *w = (float *)(uintptr_t)p[2], *t = (float *)(uintptr_t)p[3];
-        for (uint64_t i = 0; i < 4 * p[4]; i++) t[i] = x[i] + w[i % 4];
+        /* params: fault, kernel index, x, w, t, B */
+        float *x = (float *)(uintptr_t)p[2], *w = (float *)(uintptr_t)p[3], *t = (float *)(uintptr_t)p[4];
+        for (uint64_t i = 0; i < 4 * p[5]; i++) t[i] = x[i] + w[i % 4];
     } else {
-        float *t = (float *)(uintptr_t)p[1], *out = (float *)(uintptr_t)p[2];
-        for (uint64_t i = 0; i < 4 * p[3]; i++) out[i] = 2.0f * t[i];
+        /* params: fault, kernel index, t, out, B */
+        float *t = (float *)(uintptr_t)p[2], *out = (float *)(uintptr_t)p[3];
+        for (uint64_t i = 0; i < 4 * p[4]; i++) out[i] = 2.0f * t[i];
         uint32_t *fault = (uint32_t *)(uintptr_t)p[0];
-        if (l->f->m->fault && *fault == 0) *fault = 0x101;
+        if (l->f->m->fault && *fault == 0) *fault = (uint32_t)((p[1] & 0xffffffffu) << 8) | 1u;
     }
 }
 
@@ -184,7 +186,7 @@ int cuLaunchKernel(void *fp, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
     (void)extra;
     struct function *f = fp;
     if (f->m->launchfail && f->index == 0) return INVALID_VALUE;
-    struct launch l = {f, {gx, gy, gz}, {bx, by, bz}, shared, {0}, f->index == 0 ? 5 : 4};
+    struct launch l = {f, {gx, gy, gz}, {bx, by, bz}, shared, {0}, f->index == 0 ? 6 : 5};
     for (int i = 0; i < l.nparams; i++) memcpy(&l.params[i], params[i], 8);
     const char *log = getenv("FAKE_CUDA_LOG");
     if (log) {

@@ -113,6 +113,7 @@ impl CudaExecutor {
         let program = plan.program();
         let mut modules = Vec::new();
         let mut module_index: BTreeMap<&str, usize> = BTreeMap::new();
+        let entries = abi::entry_names(program);
         let mut functions = Vec::with_capacity(program.kernels.len());
         for (i, k) in program.kernels.iter().enumerate() {
             let mname = abi::module_name(&k.body);
@@ -133,7 +134,8 @@ impl CudaExecutor {
                     modules.len() - 1
                 }
             };
-            let entry = abi::entry_name(i);
+            // kernels with identical code share the first one's entry (abi::entry_names)
+            let entry = entries.get(i).cloned().unwrap_or_else(|| abi::entry_name(i));
             let raw = modules
                 .get(mi)
                 .ok_or_else(|| RuntimeError::MissingModule {
@@ -544,9 +546,9 @@ impl CudaExecutor {
                 })?;
                 *set = cfg.shared_bytes;
             }
-            let mut params = pack_params(self.fault.addr(), spec, addrs, program, bindings)?;
-            // SAFETY: `params` follow the entry's parameter list (abi: fault word, one
-            // address per argument, one i64 per symbol); every address points into a live
+            let mut params = pack_params(self.fault.addr(), i, spec, addrs, program, bindings)?;
+            // SAFETY: `params` follow the entry's parameter list (abi: fault word, kernel
+            // index, one address per argument, one i64 per symbol); every address points into a live
             // device allocation of at least the size the buffer needs under `bindings`
             // (arena at the maxima, inputs and outputs sized by `prepare`, weights
             // uploaded whole); they stay alive until the stream is synchronized.
