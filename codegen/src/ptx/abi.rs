@@ -185,7 +185,7 @@ pub fn launch_config(
             Ok(LaunchConfig {
                 grid: [g as u32, 1, 1],
                 block: [tiles::ROW_THREADS, 1, 1],
-                shared_bytes: 0,
+                shared_bytes: tiles::ROW_SHARED_BYTES,
             })
         }
         Kernel::Gemm(g) => {
