@@ -52,3 +52,30 @@ fn conv3d_grouped_dilated() {
         "conv",
     );
 }
+
+/// The launch the executor makes: ⌈N·P / 64⌉ × ⌈M / 64⌉ blocks of 128 threads, no shared
+/// memory.
+#[test]
+fn launch_tiles_pixels_by_channels() {
+    use dqc_codegen::lower::{LowerOptions, lower};
+    use dqc_codegen::ptx::abi::{Bindings, launch_config};
+    let g = lower_util::parse(
+        "graph @g(%x: f32[B,4,9], %w: f32[70,4,3]) -> (f32[B,70,7]) {
+          %c = conv(%x, %w) {strides = [1], pads = [0, 0], dilations = [1], groups = 1, has_bias = false}
+          return %c
+        }",
+    );
+    let program = lower(&g, &LowerOptions::default()).unwrap().program;
+    let i = program
+        .kernels
+        .iter()
+        .position(|k| k.body.family() == "conv")
+        .unwrap();
+    let target = dqc_ir::Target::parse("sm_80").unwrap();
+    let b: Bindings = [("B".to_string(), 10)].into_iter().collect();
+    let l = launch_config(&program, i, &b, &target).unwrap();
+    // 10 images × 7 pixels = 70 pixels → 2 blocks; 70 channels → 2 blocks
+    assert_eq!(l.grid, [2, 2, 1]);
+    assert_eq!(l.block, [128, 1, 1]);
+    assert_eq!(l.shared_bytes, 0);
+}

@@ -155,3 +155,29 @@ fn cumsum_reverse() {
     );
     snapshot("row_reduce_cumsum", snaps);
 }
+
+/// The launch the executor makes: one 256-thread block per row (grid-stride beyond the
+/// grid limit), with the running sums' shared slots.
+#[test]
+fn launch_one_block_per_row() {
+    use dqc_codegen::lower::{LowerOptions, lower};
+    use dqc_codegen::ptx::abi::{Bindings, launch_config};
+    let g = lower_util::parse(
+        "graph @g(%x: f32[B,3,8]) -> (f32[B,3,8]) {
+          %n = softmax(%x) {axis = -1}
+          return %n
+        }",
+    );
+    let program = lower(&g, &LowerOptions::default()).unwrap().program;
+    let i = program
+        .kernels
+        .iter()
+        .position(|k| k.body.family() == "row_reduce")
+        .unwrap();
+    let target = dqc_ir::Target::parse("sm_90").unwrap();
+    let b: Bindings = [("B".to_string(), 5)].into_iter().collect();
+    let l = launch_config(&program, i, &b, &target).unwrap();
+    assert_eq!(l.grid, [15, 1, 1]);
+    assert_eq!(l.block, [256, 1, 1]);
+    assert_eq!(l.shared_bytes, 256 * 16);
+}

@@ -28,3 +28,49 @@ fn selective_scan_plain_bf16_state16() {
         "selective_scan",
     );
 }
+
+/// The launch the executor makes: one thread per (batch, channel), 128 per block.
+#[test]
+fn launch_one_thread_per_channel() {
+    use dqc_codegen::lower::{LowerOptions, lower};
+    use dqc_codegen::ptx::abi::{Bindings, launch_config};
+    let g = lower_util::parse(
+        "graph @g(%u: f32[B,100,3], %d: f32[B,100,3], %a: f32[100,4], %b: f32[B,4,3], %c: f32[B,4,3]) -> (f32[B,100,3]) {
+          %y = selective_scan(%u, %d, %a, %b, %c) {delta_softplus = true, has_d = false, has_z = false}
+          return %y
+        }",
+    );
+    let program = lower(&g, &LowerOptions::default()).unwrap().program;
+    let i = program
+        .kernels
+        .iter()
+        .position(|k| k.body.family() == "selective_scan")
+        .unwrap();
+    let target = dqc_ir::Target::parse("sm_80").unwrap();
+    let b: Bindings = [("B".to_string(), 3)].into_iter().collect();
+    let l = launch_config(&program, i, &b, &target).unwrap();
+    assert_eq!(l.grid, [3, 1, 1]);
+    assert_eq!(l.block, [128, 1, 1]);
+    assert_eq!(l.shared_bytes, 0);
+}
+
+/// A symbolic state size is refused with a precise error, not wrong code.
+#[test]
+fn symbolic_state_is_unsupported() {
+    use dqc_codegen::lower::{LowerOptions, lower};
+    use dqc_codegen::ptx::{PtxError, compile_program};
+    let g = lower_util::parse(
+        "graph @g(%u: f32[1,2,3], %d: f32[1,2,3], %a: f32[2,N], %b: f32[1,N,3], %c: f32[1,N,3]) -> (f32[1,2,3]) {
+          %y = selective_scan(%u, %d, %a, %b, %c) {delta_softplus = false, has_d = false, has_z = false}
+          return %y
+        }",
+    );
+    let program = lower(&g, &LowerOptions::default()).unwrap().program;
+    let target = dqc_ir::Target::parse("sm_90").unwrap();
+    match compile_program(&program, &target) {
+        Err(PtxError::Unsupported { what, .. }) => {
+            assert!(what.contains("symbolic state"), "{what}")
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+}
