@@ -215,7 +215,7 @@ pub fn launch_config(
             Ok(LaunchConfig {
                 grid: [g as u32, 1, 1],
                 block: [tiles::ROW_THREADS, 1, 1],
-                shared_bytes: 0,
+                shared_bytes: tiles::ROW_SHARED_BYTES,
             })
         }
         Kernel::Gemm(g) => {
@@ -281,7 +281,8 @@ pub fn launch_config(
                     1,
                 ],
                 block: [t.threads(), 1, 1],
-                shared_bytes: t.shared_bytes(),
+                // the SIMT implicit GEMM stages nothing in shared memory
+                shared_bytes: 0,
             })
         }
         Kernel::SelectiveScan(s) => {

@@ -10,6 +10,8 @@ pub mod abi;
 pub mod tiles;
 
 #[cfg(feature = "ptx")]
+mod block;
+#[cfg(feature = "ptx")]
 mod builder;
 #[cfg(feature = "ptx")]
 mod compile;

@@ -8,6 +8,9 @@ use dqc_ir::target::{Target, TargetKind};
 pub const ELEMENTWISE_THREADS: u32 = 256;
 /// Threads per block of row reductions: one block per row, warp-shuffle reductions.
 pub const ROW_THREADS: u32 = 256;
+/// Dynamic shared memory of a row reduction: the running sums' 16-byte chunk slots, one
+/// per thread (the block reductions' per-warp slots fit in the same bytes).
+pub const ROW_SHARED_BYTES: u32 = ROW_THREADS * 16;
 /// Threads per block of the selective scan (one thread per (batch, channel)).
 pub const SCAN_THREADS: u32 = 128;
 /// Threads in a warp.
