@@ -18,6 +18,8 @@ mod expr;
 #[cfg(feature = "ptx")]
 mod values;
 #[cfg(feature = "ptx")]
+mod attention_ops;
+#[cfg(feature = "ptx")]
 mod families;
 
 #[cfg(feature = "ptx")]
