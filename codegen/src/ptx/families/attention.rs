@@ -18,7 +18,7 @@ mod mma;
 mod simt;
 
 use crate::ptx::builder::{Kb, R, Val};
-use crate::ptx::tiles::{ATTENTION_MAX_HEAD_DIM, AttentionTile, attention_tile};
+use crate::ptx::tiles::{ATTENTION_MAX_HEAD_DIM, attention_tile};
 use crate::spec::{Attention, HeadsView};
 use dqc_ir::DType;
 use inkwell::IntPredicate;
@@ -242,10 +242,4 @@ pub(super) fn normalize<'ctx>(
 ) -> R<FloatValue<'ctx>> {
     let v = kb.fmul(acc, inv_l)?;
     kb.fsel(empty, kb.f32c(0.0), v)
-}
-
-/// The tile of this spec on this kernel's target (what the launcher uses too).
-#[allow(dead_code)]
-pub(super) fn tile_of(kb: &Kb<'_, '_>, a: &Attention) -> AttentionTile {
-    attention_tile(a.head_dim.max(a.v_head_dim), a.dtype, kb.target)
 }

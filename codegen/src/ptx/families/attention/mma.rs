@@ -37,13 +37,13 @@ use inkwell::values::{BasicValueEnum, FloatValue, IntValue};
 use inkwell::{FloatPredicate, IntPredicate};
 
 /// Generate the tensor-core kernel for `tile` (`row_lanes == 0`).
-pub(super) fn generate<'ctx>(
-    kb: &mut Kb<'ctx, '_>,
-    a: &Attention,
-    tile: &AttentionTile,
-) -> R<()> {
+pub(super) fn generate<'ctx>(kb: &mut Kb<'ctx, '_>, a: &Attention, tile: &AttentionTile) -> R<()> {
     let dt = a.dtype;
-    if !tile.tensor_cores() || tile.bq % 16 != 0 || tile.bk % 16 != 0 || tile.dpad % 16 != 0 {
+    if !tile.tensor_cores()
+        || !tile.bq.is_multiple_of(16)
+        || !tile.bk.is_multiple_of(16)
+        || !tile.dpad.is_multiple_of(16)
+    {
         return Err(kb.malformed(format!("tensor-core attention tile {tile:?}")));
     }
     let bk = tile.bk as u64;
@@ -104,7 +104,7 @@ pub(super) fn generate<'ctx>(
     }
 
     // cp.async needs every copied 8-element chunk 16-byte aligned in global memory
-    let aligned = if a.head_dim % 8 == 0 && a.v_head_dim % 8 == 0 {
+    let aligned = if a.head_dim.is_multiple_of(8) && a.v_head_dim.is_multiple_of(8) {
         let mut c = kb.attn_arg_aligned(a.k.arg, 16)?;
         c = kb.attn_and(c, kb.attn_arg_aligned(a.v.arg, 16)?)?;
         for x in [st.k_base, st.k_ss, st.v_base, st.v_ss] {

@@ -31,7 +31,7 @@ use inkwell::{FloatPredicate, IntPredicate};
 /// Generate the f32 kernel for `tile` (a SIMT tile: `row_lanes` 4 or 8).
 pub(super) fn generate(kb: &mut Kb<'_, '_>, a: &Attention, tile: &AttentionTile) -> R<()> {
     let lanes = tile.row_lanes as u64;
-    if !(lanes == 4 || lanes == 8) || tile.dpad as u64 % (4 * lanes) != 0 {
+    if !(lanes == 4 || lanes == 8) || !(tile.dpad as u64).is_multiple_of(4 * lanes) {
         return Err(kb.malformed(format!("SIMT attention tile {tile:?}")));
     }
     let chunks = tile.dpad as u64 / (4 * lanes);
@@ -39,7 +39,7 @@ pub(super) fn generate(kb: &mut Kb<'_, '_>, a: &Attention, tile: &AttentionTile)
     let dpad = tile.dpad as u64;
     let bk = tile.bk as u64;
     let tile_elems = bk * dpad;
-    if tile_elems % threads != 0 {
+    if !tile_elems.is_multiple_of(threads) {
         return Err(kb.malformed(format!(
             "SIMT attention tile {tile:?}: {tile_elems} elements per tile for {threads} threads"
         )));
