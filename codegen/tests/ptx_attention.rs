@@ -48,10 +48,7 @@ fn f32_non_causal_head_dim_64() {
         // exact f32: FMA dot products, no tensor-core instruction, shared-memory tiles
         assert!(text.contains("fma.rn.f32"), "{t}");
         assert!(!text.contains("mma.sync"), "{t}");
-        assert!(
-            text.contains("ld.shared.v4"),
-            "{t}: float4 shared reads"
-        );
+        assert!(text.contains("ld.shared.v4"), "{t}: float4 shared reads");
         assert!(text.contains("bar.sync"), "{t}");
         assert!(
             text.contains("shfl.sync.bfly"),
