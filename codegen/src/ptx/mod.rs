@@ -18,6 +18,8 @@ mod compile;
 #[cfg(feature = "ptx")]
 mod expr;
 #[cfg(feature = "ptx")]
+mod attention_ops;
+#[cfg(feature = "ptx")]
 mod families;
 #[cfg(all(test, feature = "ptx"))]
 mod hostcheck;

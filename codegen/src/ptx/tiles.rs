@@ -89,45 +89,117 @@ pub fn gemm_tile(dtype: DType, target: &Target) -> GemmTile {
     }
 }
 
-/// Block tile of attention: `bq` queries per block (16 per warp), `bk` keys per step,
-/// `head_dim` padded to a multiple of 16.
+/// Block tile of attention. Two shapes, chosen by the element type:
+///
+/// - **Tensor cores** (`f16`, `bf16`): one warp per 16 queries (`bq / 16` warps), Q·Kᵀ and
+///   P·V on `mma.sync` m16n8k16 with f32 accumulation; K and V tiles of `bk` keys ×
+///   `dpad` elements in shared memory, each row padded by 16 bytes (conflict-free fragment
+///   reads). `row_lanes` is 0.
+/// - **SIMT** (`f32`): `row_lanes` consecutive threads share one query row, each owning a
+///   strided quarter (or eighth) of the head dimension in float4 chunks; K and V tiles of
+///   `bk × dpad` f32 in shared memory, unpadded (every warp reads one key row: broadcast).
+///
+/// `dpad` is the larger of the two head dimensions rounded up to what the path needs
+/// (16 for tensor cores, `4 · row_lanes` for SIMT); the padding is zero-filled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttentionTile {
     /// Queries per block.
     pub bq: u32,
     /// Keys per step.
     pub bk: u32,
-    /// Head dimension padded to a multiple of 16.
+    /// Head dimension (max of Q·K and V) padded as described above.
     pub dpad: u32,
     /// Bytes per element in shared memory.
     pub elem_bytes: u32,
+    /// SIMT path: threads per query row (4 or 8); 0 on the tensor-core path.
+    pub row_lanes: u32,
 }
+
+/// Threads per block of the SIMT (f32) attention path.
+pub const ATTENTION_SIMT_THREADS: u32 = 128;
+
+/// Largest head dimension the attention generator accepts.
+pub const ATTENTION_MAX_HEAD_DIM: u64 = 256;
 
 impl AttentionTile {
-    /// Threads per block: one warp per 16 queries.
-    pub fn threads(&self) -> u32 {
-        (self.bq / 16) * WARP
+    /// True on the tensor-core path.
+    pub fn tensor_cores(&self) -> bool {
+        self.row_lanes == 0
     }
 
-    /// Dynamic shared memory: the K and V tiles (`bk × dpad`, double buffered) and the Q
-    /// tile (`bq × dpad`), rows padded by 16 bytes.
+    /// Threads per block: one warp per 16 queries (tensor cores), or `row_lanes` per query
+    /// (SIMT).
+    pub fn threads(&self) -> u32 {
+        if self.tensor_cores() {
+            (self.bq / 16) * WARP
+        } else {
+            self.bq * self.row_lanes
+        }
+    }
+
+    /// Bytes between consecutive key rows of the K and V tiles in shared memory.
+    pub fn row_bytes(&self) -> u32 {
+        if self.tensor_cores() {
+            self.dpad * self.elem_bytes + 16
+        } else {
+            self.dpad * self.elem_bytes
+        }
+    }
+
+    /// Dynamic shared memory: the K tile then the V tile, `bk` rows each.
     pub fn shared_bytes(&self) -> u32 {
-        let row = self.dpad * self.elem_bytes + 16;
-        self.bq * row + 2 * 2 * self.bk * row
+        2 * self.bk * self.row_bytes()
     }
 }
 
-/// The attention tile for a head dimension, element type and target.
+/// The attention tile for a head dimension (the larger of Q·K's and V's), element type
+/// and target. Every entry stays within the 48 KiB of dynamic shared memory a launch gets
+/// without opting in.
+///
+/// | path | dpad | bq | bk | warps | shared |
+/// |---|---|---|---|---|---|
+/// | tensor cores | ≤ 64 | 128 | 64 | 8 | 18 KiB |
+/// | tensor cores | ≤ 128 | 64 | 64 (consumer parts: 32) | 4 | 34 KiB (17 KiB) |
+/// | tensor cores | ≤ 256 | 64 | 32 | 4 | 33 KiB |
+/// | SIMT f32 | ≤ 128 | 32 | 32 | 4 | ≤ 32 KiB |
+/// | SIMT f32 | ≤ 256 | 16 | 16 | 4 | ≤ 32 KiB |
+///
+/// "Consumer parts" are sm_86, sm_89 and sm_120 (less shared memory and register file per
+/// SM than sm_80 / sm_90 / sm_100). The values are first guesses to be tuned on hardware.
 pub fn attention_tile(head_dim: u64, dtype: DType, target: &Target) -> AttentionTile {
-    let _ = capability(target);
-    let dpad = (head_dim.div_ceil(16) * 16).max(16) as u32;
+    let (major, minor) = capability(target);
+    let consumer = (major == 8 && minor >= 6) || major == 12;
     let elem_bytes = staged_bytes(dtype);
-    let bq = if dpad > 128 { 64 } else { 128 };
-    AttentionTile {
-        bq,
-        bk: 64,
-        dpad,
-        elem_bytes,
+    match dtype {
+        DType::F16 | DType::BF16 => {
+            let dpad = (head_dim.div_ceil(16) * 16).max(16) as u32;
+            let (bq, bk) = if dpad <= 64 {
+                (128, 64)
+            } else if dpad <= 128 {
+                (64, if consumer { 32 } else { 64 })
+            } else {
+                (64, 32)
+            };
+            AttentionTile {
+                bq,
+                bk,
+                dpad,
+                elem_bytes,
+                row_lanes: 0,
+            }
+        }
+        _ => {
+            let row_lanes: u32 = if head_dim <= 128 { 4 } else { 8 };
+            let q = 4 * row_lanes as u64;
+            let dpad = (head_dim.div_ceil(q) * q).max(16) as u32;
+            AttentionTile {
+                bq: ATTENTION_SIMT_THREADS / row_lanes,
+                bk: if row_lanes == 4 { 32 } else { 16 },
+                dpad,
+                elem_bytes: 4,
+                row_lanes,
+            }
+        }
     }
 }
 
