@@ -19,6 +19,8 @@ mod expr;
 mod values;
 #[cfg(feature = "ptx")]
 mod families;
+#[cfg(feature = "ptx")]
+mod mma;
 
 #[cfg(feature = "ptx")]
 pub use compile::{PtxText, compile_kernel, compile_program};
