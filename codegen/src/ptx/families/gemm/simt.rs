@@ -30,9 +30,9 @@ pub(super) fn generate<'ctx>(kb: &mut Kb<'ctx, '_>, g: &Gemm, blk: &Block<'ctx>)
     let bk = GEMM_SIMT_BK;
     let rows = t.epilogue_rows();
     if tx_n * ty_n != threads
-        || (t.bm * bk) % threads != 0
-        || (t.bn * bk) % threads != 0
-        || rows % TM != 0
+        || !(t.bm * bk).is_multiple_of(threads)
+        || !(t.bn * bk).is_multiple_of(threads)
+        || !rows.is_multiple_of(TM)
     {
         return Err(kb.malformed(format!(
             "GEMM tile {}×{} with {threads} threads does not fit the SIMT layout",

@@ -8,6 +8,7 @@
 //! - `A_s[r][kbyte]` at `s·S + r·P + kbyte`, `r < bm`: A(m0 + r, k0 + kbyte / eb);
 //! - `B_s[c][kbyte]` at `s·S + bm·P + c·P + kbyte`, `c < bn`: B(k0 + kbyte / eb, n0 + c)
 //!   (B stored transposed, k-contiguous, which is the "col" operand layout of mma);
+//!
 //! with `S = (bm + bn)·P`; elements outside `M × K` / `K × N` are zero, so they add nothing.
 //!
 //! Filling (16-byte chunks, `bk·eb / 16` per row, `e = 16 / eb` elements each; chunk
