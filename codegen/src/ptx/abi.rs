@@ -230,7 +230,7 @@ pub fn launch_config(
                     grid_dim(spec, "gemm batch", batch, MAX_GRID_YZ)?,
                 ],
                 block: [t.threads(), 1, 1],
-                shared_bytes: t.shared_bytes(),
+                shared_bytes: t.gemm_shared_bytes(),
             })
         }
         Kernel::Attention(a) => {

@@ -24,6 +24,8 @@ mod families;
 #[cfg(all(test, feature = "ptx"))]
 mod hostcheck;
 #[cfg(feature = "ptx")]
+mod mma;
+#[cfg(feature = "ptx")]
 mod values;
 
 #[cfg(feature = "ptx")]

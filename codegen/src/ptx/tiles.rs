@@ -59,6 +59,38 @@ impl GemmTile {
     }
 }
 
+/// Contraction elements per step of the SIMT GEMM path (f32 FMA, and the fallback for
+/// floats without a tensor-core path): one `GEMM_SIMT_BK × bm` and one `GEMM_SIMT_BK × bn`
+/// f32 tile in shared memory, rows padded by [`GEMM_PAD_WORDS`] words.
+pub const GEMM_SIMT_BK: u32 = 16;
+/// Padding (32-bit words) at the end of every f32 / i32 row of the SIMT tiles and of the
+/// epilogue staging area, against bank conflicts.
+pub const GEMM_PAD_WORDS: u32 = 4;
+
+impl GemmTile {
+    /// Rows of the output tile staged through shared memory per epilogue pass: one warp row
+    /// (`bm / warps_m`).
+    pub fn epilogue_rows(&self) -> u32 {
+        self.bm / self.warps_m.max(1)
+    }
+
+    /// Dynamic shared memory of a GEMM kernel (what [`super::abi::launch_config`] asks for):
+    /// the largest of
+    /// - the tensor-core pipeline: `stages` copies of the A tile (`bm` rows of `bk`
+    ///   elements) and of the B tile stored transposed (`bn` rows of `bk` elements), every
+    ///   row padded by 16 bytes;
+    /// - the SIMT step: `GEMM_SIMT_BK` rows of `bm` and of `bn` f32, padded;
+    /// - the epilogue staging: [`Self::epilogue_rows`] rows of `bn` 32-bit accumulators,
+    ///   padded.
+    pub fn gemm_shared_bytes(&self) -> u32 {
+        let pitch = self.bk * self.elem_bytes + 16;
+        let mma = self.stages * (self.bm + self.bn) * pitch;
+        let simt = GEMM_SIMT_BK * (self.bm + self.bn + 2 * GEMM_PAD_WORDS) * 4;
+        let epi = self.epilogue_rows() * (self.bn + GEMM_PAD_WORDS) * 4;
+        mma.max(simt).max(epi)
+    }
+}
+
 /// Bytes per element of a GEMM operand as staged in shared memory (f32 for float types the
 /// tensor cores do not take directly).
 pub fn staged_bytes(dtype: DType) -> u32 {
