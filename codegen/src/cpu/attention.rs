@@ -247,7 +247,8 @@ impl AttentionKernel {
                 for r in 0..rows {
                     let i = i0 as usize + r;
                     let row = &mut s[r * n..(r + 1) * n];
-                    for (j, l) in row.iter_mut().enumerate() {
+                    let limited = self.causal || maskv.is_some();
+                    for (j, l) in row.iter_mut().enumerate().take(if limited { n } else { 0 }) {
                         let mut ok =
                             !(self.causal && j as i128 > i as i128 + sk as i128 - sq as i128);
                         if let Some((mv, m, is_bool)) = &maskv {
@@ -267,11 +268,7 @@ impl AttentionKernel {
                             *l = f32::NEG_INFINITY;
                         }
                     }
-                    let max =
-                        row.iter().fold(
-                            f32::NEG_INFINITY,
-                            |a, &x| if x > a || x.is_nan() { x } else { a },
-                        );
+                    let max = row_max(row);
                     if max == f32::NEG_INFINITY {
                         row.fill(0.0);
                         continue;
@@ -310,6 +307,21 @@ impl AttentionKernel {
         }
         Ok(())
     }
+}
+
+/// The largest element of `row` (−∞ for an empty row), NaN if any element is NaN; eight
+/// lanes of straight-line selects so the compiler vectorizes it.
+fn row_max(row: &[f32]) -> f32 {
+    let pick = |a: f32, x: f32| if x > a || x.is_nan() { x } else { a };
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l = pick(*l, x);
+        }
+    }
+    let m = lanes.iter().fold(f32::NEG_INFINITY, |a, &x| pick(a, x));
+    chunks.remainder().iter().fold(m, |a, &x| pick(a, x))
 }
 
 /// Replace every `x` of `row` by `e^(x - max)` and return the sum (f64 over eight f32
@@ -359,7 +371,7 @@ fn exp_nonpositive(x: f32) -> f32 {
 
 #[cfg(test)]
 mod exp_tests {
-    use super::{exp_nonpositive, exp_shifted_sum};
+    use super::{exp_nonpositive, exp_shifted_sum, row_max};
 
     #[test]
     fn exp_matches_std_on_the_softmax_range() {
@@ -376,6 +388,21 @@ mod exp_tests {
         assert_eq!(exp_nonpositive(f32::NEG_INFINITY), 0.0);
         assert_eq!(exp_nonpositive(-100.0), 0.0);
         assert!(exp_nonpositive(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn row_max_takes_the_largest_and_propagates_nan() {
+        let mut row: Vec<f32> = (0..19).map(|i| (i as f32 * 7.0) % 11.0 - 5.0).collect();
+        assert_eq!(row_max(&row), 5.0);
+        row[17] = 9.5;
+        assert_eq!(row_max(&row), 9.5);
+        assert_eq!(row_max(&[]), f32::NEG_INFINITY);
+        assert_eq!(row_max(&[f32::NEG_INFINITY; 9]), f32::NEG_INFINITY);
+        for at in [0, 7, 8, 18] {
+            let mut r = row.clone();
+            r[at] = f32::NAN;
+            assert!(row_max(&r).is_nan(), "NaN at {at}");
+        }
     }
 
     #[test]

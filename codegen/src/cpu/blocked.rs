@@ -12,8 +12,8 @@ use std::cell::RefCell;
 /// Depth of a `k` block: a `KC × 16` panel of `B` (16 KiB) stays in L1 while a strip of
 /// `A` streams past it.
 pub(super) const KC: usize = 256;
-/// Rows of `A` packed at once: `MC × KC` f32 (96 KiB) stay in L2.
-pub(super) const MC: usize = 96;
+/// Rows of `A` packed at once: `MC × KC` f32 (144 KiB) stay in L2 next to a block of `B`.
+pub(super) const MC: usize = 144;
 
 /// A strided f32 matrix view: element `(i, j)` at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy, Debug)]
@@ -173,6 +173,9 @@ pub(super) unsafe fn gemm(
     c: *mut f32,
     ldc: usize,
 ) {
+    if let BSource::Packed(pb, n0) = b {
+        debug_assert!(pb.k() == k && n0 % NR == 0 && n0 + n <= pb.n().div_ceil(NR) * NR);
+    }
     if m == 0 || n == 0 {
         return;
     }
@@ -398,6 +401,88 @@ mod tests {
                 let want: f32 = (0..k).map(|p| av[i * k + p] * bv[p * n + 16 + j]).sum();
                 assert!((c[i * 24 + j] - want).abs() < 1e-5, "({i},{j})");
             }
+        }
+    }
+
+    /// Single-threaded GFLOP/s of this GEMM (B packed once, B packed per call) against the
+    /// `gemm` crate on the DiT-S/2 shapes (`cargo test --release -p dqc-codegen --lib
+    /// bench_blocked -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn bench_blocked_against_gemm_crate() {
+        let micro = Micro::detect();
+        for (m, n, k) in [
+            (512usize, 384usize, 384usize),
+            (512, 1536, 384),
+            (512, 384, 1536),
+        ] {
+            let av = vals(m * k, 1);
+            let bv = vals(k * n, 2);
+            let mut c = vec![0f32; m * n];
+            let a = View {
+                ptr: av.as_ptr(),
+                rs: k as isize,
+                cs: 1,
+            };
+            let b = View {
+                ptr: bv.as_ptr(),
+                rs: n as isize,
+                cs: 1,
+            };
+            // SAFETY: dense operands of the given sizes.
+            let pb = unsafe { PackedB::pack(k, n, b) };
+            let mut best = [f64::MAX; 3];
+            for _ in 0..40 {
+                for (which, slot) in best.iter_mut().enumerate() {
+                    let t0 = std::time::Instant::now();
+                    // SAFETY: as above.
+                    unsafe {
+                        match which {
+                            0 => gemm(
+                                micro,
+                                m,
+                                n,
+                                k,
+                                a,
+                                BSource::Packed(&pb, 0),
+                                1.0,
+                                c.as_mut_ptr(),
+                                n,
+                            ),
+                            1 => gemm(micro, m, n, k, a, BSource::View(b), 1.0, c.as_mut_ptr(), n),
+                            _ => ::gemm::gemm(
+                                m,
+                                n,
+                                k,
+                                c.as_mut_ptr(),
+                                1,
+                                n as isize,
+                                false,
+                                av.as_ptr(),
+                                1,
+                                k as isize,
+                                bv.as_ptr(),
+                                1,
+                                n as isize,
+                                0.0f32,
+                                1.0f32,
+                                false,
+                                false,
+                                false,
+                                ::gemm::Parallelism::None,
+                            ),
+                        }
+                    }
+                    *slot = slot.min(t0.elapsed().as_secs_f64());
+                }
+            }
+            let gf = |t: f64| 2.0 * (m * n * k) as f64 / t / 1e9;
+            eprintln!(
+                "{m}x{n}x{k}: packed {:.1}, per call {:.1}, gemm crate {:.1} GFLOP/s",
+                gf(best[0]),
+                gf(best[1]),
+                gf(best[2])
+            );
         }
     }
 
