@@ -513,8 +513,17 @@ fn check_weight_gemm(batch: u64, m: u64, n: u64, k: u64, tb: bool, dt: DType, se
             // is not written while the program keeps panels of it.
             unsafe { cp.run_kernel(0, &ptrs) }.unwrap();
         }
-        let mut want =
-            naive_gemm(batch, m, n, k, &av, ((m * k) as i64, k as i64, 1), bv, (0, brs, bcs), 1.0);
+        let mut want = naive_gemm(
+            batch,
+            m,
+            n,
+            k,
+            &av,
+            ((m * k) as i64, k as i64, 1),
+            bv,
+            (0, brs, bcs),
+            1.0,
+        );
         for (i, w) in want.iter_mut().enumerate() {
             *w += bias[i % n as usize];
         }

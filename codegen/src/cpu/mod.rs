@@ -237,11 +237,7 @@ impl CpuProgram {
         let mut kernels = Vec::with_capacity(program.kernels.len());
         for spec in &program.kernels {
             let ctx = Ctx::new(program, spec, bindings)?;
-            let weight_args: Vec<bool> = spec
-                .args
-                .iter()
-                .map(|&b| is_weight(program, b))
-                .collect();
+            let weight_args: Vec<bool> = spec.args.iter().map(|&b| is_weight(program, b)).collect();
             let body = match &spec.body {
                 Kernel::Elementwise(e) => {
                     Compiled::Elementwise(elementwise::compile(&mut jit, &ctx, e)?)
