@@ -10,8 +10,17 @@ use crate::spec::{Attention, HeadsView};
 use dqc_ir::DType;
 use rayon::prelude::*;
 
-/// Query rows per task (at most).
-const QBLOCK: u64 = 64;
+/// Logits per task (at most): a task takes as many query rows as keep its `rows × Sk`
+/// block of logits within 256 KiB (L2), so `K` and `V` are packed for the microkernel
+/// once per (batch, head) when the sequence is short.
+const LOGITS_PER_TASK: u64 = 64 * 1024;
+/// Query rows per task (at least).
+const QBLOCK_MIN: u64 = 16;
+
+thread_local! {
+    /// The logits block of the running task (reused, so tasks do not allocate).
+    static LOGITS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 #[derive(Clone, Debug)]
 struct View {
@@ -125,6 +134,13 @@ pub(super) fn compile(ctx: &Ctx, spec: &Attention) -> Result<AttentionKernel, Cp
 }
 
 impl AttentionKernel {
+    /// Query blocks per (batch, head) so that the `bh` heads give every thread about two
+    /// tasks.
+    fn rows_split(&self, bh: u64) -> u64 {
+        let want = 2 * rayon::current_num_threads() as u64;
+        want.div_ceil(bh.max(1)).max(1)
+    }
+
     /// Run.
     ///
     /// # Safety
@@ -184,7 +200,10 @@ impl AttentionKernel {
             scratch.as_mut_ptr()
         });
         let group = h / self.hkv;
-        let qb = QBLOCK.min(sq.max(1));
+        let qb = (LOGITS_PER_TASK / sk.max(1))
+            .max(QBLOCK_MIN)
+            .min(sq.div_ceil(self.rows_split(b * h)))
+            .max(1);
         let qt = sq.div_ceil(qb);
         let ldo = (h * dv) as isize;
         (0..b * h * qt).into_par_iter().for_each(|task| {
@@ -194,87 +213,93 @@ impl AttentionKernel {
             let rows = (sq - i0).min(qb) as usize;
             let g = hi / group;
             let n = sk as usize;
-            let mut s = vec![0f32; rows * n];
-            let qoff = self.q.offset
-                + bi as i64 * self.q.bs
-                + i0 as i64 * self.q.ss
-                + hi as i64 * self.q.hs;
-            let koff = self.k.offset + bi as i64 * self.k.bs + g as i64 * self.k.hs;
-            let voff = self.v.offset + bi as i64 * self.v.bs + g as i64 * self.v.hs;
-            // SAFETY: views checked against their buffers at compile time.
-            unsafe {
-                sgemm(
-                    rows,
-                    n,
-                    d as usize,
-                    s.as_mut_ptr(),
-                    n as isize,
-                    qv.as_ptr().offset(qoff as isize),
-                    self.q.ss as isize,
-                    1,
-                    kv.as_ptr().offset(koff as isize),
-                    1,
-                    self.k.ss as isize,
-                    self.scale,
-                );
-            }
-            for r in 0..rows {
-                let i = i0 as usize + r;
-                let row = &mut s[r * n..(r + 1) * n];
-                for (j, l) in row.iter_mut().enumerate() {
-                    let mut ok = !(self.causal && j as i128 > i as i128 + sk as i128 - sq as i128);
-                    if let Some((mv, m, is_bool)) = &maskv {
-                        let off = m.offset
-                            + bi as i64 * m.strides[0]
-                            + hi as i64 * m.strides[1]
-                            + i as i64 * m.strides[2]
-                            + j as i64 * m.strides[3];
-                        let x = mv[off as usize];
-                        if *is_bool {
-                            ok &= x != 0.0;
-                        } else {
-                            *l += x;
+            LOGITS.with(|cell| {
+                let mut fresh = Vec::new();
+                let mut guard = cell.try_borrow_mut();
+                let s = match guard.as_mut() {
+                    Ok(v) => &mut **v,
+                    Err(_) => &mut fresh,
+                };
+                s.resize(rows * n, 0.0);
+                let qoff = self.q.offset
+                    + bi as i64 * self.q.bs
+                    + i0 as i64 * self.q.ss
+                    + hi as i64 * self.q.hs;
+                let koff = self.k.offset + bi as i64 * self.k.bs + g as i64 * self.k.hs;
+                let voff = self.v.offset + bi as i64 * self.v.bs + g as i64 * self.v.hs;
+                // SAFETY: views checked against their buffers at compile time.
+                unsafe {
+                    sgemm(
+                        rows,
+                        n,
+                        d as usize,
+                        s.as_mut_ptr(),
+                        n as isize,
+                        qv.as_ptr().offset(qoff as isize),
+                        self.q.ss as isize,
+                        1,
+                        kv.as_ptr().offset(koff as isize),
+                        1,
+                        self.k.ss as isize,
+                        self.scale,
+                    );
+                }
+                for r in 0..rows {
+                    let i = i0 as usize + r;
+                    let row = &mut s[r * n..(r + 1) * n];
+                    let limited = self.causal || maskv.is_some();
+                    for (j, l) in row.iter_mut().enumerate().take(if limited { n } else { 0 }) {
+                        let mut ok =
+                            !(self.causal && j as i128 > i as i128 + sk as i128 - sq as i128);
+                        if let Some((mv, m, is_bool)) = &maskv {
+                            let off = m.offset
+                                + bi as i64 * m.strides[0]
+                                + hi as i64 * m.strides[1]
+                                + i as i64 * m.strides[2]
+                                + j as i64 * m.strides[3];
+                            let x = mv[off as usize];
+                            if *is_bool {
+                                ok &= x != 0.0;
+                            } else {
+                                *l += x;
+                            }
+                        }
+                        if !ok {
+                            *l = f32::NEG_INFINITY;
                         }
                     }
-                    if !ok {
-                        *l = f32::NEG_INFINITY;
+                    let max = row_max(row);
+                    if max == f32::NEG_INFINITY {
+                        row.fill(0.0);
+                        continue;
+                    }
+                    let denom = exp_shifted_sum(row, max);
+                    let inv = (1.0 / denom) as f32;
+                    for x in row.iter_mut() {
+                        *x *= inv;
                     }
                 }
-                let max =
-                    row.iter().fold(
-                        f32::NEG_INFINITY,
-                        |a, &x| if x > a || x.is_nan() { x } else { a },
+                // SAFETY: this task writes rows i0..i0+rows, head hi of the output only.
+                unsafe {
+                    let dst = out
+                        .get()
+                        .offset(((bi * sq + i0) * h * dv + hi * dv) as isize);
+                    sgemm(
+                        rows,
+                        dv as usize,
+                        n,
+                        dst,
+                        ldo,
+                        s.as_ptr(),
+                        n as isize,
+                        1,
+                        vv.as_ptr().offset(voff as isize),
+                        self.v.ss as isize,
+                        1,
+                        1.0,
                     );
-                if max == f32::NEG_INFINITY {
-                    row.fill(0.0);
-                    continue;
                 }
-                let denom = exp_shifted_sum(row, max);
-                let inv = (1.0 / denom) as f32;
-                for x in row.iter_mut() {
-                    *x *= inv;
-                }
-            }
-            // SAFETY: this task writes rows i0..i0+rows, head hi of the output only.
-            unsafe {
-                let dst = out
-                    .get()
-                    .offset(((bi * sq + i0) * h * dv + hi * dv) as isize);
-                sgemm(
-                    rows,
-                    dv as usize,
-                    n,
-                    dst,
-                    ldo,
-                    s.as_ptr(),
-                    n as isize,
-                    1,
-                    vv.as_ptr().offset(voff as isize),
-                    self.v.ss as isize,
-                    1,
-                    1.0,
-                );
-            }
+            });
         });
         if !direct {
             // SAFETY: the output holds `total` elements of the dtype (checked at compile).
@@ -282,6 +307,21 @@ impl AttentionKernel {
         }
         Ok(())
     }
+}
+
+/// The largest element of `row` (−∞ for an empty row), NaN if any element is NaN; eight
+/// lanes of straight-line selects so the compiler vectorizes it.
+fn row_max(row: &[f32]) -> f32 {
+    let pick = |a: f32, x: f32| if x > a || x.is_nan() { x } else { a };
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l = pick(*l, x);
+        }
+    }
+    let m = lanes.iter().fold(f32::NEG_INFINITY, |a, &x| pick(a, x));
+    chunks.remainder().iter().fold(m, |a, &x| pick(a, x))
 }
 
 /// Replace every `x` of `row` by `e^(x - max)` and return the sum (f64 over eight f32
@@ -331,7 +371,7 @@ fn exp_nonpositive(x: f32) -> f32 {
 
 #[cfg(test)]
 mod exp_tests {
-    use super::{exp_nonpositive, exp_shifted_sum};
+    use super::{exp_nonpositive, exp_shifted_sum, row_max};
 
     #[test]
     fn exp_matches_std_on_the_softmax_range() {
@@ -348,6 +388,21 @@ mod exp_tests {
         assert_eq!(exp_nonpositive(f32::NEG_INFINITY), 0.0);
         assert_eq!(exp_nonpositive(-100.0), 0.0);
         assert!(exp_nonpositive(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn row_max_takes_the_largest_and_propagates_nan() {
+        let mut row: Vec<f32> = (0..19).map(|i| (i as f32 * 7.0) % 11.0 - 5.0).collect();
+        assert_eq!(row_max(&row), 5.0);
+        row[17] = 9.5;
+        assert_eq!(row_max(&row), 9.5);
+        assert_eq!(row_max(&[]), f32::NEG_INFINITY);
+        assert_eq!(row_max(&[f32::NEG_INFINITY; 9]), f32::NEG_INFINITY);
+        for at in [0, 7, 8, 18] {
+            let mut r = row.clone();
+            r[at] = f32::NAN;
+            assert!(row_max(&r).is_nan(), "NaN at {at}");
+        }
     }
 
     #[test]

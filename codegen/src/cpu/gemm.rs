@@ -1,10 +1,16 @@
-//! (Batched) matrix products: the `gemm` crate for floats (tiles in parallel, each with a
-//! single-threaded call so threads are not oversubscribed), an exact loop for integers;
-//! the compiled epilogue runs over each tile as soon as it is computed.
+//! (Batched) matrix products: floats through the blocked microkernel GEMM
+//! ([`blocked`](super::blocked)) on AVX2 + FMA CPUs and the `gemm` crate elsewhere, in
+//! parallel tiles with one single-threaded product each (threads are not oversubscribed);
+//! an exact loop for integers. The compiled epilogue runs over each tile as soon as it is
+//! computed. A `B` operand bound to a weight buffer is packed into panels once and reused
+//! by later runs when the program was told that weights are constant
+//! ([`CpuProgram::set_weights_constant`](super::CpuProgram::set_weights_constant)).
 
+use super::blocked::{self, BSource, PackedB, View};
 use super::exprgen::{self, AccKind, ExprKernel, Store};
 use super::io::{read_f32, read_i64};
 use super::jit::{self, ExprFn, Jit, JitCode};
+use super::microkernel::Micro;
 use super::par::ArgsPtr;
 use super::resolve::Ctx;
 use super::{CpuError, fault_error};
@@ -12,6 +18,13 @@ use crate::spec::{Gemm, MatOperand};
 use cranelift_module::FuncId;
 use dqc_ir::DType;
 use rayon::prelude::*;
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, PoisonError};
+
+thread_local! {
+    /// The accumulator tile of the running task (reused, so tasks do not allocate).
+    static TILE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
 
 /// One resolved operand.
 #[derive(Clone, Debug)]
@@ -40,6 +53,12 @@ pub(super) struct GemmKernel {
     /// The output is packed 4-bit: tasks run one after another (rows of an odd width
     /// would share bytes between workers).
     serial: bool,
+    /// `B` is a weight buffer and the same matrix for every batch entry: it may be packed
+    /// once (see `packed`).
+    b_weight: bool,
+    /// `B` packed into panels, with the address of the buffer it was packed from and a
+    /// [`fingerprint`] of its bytes then.
+    packed: Mutex<Option<(usize, u64, Arc<PackedB>)>>,
 }
 
 fn operand(
@@ -85,8 +104,14 @@ fn operand(
     Ok(o)
 }
 
-/// Check the operands and generate the epilogue.
-pub(super) fn compile(jit: &mut Jit, ctx: &Ctx, spec: &Gemm) -> Result<GemmKernel, CpuError> {
+/// Check the operands and generate the epilogue. `weight_args[i]` tells whether argument
+/// `i` is bound to a weight buffer.
+pub(super) fn compile(
+    jit: &mut Jit,
+    ctx: &Ctx,
+    spec: &Gemm,
+    weight_args: &[bool],
+) -> Result<GemmKernel, CpuError> {
     let batch = ctx.shape(&spec.batch)?;
     let (m, n, k) = (ctx.dim(&spec.m)?, ctx.dim(&spec.n)?, ctx.dim(&spec.k)?);
     let a = operand(ctx, &spec.a, batch.len(), m, k, &batch, "A")?;
@@ -131,7 +156,15 @@ pub(super) fn compile(jit: &mut Jit, ctx: &Ctx, spec: &Gemm) -> Result<GemmKerne
             acc: Some(if int { AccKind::I64 } else { AccKind::F32 }),
         },
     )?;
+    let b_weight = !int
+        && weight_args
+            .get(spec.b.arg as usize)
+            .copied()
+            .unwrap_or(false)
+        && b.batch_strides.iter().all(|&s| s == 0);
     Ok(GemmKernel {
+        b_weight,
+        packed: Mutex::new(None),
         epilogue,
         batch,
         m,
@@ -171,6 +204,25 @@ fn fold_batch(
     a.batch_strides.clear();
     b.batch_strides.clear();
     (Vec::new(), rows, a, b)
+}
+
+/// A cheap check that a weight buffer still holds the bytes its panels were packed from:
+/// a hash of up to 64 eight-byte windows spread evenly over `bytes` (and its length). It
+/// catches a buffer freed and another allocated at the same address (the contract of
+/// constant weights forbids that, tests are apt to do it); it is not a full comparison.
+fn fingerprint(bytes: &[u8]) -> u64 {
+    const WINDOWS: usize = 64;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ bytes.len() as u64;
+    let step = (bytes.len() / WINDOWS).max(1);
+    for start in (0..bytes.len()).step_by(step).take(WINDOWS + 1) {
+        for &b in bytes
+            .get(start..(start + 8).min(bytes.len()))
+            .unwrap_or(&[])
+        {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
 }
 
 /// Element offset of batch entry `bi` (row-major over `batch`).
@@ -227,10 +279,11 @@ pub(super) fn tiles(batches: u64, m: u64, n: u64) -> Tiles {
     }
 }
 
-/// `dst[mb×nb] (row-major, row stride ldd) = alpha · A·B` with the `gemm` crate.
+/// `dst[m×n] (row-major, row stride ldd) = alpha · A·B`: the blocked microkernel GEMM on
+/// AVX2 + FMA CPUs, the `gemm` crate elsewhere. Single-threaded.
 ///
 /// # Safety
-/// The pointers address every element the strides reach.
+/// The pointers address every element the strides reach; `dst` aliases neither operand.
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn sgemm(
     m: usize,
@@ -247,6 +300,36 @@ pub(super) unsafe fn sgemm(
     alpha: f32,
 ) {
     if m == 0 || n == 0 {
+        return;
+    }
+    let micro = Micro::detect();
+    if micro != Micro::Portable && ldd >= 0 {
+        let (a, b) = (
+            View {
+                ptr: a,
+                rs: a_rs,
+                cs: a_cs,
+            },
+            View {
+                ptr: b,
+                rs: b_rs,
+                cs: b_cs,
+            },
+        );
+        // SAFETY: forwarded contract; `micro` was detected on this CPU.
+        unsafe {
+            blocked::gemm(
+                micro,
+                m,
+                n,
+                k,
+                a,
+                BSource::View(b),
+                alpha,
+                dst,
+                ldd as usize,
+            )
+        };
         return;
     }
     if k == 0 {
@@ -283,11 +366,19 @@ pub(super) unsafe fn sgemm(
 }
 
 impl GemmKernel {
-    /// Run the product and epilogue.
+    /// Run the product and epilogue. With `constant_weights` a weight `B` is packed on the
+    /// first run and the panels are reused while the buffer's address stays the same.
     ///
     /// # Safety
-    /// `run_kernel`'s contract.
-    pub unsafe fn run(&self, code: &JitCode, name: &str, args: &[*mut u8]) -> Result<(), CpuError> {
+    /// `run_kernel`'s contract; with `constant_weights`, that of
+    /// [`CpuProgram::set_weights_constant`](super::CpuProgram::set_weights_constant).
+    pub unsafe fn run(
+        &self,
+        code: &JitCode,
+        name: &str,
+        args: &[*mut u8],
+        constant_weights: bool,
+    ) -> Result<(), CpuError> {
         let epi = code.expr_fn(self.epilogue).ok_or_else(|| CpuError::Jit {
             kernel: name.to_string(),
             message: "function missing after finalization".into(),
@@ -300,21 +391,71 @@ impl GemmKernel {
             let bv = unsafe { read_i64(self.b.dtype, pb, self.b.numel as usize) };
             self.run_int(epi, ArgsPtr(args.as_ptr()), &av, &bv)
         } else {
+            let micro = Micro::detect();
             // SAFETY: as above.
             let av = unsafe { read_f32(self.a.dtype, pa, self.a.numel as usize) };
-            // SAFETY: as above.
-            let bv = unsafe { read_f32(self.b.dtype, pb, self.b.numel as usize) };
-            self.run_float(epi, ArgsPtr(args.as_ptr()), &av, &bv)
+            let packed = if constant_weights && self.b_weight && micro != Micro::Portable {
+                // SAFETY: as above.
+                Some(unsafe { self.packed_b(pb) })
+            } else {
+                None
+            };
+            let bv = match packed {
+                Some(_) => std::borrow::Cow::Borrowed(&[][..]),
+                // SAFETY: as above.
+                None => unsafe { read_f32(self.b.dtype, pb, self.b.numel as usize) },
+            };
+            self.run_float(
+                micro,
+                epi,
+                ArgsPtr(args.as_ptr()),
+                &av,
+                &bv,
+                packed.as_deref(),
+            )
         };
         r.map_err(|f| fault_error(name, f))
     }
 
+    /// `B` packed into panels: the cached copy if it was packed from the buffer at `pb`,
+    /// else packed now (and cached).
+    ///
+    /// # Safety
+    /// `pb` addresses B's buffer (`numel` elements of its dtype).
+    unsafe fn packed_b(&self, pb: *const u8) -> Arc<PackedB> {
+        let bytes = self.b.dtype.storage_bytes(self.b.numel as usize);
+        // SAFETY: forwarded contract.
+        let print = fingerprint(unsafe { std::slice::from_raw_parts(pb, bytes) });
+        let mut slot = self.packed.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((addr, fp, p)) = slot.as_ref()
+            && *addr == pb as usize
+            && *fp == print
+        {
+            return Arc::clone(p);
+        }
+        // SAFETY: forwarded contract.
+        let bv = unsafe { read_f32(self.b.dtype, pb, self.b.numel as usize) };
+        let view = View {
+            // SAFETY: the offset is inside the buffer (checked at compile time).
+            ptr: unsafe { bv.as_ptr().offset(self.b.offset as isize) },
+            rs: self.b.rs as isize,
+            cs: self.b.cs as isize,
+        };
+        // SAFETY: the k × n view stays inside the buffer (checked at compile time); B has no
+        // batch offset (`b_weight`).
+        let p = Arc::new(unsafe { PackedB::pack(self.k as usize, self.n as usize, view) });
+        *slot = Some((pb as usize, print, Arc::clone(&p)));
+        p
+    }
+
     fn run_float(
         &self,
+        micro: Micro,
         epi: ExprFn,
         args: ArgsPtr,
         av: &[f32],
         bv: &[f32],
+        packed: Option<&PackedB>,
     ) -> Result<(), jit::Fault> {
         let batches: u64 = self.batch.iter().product();
         let (m, n, k) = (self.m, self.n, self.k);
@@ -333,45 +474,75 @@ impl GemmKernel {
                 let (mi, ni) = (rest / t.nt, rest % t.nt);
                 let (m0, n0) = (mi * t.mb, ni * t.nb);
                 let (mc, nc) = ((m - m0).min(t.mb), (n - n0).min(t.nb));
-                let mut tile = vec![0f32; (mc * nc) as usize];
-                let aoff = self.a.offset
-                    + batch_offset(&self.batch, &self.a.batch_strides, bi)
-                    + m0 as i64 * self.a.rs;
-                let boff = self.b.offset
-                    + batch_offset(&self.batch, &self.b.batch_strides, bi)
-                    + n0 as i64 * self.b.cs;
-                // SAFETY: offsets and strides stay inside the operands (checked at compile
-                // time); the tile holds mc × nc elements.
-                unsafe {
-                    sgemm(
-                        mc as usize,
-                        nc as usize,
-                        k as usize,
-                        tile.as_mut_ptr(),
-                        nc as isize,
-                        av.as_ptr().offset(aoff as isize),
-                        self.a.rs as isize,
-                        self.a.cs as isize,
-                        bv.as_ptr().offset(boff as isize),
-                        self.b.rs as isize,
-                        self.b.cs as isize,
-                        self.alpha,
-                    );
-                }
-                for r in 0..mc {
-                    let lin = (bi * m + m0 + r) * n + n0;
-                    // SAFETY: the epilogue reads nc tile values and writes its own outputs.
+                TILE.with(|cell| {
+                    let mut fresh = Vec::new();
+                    let mut guard = cell.try_borrow_mut();
+                    let tile = match guard.as_mut() {
+                        Ok(v) => &mut **v,
+                        Err(_) => &mut fresh,
+                    };
+                    tile.resize((mc * nc) as usize, 0.0);
+                    let aoff = self.a.offset
+                        + batch_offset(&self.batch, &self.a.batch_strides, bi)
+                        + m0 as i64 * self.a.rs;
+                    // SAFETY: offsets and strides stay inside the operands (checked at
+                    // compile time); the tile holds mc × nc elements.
                     unsafe {
-                        jit::call(
-                            epi,
-                            args.get(),
-                            lin as i64,
-                            (lin + nc) as i64,
-                            tile.as_mut_ptr().add((r * nc) as usize).cast(),
-                        )
-                    }?;
-                }
-                Ok(())
+                        let a = av.as_ptr().offset(aoff as isize);
+                        match packed {
+                            // `tiles` makes n0 a multiple of 16 (or 0).
+                            Some(pb) => blocked::gemm(
+                                micro,
+                                mc as usize,
+                                nc as usize,
+                                k as usize,
+                                View {
+                                    ptr: a,
+                                    rs: self.a.rs as isize,
+                                    cs: self.a.cs as isize,
+                                },
+                                BSource::Packed(pb, n0 as usize),
+                                self.alpha,
+                                tile.as_mut_ptr(),
+                                nc as usize,
+                            ),
+                            None => {
+                                let boff = self.b.offset
+                                    + batch_offset(&self.batch, &self.b.batch_strides, bi)
+                                    + n0 as i64 * self.b.cs;
+                                sgemm(
+                                    mc as usize,
+                                    nc as usize,
+                                    k as usize,
+                                    tile.as_mut_ptr(),
+                                    nc as isize,
+                                    a,
+                                    self.a.rs as isize,
+                                    self.a.cs as isize,
+                                    bv.as_ptr().offset(boff as isize),
+                                    self.b.rs as isize,
+                                    self.b.cs as isize,
+                                    self.alpha,
+                                )
+                            }
+                        }
+                    }
+                    for r in 0..mc {
+                        let lin = (bi * m + m0 + r) * n + n0;
+                        // SAFETY: the epilogue reads nc tile values and writes its own
+                        // outputs.
+                        unsafe {
+                            jit::call(
+                                epi,
+                                args.get(),
+                                lin as i64,
+                                (lin + nc) as i64,
+                                tile.as_mut_ptr().add((r * nc) as usize).cast(),
+                            )
+                        }?;
+                    }
+                    Ok(())
+                })
             })
     }
 

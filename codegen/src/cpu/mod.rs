@@ -23,9 +23,12 @@
 //! - **RowReduce**: rows in parallel blocks; per block the compiled prologue fills an f32
 //!   (or i64) scratch, a tight Rust loop computes the row op (f64 accumulation), and the
 //!   compiled epilogue stores the results.
-//! - **Gemm**: float products through the `gemm` crate (any strides), in parallel tiles
-//!   over (batch, rows, columns) with single-threaded `gemm` calls, each tile's epilogue run
-//!   while it is hot; integer products with an exact blocked loop saturating to i32.
+//! - **Gemm**: float products in parallel tiles over (batch, rows, columns), each a
+//!   single-threaded cache-blocked product (`blocked`: packed 6-row strips of A, 16-column
+//!   panels of B, an AVX2 + FMA 6 × 16 register-tile `microkernel` chosen at run time; the
+//!   `gemm` crate on CPUs without AVX2 + FMA), each tile's epilogue run while it is hot. A
+//!   weight B is packed once and kept when [`CpuProgram::set_weights_constant`] was called;
+//!   integer products with an exact blocked loop saturating to i32.
 //! - **Attention**: per (batch, head, query block) in parallel: `S = scale·Q·Kᵀ` by `gemm`,
 //!   mask and causal limit, softmax over f32 rows, `O = P·V` by `gemm`.
 //! - **Conv**: im2col per (image, group) into a scratch, `gemm`, compiled epilogue.
@@ -40,6 +43,7 @@
 //! returned as [`CpuError`]s naming the kernel; generated code never reads out of bounds.
 
 mod attention;
+mod blocked;
 mod conv;
 mod elementwise;
 mod exprgen;
@@ -47,12 +51,13 @@ mod gemm;
 mod helpers;
 mod io;
 mod jit;
+mod microkernel;
 mod par;
 mod resolve;
 mod row_reduce;
 mod scan;
 
-use crate::spec::{Kernel, Program};
+use crate::spec::{BufferKind, Kernel, Program};
 use jit::{FAULT_DIV_ZERO, FAULT_GATHER, FAULT_POW, Fault, Jit, JitCode};
 use resolve::Ctx;
 use std::collections::BTreeMap;
@@ -175,6 +180,19 @@ fn fault_error(kernel: &str, f: Fault) -> CpuError {
     }
 }
 
+/// Whether buffer `id` of `program` is a weight, directly or through aliases.
+fn is_weight(program: &Program, mut id: u32) -> bool {
+    // An alias chain longer than the buffer list is a cycle: not a weight.
+    for _ in 0..=program.buffers.len() {
+        match program.buffers.get(id as usize).map(|b| &b.kind) {
+            Some(BufferKind::Weight { .. }) => return true,
+            Some(BufferKind::Alias { base }) => id = *base,
+            _ => return false,
+        }
+    }
+    false
+}
+
 /// One compiled kernel.
 enum Compiled {
     Elementwise(elementwise::ElementwiseKernel),
@@ -198,6 +216,8 @@ struct CompiledKernel {
 pub struct CpuProgram {
     kernels: Vec<CompiledKernel>,
     code: JitCode,
+    /// See [`CpuProgram::set_weights_constant`].
+    constant_weights: bool,
 }
 
 impl CpuProgram {
@@ -217,6 +237,7 @@ impl CpuProgram {
         let mut kernels = Vec::with_capacity(program.kernels.len());
         for spec in &program.kernels {
             let ctx = Ctx::new(program, spec, bindings)?;
+            let weight_args: Vec<bool> = spec.args.iter().map(|&b| is_weight(program, b)).collect();
             let body = match &spec.body {
                 Kernel::Elementwise(e) => {
                     Compiled::Elementwise(elementwise::compile(&mut jit, &ctx, e)?)
@@ -224,7 +245,7 @@ impl CpuProgram {
                 Kernel::RowReduce(r) => {
                     Compiled::RowReduce(row_reduce::compile(&mut jit, &ctx, r)?)
                 }
-                Kernel::Gemm(g) => Compiled::Gemm(gemm::compile(&mut jit, &ctx, g)?),
+                Kernel::Gemm(g) => Compiled::Gemm(gemm::compile(&mut jit, &ctx, g, &weight_args)?),
                 Kernel::Attention(a) => Compiled::Attention(attention::compile(&ctx, a)?),
                 Kernel::Conv(c) => Compiled::Conv(conv::compile(&mut jit, &ctx, c)?),
                 Kernel::SelectiveScan(s) => Compiled::SelectiveScan(scan::compile(&ctx, s)?),
@@ -242,7 +263,26 @@ impl CpuProgram {
                 .map_or_else(String::new, |k| k.name.clone()),
             message: e,
         })?;
-        Ok(CpuProgram { kernels, code })
+        Ok(CpuProgram {
+            kernels,
+            code,
+            constant_weights: false,
+        })
+    }
+
+    /// Declare (or withdraw) that weights are constant: from now on, every argument bound
+    /// to a [`BufferKind::Weight`](crate::spec::BufferKind::Weight) buffer (or an alias of
+    /// one) holds the same bytes on every [`run_kernel`](CpuProgram::run_kernel) call that
+    /// passes the same address for it — true of a plan's weights, which stay mapped and are
+    /// never written. Kernels may then keep data derived from a weight across calls: a
+    /// GEMM packs a weight `B` operand into its microkernel's panel layout on first use
+    /// (f16/bf16/fp8 weights decoded to f32 once) and reuses the panels while the address
+    /// is unchanged (and a sampled fingerprint of the bytes matches, a guard against an
+    /// address reused for other bytes, not a full check), at the cost of keeping that f32
+    /// copy in memory. Off after
+    /// [`compile`](CpuProgram::compile); turning it off drops nothing but stops the reuse.
+    pub fn set_weights_constant(&mut self, constant: bool) {
+        self.constant_weights = constant;
     }
 
     /// Number of kernels.
@@ -284,7 +324,7 @@ impl CpuProgram {
             match &k.body {
                 Compiled::Elementwise(e) => e.run(code, name, args),
                 Compiled::RowReduce(r) => r.run(code, name, args),
-                Compiled::Gemm(g) => g.run(code, name, args),
+                Compiled::Gemm(g) => g.run(code, name, args, self.constant_weights),
                 Compiled::Attention(a) => a.run(name, args),
                 Compiled::Conv(c) => c.run(code, name, args),
                 Compiled::SelectiveScan(s) => s.run(name, args),

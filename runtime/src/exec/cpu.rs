@@ -40,7 +40,11 @@ pub(crate) struct Cranelift;
 impl Backend for Cranelift {
     type Compiled = CpuProgram;
     fn compile(program: &Program, bindings: &Bindings) -> Result<CpuProgram, CpuError> {
-        CpuProgram::compile(program, bindings)
+        let mut cpu = CpuProgram::compile(program, bindings)?;
+        // The executor binds weights to the plan's bytes, mapped read-only for the
+        // session's lifetime: kernels may keep packed copies across runs.
+        cpu.set_weights_constant(true);
+        Ok(cpu)
     }
     fn len(c: &CpuProgram) -> usize {
         c.len()

@@ -1,0 +1,499 @@
+//! The cache-blocked f32 GEMM around the [`microkernel`](super::microkernel): one
+//! single-threaded product `C = alpha · A·B` of any strides (callers split work across
+//! threads themselves), in the usual loop nest — `k` in blocks of at most [`KC`], `B`'s
+//! block packed into 16-column panels (or taken from a [`PackedB`] made once), `A`'s rows
+//! in blocks of [`MC`] packed into 6-row strips, then every (panel, strip) pair through the
+//! microkernel. Packing buffers are per thread and reused, so a call allocates nothing
+//! after the first on a thread.
+
+use super::microkernel::{MR, Micro, NR};
+use std::cell::RefCell;
+
+/// Depth of a `k` block: a `KC × 16` panel of `B` (16 KiB) stays in L1 while a strip of
+/// `A` streams past it.
+pub(super) const KC: usize = 256;
+/// Rows of `A` packed at once: `MC × KC` f32 (144 KiB) stay in L2 next to a block of `B`.
+pub(super) const MC: usize = 144;
+
+/// A strided f32 matrix view: element `(i, j)` at `ptr + i·rs + j·cs`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct View {
+    /// Element `(0, 0)`.
+    pub ptr: *const f32,
+    /// Row stride in elements.
+    pub rs: isize,
+    /// Column stride in elements.
+    pub cs: isize,
+}
+
+/// A `k × n` matrix packed once in panel-major order: panel `j` holds columns
+/// `16j .. 16j + 16` (zero beyond `n`), `k` rows of 16 consecutive f32 each; panels follow
+/// one another.
+pub(super) struct PackedB {
+    k: usize,
+    n: usize,
+    data: Vec<f32>,
+}
+
+impl PackedB {
+    /// Pack the `k × n` matrix `b`.
+    ///
+    /// # Safety
+    /// `b` addresses every element `(p, j)`, `p < k`, `j < n`.
+    pub unsafe fn pack(k: usize, n: usize, b: View) -> PackedB {
+        let panels = n.div_ceil(NR);
+        let mut data = vec![0f32; panels * k * NR];
+        for (jp, panel) in data
+            .chunks_exact_mut((k * NR).max(1))
+            .enumerate()
+            .take(panels)
+        {
+            // SAFETY: forwarded contract.
+            unsafe { pack_b_panel(panel, b, 0, k, jp * NR, (n - jp * NR).min(NR)) };
+        }
+        PackedB { k, n, data }
+    }
+
+    /// Rows.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Start of rows `p0..` of panel `jp`.
+    fn panel(&self, jp: usize, p0: usize) -> *const f32 {
+        self.data[(jp * self.k + p0) * NR..].as_ptr()
+    }
+}
+
+/// Where `B` comes from.
+#[derive(Clone, Copy)]
+pub(super) enum BSource<'a> {
+    /// Strided; packed block by block during the call.
+    View(View),
+    /// Packed once; the product uses columns `n0..n0 + n` of it (`n0` a multiple of 16).
+    Packed(&'a PackedB, usize),
+}
+
+/// Per-thread packing buffers.
+#[derive(Default)]
+struct Scratch {
+    a: Vec<f32>,
+    b: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Pack rows `p0..p0 + kc`, columns `j0..j0 + nc` (`nc ≤ 16`) of `b` into `dst` (`kc × 16`,
+/// zero-filled beyond `nc`).
+///
+/// # Safety
+/// `b` addresses those elements; `dst` holds at least `kc·16` f32.
+unsafe fn pack_b_panel(dst: &mut [f32], b: View, p0: usize, kc: usize, j0: usize, nc: usize) {
+    for (p, row) in dst.chunks_exact_mut(NR).take(kc).enumerate() {
+        // SAFETY: element (p0 + p, j0) is in range (contract).
+        let src = unsafe { b.ptr.offset((p0 + p) as isize * b.rs + j0 as isize * b.cs) };
+        if b.cs == 1 {
+            // SAFETY: nc contiguous elements.
+            row[..nc].copy_from_slice(unsafe { std::slice::from_raw_parts(src, nc) });
+        } else {
+            for (j, d) in row[..nc].iter_mut().enumerate() {
+                // SAFETY: element (p0 + p, j0 + j) is in range.
+                *d = unsafe { *src.offset(j as isize * b.cs) };
+            }
+        }
+        row[nc..].fill(0.0);
+    }
+}
+
+/// Pack rows `i0..i0 + mc`, columns `p0..p0 + kc` of `a` into 6-row strips (`kc × 6`
+/// each, row index fastest, zero rows past `mc`).
+///
+/// # Safety
+/// `a` addresses those elements; `dst` holds `mc.div_ceil(6)·kc·6` f32.
+unsafe fn pack_a(dst: &mut [f32], a: View, i0: usize, mc: usize, p0: usize, kc: usize) {
+    for (s, strip) in dst
+        .chunks_exact_mut(kc * MR)
+        .take(mc.div_ceil(MR))
+        .enumerate()
+    {
+        let rows = (mc - s * MR).min(MR);
+        // SAFETY (both branches): elements (i0 + s·6 + r, p0 + p) with r < rows, p < kc.
+        let base = unsafe {
+            a.ptr
+                .offset((i0 + s * MR) as isize * a.rs + p0 as isize * a.cs)
+        };
+        if a.cs == 1 {
+            for r in 0..rows {
+                // SAFETY: kc contiguous elements of row r.
+                let src = unsafe { std::slice::from_raw_parts(base.offset(r as isize * a.rs), kc) };
+                for (p, &x) in src.iter().enumerate() {
+                    strip[p * MR + r] = x;
+                }
+            }
+        } else {
+            for p in 0..kc {
+                for r in 0..rows {
+                    // SAFETY: as above.
+                    strip[p * MR + r] =
+                        unsafe { *base.offset(r as isize * a.rs + p as isize * a.cs) };
+                }
+            }
+        }
+        if rows < MR {
+            for p in 0..kc {
+                strip[p * MR + rows..(p + 1) * MR].fill(0.0);
+            }
+        }
+    }
+}
+
+/// `C = alpha · A·B` for an `m × n` product over `k`, `C` row-major with row stride `ldc`.
+///
+/// # Safety
+/// `a` addresses every element `(i, p)`, `i < m`, `p < k`; a [`BSource::View`] every
+/// `(p, j)`, `j < n`; a [`BSource::Packed`] has `k` rows and at least `n0 + n` columns;
+/// `c` addresses the `m × n` tile, writable, aliasing neither operand. For
+/// [`Micro::Avx2Fma`] the CPU has AVX2 and FMA.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn gemm(
+    micro: Micro,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View,
+    b: BSource<'_>,
+    alpha: f32,
+    c: *mut f32,
+    ldc: usize,
+) {
+    if let BSource::Packed(pb, n0) = b {
+        debug_assert!(pb.k() == k && n0 % NR == 0 && n0 + n <= pb.n().div_ceil(NR) * NR);
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m {
+            // SAFETY: row i of the tile.
+            unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), n).fill(0.0) };
+        }
+        return;
+    }
+    SCRATCH.with(|s| {
+        // A nested call on this thread (none today) would find the buffers borrowed; it
+        // then packs into fresh ones instead of failing.
+        let mut fresh = Scratch::default();
+        let mut guard = s.try_borrow_mut();
+        let s = match guard.as_mut() {
+            Ok(s) => &mut **s,
+            Err(_) => &mut fresh,
+        };
+        // k blocks of equal depth (≤ KC) so the last one is not a sliver.
+        let kb = k.div_ceil(KC);
+        let kc_max = k.div_ceil(kb);
+        let panels = n.div_ceil(NR);
+        if let BSource::View(_) = b {
+            s.b.resize(panels * kc_max * NR, 0.0);
+        }
+        let mc_max = m.min(MC);
+        s.a.resize(mc_max.div_ceil(MR) * MR * kc_max, 0.0);
+        let mut p0 = 0;
+        while p0 < k {
+            let kc = kc_max.min(k - p0);
+            // The panels of this k block: (pointer, row stride).
+            if let BSource::View(v) = b {
+                for (jp, panel) in s.b.chunks_exact_mut(kc * NR).take(panels).enumerate() {
+                    // SAFETY: forwarded contract.
+                    unsafe { pack_b_panel(panel, v, p0, kc, jp * NR, (n - jp * NR).min(NR)) };
+                }
+            }
+            let mut i0 = 0;
+            while i0 < m {
+                let mc = mc_max.min(m - i0);
+                // SAFETY: forwarded contract.
+                unsafe { pack_a(&mut s.a, a, i0, mc, p0, kc) };
+                for jp in 0..panels {
+                    let bp = match b {
+                        BSource::View(_) => s.b[jp * kc * NR..].as_ptr(),
+                        BSource::Packed(pb, n0) => pb.panel(n0 / NR + jp, p0),
+                    };
+                    let nr = (n - jp * NR).min(NR);
+                    for st in 0..mc.div_ceil(MR) {
+                        let mr = (mc - st * MR).min(MR);
+                        // SAFETY: the strip and panel hold kc steps; the tile rows
+                        // i0 + st·6 .. + mr, columns jp·16 .. + nr are inside C.
+                        unsafe {
+                            micro.run(
+                                kc,
+                                s.a[st * kc * MR..].as_ptr(),
+                                bp,
+                                NR,
+                                c.add((i0 + st * MR) * ldc + jp * NR),
+                                ldc,
+                                mr,
+                                nr,
+                                alpha,
+                                p0 > 0,
+                            )
+                        };
+                    }
+                }
+                i0 += mc;
+            }
+            p0 += kc;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BSource, KC, MC, Micro, PackedB, View, gemm};
+    use proptest::prelude::*;
+
+    fn vals(n: usize, seed: u64) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check(micro: Micro, m: usize, n: usize, k: usize, ta: bool, tb: bool, packed: bool) {
+        let av = vals(m * k + 1, 1 + m as u64);
+        let bv = vals(k * n + 1, 2 + n as u64);
+        let a = if ta {
+            View {
+                ptr: av.as_ptr(),
+                rs: 1,
+                cs: m as isize,
+            }
+        } else {
+            View {
+                ptr: av.as_ptr(),
+                rs: k as isize,
+                cs: 1,
+            }
+        };
+        let bview = if tb {
+            View {
+                ptr: bv.as_ptr(),
+                rs: 1,
+                cs: k as isize,
+            }
+        } else {
+            View {
+                ptr: bv.as_ptr(),
+                rs: n as isize,
+                cs: 1,
+            }
+        };
+        let ldc = n + 3;
+        let mut c = vec![7f32; m * ldc];
+        // SAFETY: views address m×k and k×n elements of their vectors.
+        let pb = packed.then(|| unsafe { PackedB::pack(k, n, bview) });
+        let src = match &pb {
+            Some(p) => BSource::Packed(p, 0),
+            None => BSource::View(bview),
+        };
+        // SAFETY: as above; c holds m rows of ldc.
+        unsafe { gemm(micro, m, n, k, a, src, 0.5, c.as_mut_ptr(), ldc) };
+        for i in 0..m {
+            for j in 0..ldc {
+                let got = c[i * ldc + j];
+                if j >= n {
+                    assert_eq!(got, 7.0, "padding column touched");
+                    continue;
+                }
+                let mut s = 0f64;
+                for p in 0..k {
+                    // SAFETY: in range of the views (see above).
+                    let (x, y) = unsafe {
+                        (
+                            *a.ptr.offset(i as isize * a.rs + p as isize * a.cs),
+                            *bview
+                                .ptr
+                                .offset(p as isize * bview.rs + j as isize * bview.cs),
+                        )
+                    };
+                    s += f64::from(x) * f64::from(y);
+                }
+                let want = 0.5 * s;
+                assert!(
+                    (f64::from(got) - want).abs() <= 1e-5 * (1.0 + (k as f64).sqrt()),
+                    "{micro:?} {m}×{n}×{k} ta {ta} tb {tb} packed {packed} at ({i},{j}): {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn blocked_gemm_over_block_edges() {
+        for micro in [Micro::Portable, Micro::detect()] {
+            for (m, n, k) in [
+                (1, 1, 1),
+                (6, 16, 4),
+                (7, 17, 3),
+                (MC + 5, 33, KC + 1),
+                (13, 50, 2 * KC + 7),
+                (3, 5, 0),
+            ] {
+                for (ta, tb, packed) in [
+                    (false, false, false),
+                    (true, true, false),
+                    (false, false, true),
+                    (true, false, true),
+                    (false, true, true),
+                ] {
+                    check(micro, m, n, k, ta, tb, packed);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packed_b_serves_a_column_window() {
+        let (k, n) = (9usize, 40usize);
+        let bv = vals(k * n, 5);
+        let view = View {
+            ptr: bv.as_ptr(),
+            rs: n as isize,
+            cs: 1,
+        };
+        // SAFETY: k×n dense.
+        let pb = unsafe { PackedB::pack(k, n, view) };
+        assert_eq!((pb.k(), pb.n()), (k, n));
+        let av = vals(2 * k, 6);
+        let a = View {
+            ptr: av.as_ptr(),
+            rs: k as isize,
+            cs: 1,
+        };
+        let mut c = vec![0f32; 2 * 24];
+        // Columns 16..40 of B.
+        // SAFETY: as above; c is 2 × 24.
+        unsafe {
+            gemm(
+                Micro::detect(),
+                2,
+                24,
+                k,
+                a,
+                BSource::Packed(&pb, 16),
+                1.0,
+                c.as_mut_ptr(),
+                24,
+            )
+        };
+        for i in 0..2 {
+            for j in 0..24 {
+                let want: f32 = (0..k).map(|p| av[i * k + p] * bv[p * n + 16 + j]).sum();
+                assert!((c[i * 24 + j] - want).abs() < 1e-5, "({i},{j})");
+            }
+        }
+    }
+
+    /// Single-threaded GFLOP/s of this GEMM (B packed once, B packed per call) against the
+    /// `gemm` crate on the DiT-S/2 shapes (`cargo test --release -p dqc-codegen --lib
+    /// bench_blocked -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn bench_blocked_against_gemm_crate() {
+        let micro = Micro::detect();
+        for (m, n, k) in [
+            (512usize, 384usize, 384usize),
+            (512, 1536, 384),
+            (512, 384, 1536),
+        ] {
+            let av = vals(m * k, 1);
+            let bv = vals(k * n, 2);
+            let mut c = vec![0f32; m * n];
+            let a = View {
+                ptr: av.as_ptr(),
+                rs: k as isize,
+                cs: 1,
+            };
+            let b = View {
+                ptr: bv.as_ptr(),
+                rs: n as isize,
+                cs: 1,
+            };
+            // SAFETY: dense operands of the given sizes.
+            let pb = unsafe { PackedB::pack(k, n, b) };
+            let mut best = [f64::MAX; 3];
+            for _ in 0..40 {
+                for (which, slot) in best.iter_mut().enumerate() {
+                    let t0 = std::time::Instant::now();
+                    // SAFETY: as above.
+                    unsafe {
+                        match which {
+                            0 => gemm(
+                                micro,
+                                m,
+                                n,
+                                k,
+                                a,
+                                BSource::Packed(&pb, 0),
+                                1.0,
+                                c.as_mut_ptr(),
+                                n,
+                            ),
+                            1 => gemm(micro, m, n, k, a, BSource::View(b), 1.0, c.as_mut_ptr(), n),
+                            _ => ::gemm::gemm(
+                                m,
+                                n,
+                                k,
+                                c.as_mut_ptr(),
+                                1,
+                                n as isize,
+                                false,
+                                av.as_ptr(),
+                                1,
+                                k as isize,
+                                bv.as_ptr(),
+                                1,
+                                n as isize,
+                                0.0f32,
+                                1.0f32,
+                                false,
+                                false,
+                                false,
+                                ::gemm::Parallelism::None,
+                            ),
+                        }
+                    }
+                    *slot = slot.min(t0.elapsed().as_secs_f64());
+                }
+            }
+            let gf = |t: f64| 2.0 * (m * n * k) as f64 / t / 1e9;
+            eprintln!(
+                "{m}x{n}x{k}: packed {:.1}, per call {:.1}, gemm crate {:.1} GFLOP/s",
+                gf(best[0]),
+                gf(best[1]),
+                gf(best[2])
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn blocked_gemm_matches_f64(
+            m in 1usize..30, n in 1usize..40, k in 0usize..300,
+            ta in any::<bool>(), tb in any::<bool>(), packed in any::<bool>(),
+        ) {
+            check(Micro::detect(), m, n, k, ta, tb, packed);
+        }
+    }
+}
