@@ -147,7 +147,11 @@ fn runs_a_plan_through_the_driver_api() {
     let (p0, p1) = (params(&l[0]), params(&l[1]));
     assert_eq!((p0.len(), p1.len()), (6, 5));
     assert_eq!(p0[0], p1[0], "one fault word");
-    assert_eq!((p0[1] & 0xffff_ffff, p1[1] & 0xffff_ffff), (0, 1), "kernel indices");
+    assert_eq!(
+        (p0[1] & 0xffff_ffff, p1[1] & 0xffff_ffff),
+        (0, 1),
+        "kernel indices"
+    );
     assert_eq!(p0[4], p1[2], "the activation `t` is passed to both kernels");
     assert_eq!((p0[5], p1[4]), (3, 3), "the symbol B");
     assert!(

@@ -72,7 +72,12 @@ pub fn run(a: Args) -> Result<()> {
     }
     let out = a.output.clone().unwrap_or_else(|| default_output(&a.model));
     ensure_parent(&out)?;
-    write_plan(&out, &compiled.parts, &compiled.lowered.weights, &compiled.ptx)?;
+    write_plan(
+        &out,
+        &compiled.parts,
+        &compiled.lowered.weights,
+        &compiled.ptx,
+    )?;
 
     let program = &compiled.lowered.program;
     let mut families: BTreeMap<&str, usize> = BTreeMap::new();

@@ -54,8 +54,6 @@ pub(crate) struct Kb<'ctx, 'a> {
     pub f: FunctionValue<'ctx>,
     /// The spec being generated.
     pub spec: &'a KernelSpec,
-    /// Its index in the program.
-    pub index: usize,
     /// The target.
     pub target: &'a Target,
     /// The buffer dtypes of the arguments.
@@ -142,7 +140,6 @@ impl<'ctx, 'a> Kb<'ctx, 'a> {
             b,
             f,
             spec,
-            index,
             target,
             arg_dtypes,
             host: false,
@@ -198,7 +195,6 @@ impl<'ctx, 'a> Kb<'ctx, 'a> {
             b,
             f,
             spec,
-            index: 0,
             target,
             arg_dtypes,
             host: true,
@@ -475,22 +471,6 @@ impl<'ctx, 'a> Kb<'ctx, 'a> {
             ],
         )?;
         r.map(|v| v.into_int_value())
-            .ok_or_else(|| self.malformed("shfl returned nothing"))
-    }
-
-    /// Broadcast lane `src`'s f32 to the whole warp.
-    pub fn shfl_idx_f32(&self, v: FloatValue<'ctx>, src: IntValue<'ctx>) -> R<FloatValue<'ctx>> {
-        let r = self.call(
-            "llvm.nvvm.shfl.sync.idx.f32",
-            Some(self.cx.f32_type().into()),
-            &[
-                self.i32c(-1).into(),
-                v.into(),
-                src.into(),
-                self.i32c(31).into(),
-            ],
-        )?;
-        r.map(|v| v.into_float_value())
             .ok_or_else(|| self.malformed("shfl returned nothing"))
     }
 

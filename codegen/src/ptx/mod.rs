@@ -10,6 +10,8 @@ pub mod abi;
 pub mod tiles;
 
 #[cfg(feature = "ptx")]
+mod attention_ops;
+#[cfg(feature = "ptx")]
 mod block;
 #[cfg(feature = "ptx")]
 mod builder;
@@ -17,8 +19,6 @@ mod builder;
 mod compile;
 #[cfg(feature = "ptx")]
 mod expr;
-#[cfg(feature = "ptx")]
-mod attention_ops;
 #[cfg(feature = "ptx")]
 mod families;
 #[cfg(all(test, feature = "ptx"))]

@@ -104,9 +104,11 @@ pub(crate) fn pack_params(
 ) -> Result<Vec<u64>, RuntimeError> {
     let mut params = Vec::with_capacity(2 + spec.args.len() + program.symbols.len());
     params.push(fault);
-    params.push(u64::from(u32::try_from(kernel).map_err(|_| RuntimeError::Size {
-        buffer: spec.name.clone(),
-        problem: format!("kernel index {kernel} does not fit the u32 parameter"),
+    params.push(u64::from(u32::try_from(kernel).map_err(|_| {
+        RuntimeError::Size {
+            buffer: spec.name.clone(),
+            problem: format!("kernel index {kernel} does not fit the u32 parameter"),
+        }
     })?));
     for &id in &spec.args {
         let a = addrs

@@ -135,7 +135,10 @@ impl CudaExecutor {
                 }
             };
             // kernels with identical code share the first one's entry (abi::entry_names)
-            let entry = entries.get(i).cloned().unwrap_or_else(|| abi::entry_name(i));
+            let entry = entries
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| abi::entry_name(i));
             let raw = modules
                 .get(mi)
                 .ok_or_else(|| RuntimeError::MissingModule {
