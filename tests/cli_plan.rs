@@ -198,3 +198,41 @@ fn wrong_inputs_are_refused() {
         "hidden_states",
     );
 }
+
+/// `dqc compile --target sm_100` works on a machine without a GPU: the plan carries PTX,
+/// `inspect` lists the modules and each kernel's entry and launch; running it on the CPU-only
+/// runtime is refused with a message that says what is needed.
+#[test]
+fn compile_for_a_gpu_target_without_a_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("dit-sm_100.dqcplan");
+    let o = dqc(&[
+        "compile",
+        p(&dit().join("model.onnx")),
+        "--target",
+        "sm_100",
+        "-o",
+        p(&plan),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    assert!(out.contains("target: sm_100"), "{out}");
+    assert!(out.contains("ptx: ") && out.contains("gemm"), "{out}");
+    let o = dqc(&["inspect", p(&plan)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    assert!(out.contains("ptx modules: "), "{out}");
+    assert!(out.contains("[dqc_k0 grid ("), "{out}");
+    let o = dqc(&[
+        "run",
+        p(&plan),
+        "--inputs",
+        p(&dit().join("inputs.npz")),
+        "--outputs",
+        p(&dir.path().join("out.npz")),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("cuda"), "the error says how to run it: {err}");
+}

@@ -59,12 +59,6 @@ pub fn run(a: Args) -> Result<()> {
     opts.symbol_max = parse_dims(&a.max_dim, "--max-dim")?;
     opts.disabled = a.disable_pass.iter().cloned().collect();
     opts.dump_after = a.dump_after.iter().cloned().collect();
-    if !target.is_cpu() {
-        bail!(
-            "target {target}: the PTX backend for GPU targets is not built yet; compile \
-             with --target cpu"
-        );
-    }
     let compiled = compile_file(&a.model, &opts)?;
     for (pass, text) in &compiled.report.dumps {
         println!("// ----- IR after pass `{pass}` -----");
