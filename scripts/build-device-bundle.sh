@@ -184,11 +184,16 @@ for N in 1024 4096; do
         echo "dit_xl_block_n$N plans/bench/dit_xl_block_n$N.$RUN_TARGET.dqcplan dit-block --b 2 --n $N --hidden 1152 --heads 16" >> "$BENCH"
 done
 
+# The PTX travels inside the plans only (the bundle must stay under the device's 64 MiB);
+# device-check.sh extracts it with `dqc-run ptx` before running ptxas. Check here that
+# every GPU plan has some.
 log "== PTX"
 for plan in "$BUNDLE"/plans/*/*.dqcplan; do
     [ -f "$plan" ] || continue
     case "$plan" in *.cpu.dqcplan) continue ;; esac
-    "$DQC_RUN" ptx "$plan" "$BUNDLE/ptx" > /dev/null || log "   no PTX extracted from $(basename "$plan")"
+    tmp_ptx=$(mktemp -d)
+    "$DQC_RUN" ptx "$plan" "$tmp_ptx" > /dev/null || log "   no PTX in $(basename "$plan")"
+    rm -rf "$tmp_ptx"
 done
 
 cp "$ROOT/scripts/device-check.sh" "$ROOT/scripts/device_check.py" "$BUNDLE/"

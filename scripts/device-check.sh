@@ -138,8 +138,14 @@ if [ -f "$BUNDLE/checks.txt" ]; then
 fi
 
 say "== 4. ptxas on every PTX file"
+# the PTX travels inside the plans: extract it first
+mkdir -p "$OUT/ptx"
+for plan in "$BUNDLE"/plans/*/*.dqcplan; do
+    [ -f "$plan" ] || continue
+    "$RUN" ptx "$plan" "$OUT/ptx" > /dev/null 2>&1 || true
+done
 if [ -n "${PTXAS:-}" ]; then
-    for f in "$BUNDLE"/ptx/*.ptx; do
+    for f in "$OUT"/ptx/*.ptx; do
         [ -f "$f" ] || continue
         arch=$(basename "$f" .ptx)
         arch=${arch##*.}
