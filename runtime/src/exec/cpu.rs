@@ -297,17 +297,7 @@ impl<B: Backend> CpuExecutor<B> {
         let sig = plan.signature();
         let mut result = Vec::with_capacity(outs.len());
         for ((pos, &id), out) in program.outputs.iter().enumerate().zip(outs) {
-            let b = program
-                .buffers
-                .get(id as usize)
-                .ok_or_else(|| RuntimeError::Size {
-                    buffer: format!("#{id}"),
-                    problem: "no such output buffer".into(),
-                })?;
-            let shape = b.shape.eval(bindings).ok_or_else(|| RuntimeError::Size {
-                buffer: b.name.clone(),
-                problem: "shape has an unbound symbol".into(),
-            })?;
+            let (b, shape) = super::output_buffer(program, id, bindings)?;
             let storage = match out {
                 None | Some(OutBuf::Empty) => Storage::Owned(Arc::from(Vec::new())),
                 Some(OutBuf::Map(m)) => {

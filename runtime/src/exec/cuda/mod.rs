@@ -294,17 +294,7 @@ impl CudaExecutor {
         let sig = plan.signature();
         let mut result = Vec::with_capacity(host.len());
         for ((pos, &id), bytes) in program.outputs.iter().enumerate().zip(host) {
-            let b = program
-                .buffers
-                .get(id as usize)
-                .ok_or_else(|| RuntimeError::Size {
-                    buffer: format!("#{id}"),
-                    problem: "no such output buffer".into(),
-                })?;
-            let shape = b.shape.eval(bindings).ok_or_else(|| RuntimeError::Size {
-                buffer: b.name.clone(),
-                problem: "shape has an unbound symbol".into(),
-            })?;
+            let (b, shape) = crate::exec::output_buffer(program, id, bindings)?;
             let t = Tensor::from_bytes(b.dtype, shape, Arc::from(bytes)).map_err(|e| {
                 RuntimeError::Size {
                     buffer: b.name.clone(),
