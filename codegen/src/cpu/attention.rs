@@ -268,16 +268,7 @@ impl AttentionKernel {
                             *l = f32::NEG_INFINITY;
                         }
                     }
-                    let max = row_max(row);
-                    if max == f32::NEG_INFINITY {
-                        row.fill(0.0);
-                        continue;
-                    }
-                    let denom = exp_shifted_sum(row, max);
-                    let inv = (1.0 / denom) as f32;
-                    for x in row.iter_mut() {
-                        *x *= inv;
-                    }
+                    softmax(row);
                 }
                 // SAFETY: this task writes rows i0..i0+rows, head hi of the output only.
                 unsafe {
@@ -309,8 +300,48 @@ impl AttentionKernel {
     }
 }
 
+/// Softmax of one row of logits in place; a row with no finite logit (all masked) becomes
+/// zeros. Runs the AVX2 + FMA build of the same code when the CPU has both.
+fn softmax(row: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has the features the function is built for.
+            unsafe { softmax_avx2(row) };
+            return;
+        }
+    }
+    softmax_body(row);
+}
+
+/// [`softmax_body`] compiled for AVX2 + FMA, so its lane loops become 8-wide.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_avx2(row: &mut [f32]) {
+    softmax_body(row);
+}
+
+/// The softmax itself: maximum, shifted exponentials and their sum, one scaling pass.
+#[inline(always)]
+fn softmax_body(row: &mut [f32]) {
+    let max = row_max(row);
+    if max == f32::NEG_INFINITY {
+        row.fill(0.0);
+        return;
+    }
+    let inv = (1.0 / exp_shifted_sum(row, max)) as f32;
+    for x in row.iter_mut() {
+        *x *= inv;
+    }
+}
+
 /// The largest element of `row` (−∞ for an empty row), NaN if any element is NaN; eight
 /// lanes of straight-line selects so the compiler vectorizes it.
+#[inline(always)]
 fn row_max(row: &[f32]) -> f32 {
     let pick = |a: f32, x: f32| if x > a || x.is_nan() { x } else { a };
     let mut lanes = [f32::NEG_INFINITY; 8];
@@ -327,6 +358,7 @@ fn row_max(row: &[f32]) -> f32 {
 /// Replace every `x` of `row` by `e^(x - max)` and return the sum (f64 over eight f32
 /// partial sums). Written as straight-line lane arithmetic over chunks of eight so the
 /// compiler vectorizes it; `exp` is [`exp_nonpositive`].
+#[inline(always)]
 fn exp_shifted_sum(row: &mut [f32], max: f32) -> f64 {
     let mut lanes = [0f32; 8];
     let mut chunks = row.chunks_exact_mut(8);
@@ -371,7 +403,7 @@ fn exp_nonpositive(x: f32) -> f32 {
 
 #[cfg(test)]
 mod exp_tests {
-    use super::{exp_nonpositive, exp_shifted_sum, row_max};
+    use super::{exp_nonpositive, exp_shifted_sum, row_max, softmax, softmax_body};
 
     #[test]
     fn exp_matches_std_on_the_softmax_range() {
@@ -412,5 +444,29 @@ mod exp_tests {
         let got = exp_shifted_sum(&mut row, 0.0);
         assert!((got - want).abs() / want < 1e-6);
         assert!((f64::from(row[12]) - (-6f64).exp()).abs() < 1e-8);
+    }
+
+    #[test]
+    fn softmax_is_the_same_on_every_path_and_zeroes_masked_rows() {
+        for n in [1usize, 7, 8, 9, 31, 256] {
+            let row: Vec<f32> = (0..n)
+                .map(|i| ((i * 37) % 23) as f32 * 0.37 - 4.0)
+                .collect();
+            let (mut fast, mut plain) = (row.clone(), row.clone());
+            softmax(&mut fast);
+            softmax_body(&mut plain);
+            assert_eq!(fast, plain, "n {n}");
+            let sum: f64 = fast.iter().map(|&x| f64::from(x)).sum();
+            assert!((sum - 1.0).abs() < 1e-5, "n {n}: sum {sum}");
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let denom: f64 = row.iter().map(|&x| f64::from(x - max).exp()).sum();
+            for (&x, &p) in row.iter().zip(&fast) {
+                let want = f64::from(x - max).exp() / denom;
+                assert!((f64::from(p) - want).abs() < 1e-6, "n {n}: {p} vs {want}");
+            }
+        }
+        let mut masked = vec![f32::NEG_INFINITY; 12];
+        softmax(&mut masked);
+        assert!(masked.iter().all(|&x| x == 0.0));
     }
 }

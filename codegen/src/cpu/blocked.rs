@@ -1,10 +1,13 @@
 //! The cache-blocked f32 GEMM around the [`microkernel`](super::microkernel): one
 //! single-threaded product `C = alpha · A·B` of any strides (callers split work across
-//! threads themselves), in the usual loop nest — `k` in blocks of at most [`KC`], `B`'s
-//! block packed into 16-column panels (or taken from a [`PackedB`] made once), `A`'s rows
-//! in blocks of [`MC`] packed into 6-row strips, then every (panel, strip) pair through the
-//! microkernel. Packing buffers are per thread and reused, so a call allocates nothing
-//! after the first on a thread.
+//! threads themselves): columns in blocks of [`NC`] (`B`'s block packed into 16-column
+//! panels over all of `k`, or taken from a [`PackedB`] made once), rows in blocks of
+//! [`MC`], `k` in blocks of at most [`KC`], then every (panel, 6-row strip) pair through
+//! the microkernel — so each block of `C` stays in cache while all of `k` is added in.
+//! `A` is read in place: the microkernel broadcasts its elements one at a time, so a
+//! packed copy would only be a second pass over `A` (it cost 12 % of a DiT-S forward).
+//! The `B` packing buffer is per thread and reused, so a call allocates nothing after the
+//! first on a thread.
 
 use super::microkernel::{MR, Micro, NR};
 use std::cell::RefCell;
@@ -12,7 +15,12 @@ use std::cell::RefCell;
 /// Depth of a `k` block: a `KC × 16` panel of `B` (16 KiB) stays in L1 while a strip of
 /// `A` streams past it.
 pub(super) const KC: usize = 256;
-/// Rows of `A` packed at once: `MC × KC` f32 (144 KiB) stay in L2 next to a block of `B`.
+/// Columns of `B` and `C` per block (a multiple of 16): the `MC × NC` block of `C`
+/// (72 KiB) stays in L2 while every `k` block adds into it, next to the `KC × NC` block of
+/// `B` (128 KiB) and the block of `A`.
+pub(super) const NC: usize = 128;
+/// Rows of `A` per block: the `MC × KC` f32 (144 KiB) it reads stay in L2 while every
+/// panel of `B` passes over them.
 pub(super) const MC: usize = 144;
 
 /// A strided f32 matrix view: element `(i, j)` at `ptr + i·rs + j·cs`.
@@ -79,10 +87,9 @@ pub(super) enum BSource<'a> {
     Packed(&'a PackedB, usize),
 }
 
-/// Per-thread packing buffers.
+/// Per-thread packing buffer for `B`.
 #[derive(Default)]
 struct Scratch {
-    a: Vec<f32>,
     b: Vec<f32>,
 }
 
@@ -109,48 +116,6 @@ unsafe fn pack_b_panel(dst: &mut [f32], b: View, p0: usize, kc: usize, j0: usize
             }
         }
         row[nc..].fill(0.0);
-    }
-}
-
-/// Pack rows `i0..i0 + mc`, columns `p0..p0 + kc` of `a` into 6-row strips (`kc × 6`
-/// each, row index fastest, zero rows past `mc`).
-///
-/// # Safety
-/// `a` addresses those elements; `dst` holds `mc.div_ceil(6)·kc·6` f32.
-unsafe fn pack_a(dst: &mut [f32], a: View, i0: usize, mc: usize, p0: usize, kc: usize) {
-    for (s, strip) in dst
-        .chunks_exact_mut(kc * MR)
-        .take(mc.div_ceil(MR))
-        .enumerate()
-    {
-        let rows = (mc - s * MR).min(MR);
-        // SAFETY (both branches): elements (i0 + s·6 + r, p0 + p) with r < rows, p < kc.
-        let base = unsafe {
-            a.ptr
-                .offset((i0 + s * MR) as isize * a.rs + p0 as isize * a.cs)
-        };
-        if a.cs == 1 {
-            for r in 0..rows {
-                // SAFETY: kc contiguous elements of row r.
-                let src = unsafe { std::slice::from_raw_parts(base.offset(r as isize * a.rs), kc) };
-                for (p, &x) in src.iter().enumerate() {
-                    strip[p * MR + r] = x;
-                }
-            }
-        } else {
-            for p in 0..kc {
-                for r in 0..rows {
-                    // SAFETY: as above.
-                    strip[p * MR + r] =
-                        unsafe { *base.offset(r as isize * a.rs + p as isize * a.cs) };
-                }
-            }
-        }
-        if rows < MR {
-            for p in 0..kc {
-                strip[p * MR + rows..(p + 1) * MR].fill(0.0);
-            }
-        }
     }
 }
 
@@ -198,56 +163,58 @@ pub(super) unsafe fn gemm(
         // k blocks of equal depth (≤ KC) so the last one is not a sliver.
         let kb = k.div_ceil(KC);
         let kc_max = k.div_ceil(kb);
-        let panels = n.div_ceil(NR);
-        if let BSource::View(_) = b {
-            s.b.resize(panels * kc_max * NR, 0.0);
-        }
-        let mc_max = m.min(MC);
-        s.a.resize(mc_max.div_ceil(MR) * MR * kc_max, 0.0);
-        let mut p0 = 0;
-        while p0 < k {
-            let kc = kc_max.min(k - p0);
-            // The panels of this k block: (pointer, row stride).
+        let mut j0 = 0;
+        while j0 < n {
+            let nc = NC.min(n - j0);
+            let panels = nc.div_ceil(NR);
+            // Panel `jp` of this column block from row `p0` on: (pointer, row stride 16).
             if let BSource::View(v) = b {
-                for (jp, panel) in s.b.chunks_exact_mut(kc * NR).take(panels).enumerate() {
+                s.b.resize(panels * k * NR, 0.0);
+                for (jp, panel) in s.b.chunks_exact_mut(k * NR).take(panels).enumerate() {
                     // SAFETY: forwarded contract.
-                    unsafe { pack_b_panel(panel, v, p0, kc, jp * NR, (n - jp * NR).min(NR)) };
+                    unsafe { pack_b_panel(panel, v, 0, k, j0 + jp * NR, (nc - jp * NR).min(NR)) };
                 }
             }
             let mut i0 = 0;
             while i0 < m {
-                let mc = mc_max.min(m - i0);
-                // SAFETY: forwarded contract.
-                unsafe { pack_a(&mut s.a, a, i0, mc, p0, kc) };
-                for jp in 0..panels {
-                    let bp = match b {
-                        BSource::View(_) => s.b[jp * kc * NR..].as_ptr(),
-                        BSource::Packed(pb, n0) => pb.panel(n0 / NR + jp, p0),
-                    };
-                    let nr = (n - jp * NR).min(NR);
-                    for st in 0..mc.div_ceil(MR) {
-                        let mr = (mc - st * MR).min(MR);
-                        // SAFETY: the strip and panel hold kc steps; the tile rows
-                        // i0 + st·6 .. + mr, columns jp·16 .. + nr are inside C.
-                        unsafe {
-                            micro.run(
-                                kc,
-                                s.a[st * kc * MR..].as_ptr(),
-                                bp,
-                                NR,
-                                c.add((i0 + st * MR) * ldc + jp * NR),
-                                ldc,
-                                mr,
-                                nr,
-                                alpha,
-                                p0 > 0,
-                            )
+                let mc = MC.min(m - i0);
+                let mut p0 = 0;
+                while p0 < k {
+                    let kc = kc_max.min(k - p0);
+                    for jp in 0..panels {
+                        let bp = match b {
+                            BSource::View(_) => s.b[(jp * k + p0) * NR..].as_ptr(),
+                            BSource::Packed(pb, n0) => pb.panel((n0 + j0) / NR + jp, p0),
                         };
+                        let (col, nr) = (j0 + jp * NR, (nc - jp * NR).min(NR));
+                        for st in 0..mc.div_ceil(MR) {
+                            let mr = (mc - st * MR).min(MR);
+                            let row = i0 + st * MR;
+                            // SAFETY: rows row..row + mr, columns p0..p0 + kc of A exist
+                            // (contract); the panel holds kc steps from p0; the tile rows
+                            // row..+mr, columns col..col + nr are inside C.
+                            unsafe {
+                                micro.run(
+                                    kc,
+                                    a.ptr.offset(row as isize * a.rs + p0 as isize * a.cs),
+                                    (a.rs, a.cs),
+                                    bp,
+                                    NR,
+                                    c.add(row * ldc + col),
+                                    ldc,
+                                    mr,
+                                    nr,
+                                    alpha,
+                                    p0 > 0,
+                                )
+                            };
+                        }
                     }
+                    p0 += kc;
                 }
                 i0 += mc;
             }
-            p0 += kc;
+            j0 += nc;
         }
     });
 }

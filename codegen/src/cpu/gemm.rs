@@ -38,6 +38,10 @@ pub(super) struct Operand {
     pub cs: i64,
 }
 
+/// Columns a task multiplies and finishes (epilogue) at a time: a multiple of 16 (the
+/// packed panels' width) whose `rows × EPI_COLS` tile stays in L2.
+const EPI_COLS: u64 = 256;
+
 /// A compiled GEMM.
 pub(super) struct GemmKernel {
     epilogue: FuncId,
@@ -481,65 +485,72 @@ impl GemmKernel {
                         Ok(v) => &mut **v,
                         Err(_) => &mut fresh,
                     };
-                    tile.resize((mc * nc) as usize, 0.0);
+                    tile.resize((mc * nc.min(EPI_COLS)) as usize, 0.0);
                     let aoff = self.a.offset
                         + batch_offset(&self.batch, &self.a.batch_strides, bi)
                         + m0 as i64 * self.a.rs;
-                    // SAFETY: offsets and strides stay inside the operands (checked at
-                    // compile time); the tile holds mc × nc elements.
-                    unsafe {
-                        let a = av.as_ptr().offset(aoff as isize);
-                        match packed {
-                            // `tiles` makes n0 a multiple of 16 (or 0).
-                            Some(pb) => blocked::gemm(
-                                micro,
-                                mc as usize,
-                                nc as usize,
-                                k as usize,
-                                View {
-                                    ptr: a,
-                                    rs: self.a.rs as isize,
-                                    cs: self.a.cs as isize,
-                                },
-                                BSource::Packed(pb, n0 as usize),
-                                self.alpha,
-                                tile.as_mut_ptr(),
-                                nc as usize,
-                            ),
-                            None => {
-                                let boff = self.b.offset
-                                    + batch_offset(&self.batch, &self.b.batch_strides, bi)
-                                    + n0 as i64 * self.b.cs;
-                                sgemm(
+                    // Column chunks, each multiplied and then finished by the epilogue while
+                    // it is still in cache.
+                    let mut c0 = 0;
+                    while c0 < nc {
+                        let (cn0, cw) = (n0 + c0, (nc - c0).min(EPI_COLS));
+                        // SAFETY: offsets and strides stay inside the operands (checked at
+                        // compile time); the tile holds mc × cw elements.
+                        unsafe {
+                            let a = av.as_ptr().offset(aoff as isize);
+                            match packed {
+                                // `tiles` makes n0 a multiple of 16 (or 0), EPI_COLS is one.
+                                Some(pb) => blocked::gemm(
+                                    micro,
                                     mc as usize,
-                                    nc as usize,
+                                    cw as usize,
                                     k as usize,
-                                    tile.as_mut_ptr(),
-                                    nc as isize,
-                                    a,
-                                    self.a.rs as isize,
-                                    self.a.cs as isize,
-                                    bv.as_ptr().offset(boff as isize),
-                                    self.b.rs as isize,
-                                    self.b.cs as isize,
+                                    View {
+                                        ptr: a,
+                                        rs: self.a.rs as isize,
+                                        cs: self.a.cs as isize,
+                                    },
+                                    BSource::Packed(pb, cn0 as usize),
                                     self.alpha,
-                                )
+                                    tile.as_mut_ptr(),
+                                    cw as usize,
+                                ),
+                                None => {
+                                    let boff = self.b.offset
+                                        + batch_offset(&self.batch, &self.b.batch_strides, bi)
+                                        + cn0 as i64 * self.b.cs;
+                                    sgemm(
+                                        mc as usize,
+                                        cw as usize,
+                                        k as usize,
+                                        tile.as_mut_ptr(),
+                                        cw as isize,
+                                        a,
+                                        self.a.rs as isize,
+                                        self.a.cs as isize,
+                                        bv.as_ptr().offset(boff as isize),
+                                        self.b.rs as isize,
+                                        self.b.cs as isize,
+                                        self.alpha,
+                                    )
+                                }
                             }
                         }
-                    }
-                    for r in 0..mc {
-                        let lin = (bi * m + m0 + r) * n + n0;
-                        // SAFETY: the epilogue reads nc tile values and writes its own
-                        // outputs.
-                        unsafe {
-                            jit::call(
-                                epi,
-                                args.get(),
-                                lin as i64,
-                                (lin + nc) as i64,
-                                tile.as_mut_ptr().add((r * nc) as usize).cast(),
-                            )
-                        }?;
+                        for r in 0..mc {
+                            let lin = (bi * m + m0 + r) * n + cn0;
+                            // SAFETY: the epilogue reads cw tile values and writes its own
+                            // outputs.
+                            unsafe {
+                                jit::call(
+                                    epi,
+                                    args.get(),
+                                    lin as i64,
+                                    (lin + cw) as i64,
+                                    tile.as_mut_ptr().add((r * cw) as usize).cast(),
+                                )
+                            }?;
+                        }
+                        c0 += cw;
                     }
                     Ok(())
                 })

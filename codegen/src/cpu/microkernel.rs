@@ -1,6 +1,7 @@
-//! The register-blocked f32 GEMM microkernel: a `MR × NR = 6 × 16` tile of `C` from a
-//! packed strip of `A` (`kc × 6`, row index fastest) and a panel of `B` (`kc × 16`, column
-//! index fastest, consecutive `k` rows `b_rs` elements apart).
+//! The register-blocked f32 GEMM microkernel: a `MR × NR = 6 × 16` tile of `C` from six
+//! rows of `A` read in place (any row and column strides, so neither a row-major nor a
+//! transposed `A` is copied) and a panel of `B` (`kc × 16`, column index fastest,
+//! consecutive `k` rows `b_rs` elements apart).
 //!
 //! Two implementations with one contract: an AVX2 + FMA one (12 accumulator registers, two
 //! `B` loads and six broadcasts of `A` per `k`), chosen at run time when the CPU has both
@@ -38,20 +39,22 @@ impl Micro {
         Micro::Portable
     }
 
-    /// `C[r][c] = alpha · Σ_p a[p·MR + r] · b[p·b_rs + c] (+ C[r][c] if accumulate)` for
-    /// `r < mr`, `c < nr`, where `C[r][c]` is `c_ptr[r·ldc + c]`.
+    /// `C[r][c] = alpha · Σ_p A[r][p] · b[p·b_rs + c] (+ C[r][c] if accumulate)` for
+    /// `r < mr`, `c < nr`, where `A[r][p]` is `a[r·a.0 + p·a.1]` and `C[r][c]` is
+    /// `c_ptr[r·ldc + c]`.
     ///
     /// # Safety
-    /// `a` addresses `kc·MR` readable f32, `b` addresses `(kc−1)·b_rs + NR` readable f32
-    /// (when `kc > 0`), `c` addresses the `mr × nr` tile with row stride `ldc`, writable
-    /// and not aliasing `a` or `b`; `mr ≤ MR`, `nr ≤ NR`. For [`Micro::Avx2Fma`] the CPU
-    /// has AVX2 and FMA.
+    /// `a` addresses `A[r][p]` for `r < mr`, `p < kc` (rows `mr..MR` are never read),
+    /// `b` addresses `(kc−1)·b_rs + NR` readable f32 (when `kc > 0`), `c` addresses the
+    /// `mr × nr` tile with row stride `ldc`, writable and not aliasing `a` or `b`;
+    /// `1 ≤ mr ≤ MR`, `nr ≤ NR`. For [`Micro::Avx2Fma`] the CPU has AVX2 and FMA.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub unsafe fn run(
         self,
         kc: usize,
         a: *const f32,
+        a_strides: (isize, isize),
         b: *const f32,
         b_rs: usize,
         c: *mut f32,
@@ -65,14 +68,22 @@ impl Micro {
             // SAFETY: forwarded contract; the variant is only selected on AVX2+FMA CPUs.
             #[cfg(target_arch = "x86_64")]
             Micro::Avx2Fma => unsafe {
-                avx2::kernel(kc, a, b, b_rs, c, ldc, mr, nr, alpha, accumulate)
+                avx2::kernel(kc, a, a_strides, b, b_rs, c, ldc, mr, nr, alpha, accumulate)
             },
             // SAFETY: forwarded contract.
             Micro::Portable => unsafe {
-                portable(kc, a, b, b_rs, c, ldc, mr, nr, alpha, accumulate)
+                portable(kc, a, a_strides, b, b_rs, c, ldc, mr, nr, alpha, accumulate)
             },
         }
     }
+}
+
+/// Pointers to the `MR` rows of `A` at `p = 0`; rows at or past `mr` repeat row `mr − 1`
+/// (read, never stored), so a short strip reads only rows it owns.
+#[inline(always)]
+fn rows(a: *const f32, rs: isize, mr: usize) -> [*const f32; MR] {
+    let last = mr.clamp(1, MR) - 1;
+    std::array::from_fn(|r| a.wrapping_offset(r.min(last) as isize * rs))
 }
 
 /// Store the full register tile `acc` (row-major `MR × NR`) into `C` per the contract of
@@ -114,6 +125,7 @@ unsafe fn store_tile(
 unsafe fn portable(
     kc: usize,
     a: *const f32,
+    (a_rs, a_ps): (isize, isize),
     b: *const f32,
     b_rs: usize,
     c: *mut f32,
@@ -124,15 +136,13 @@ unsafe fn portable(
     accumulate: bool,
 ) {
     let mut acc = [0f32; MR * NR];
+    let rows = rows(a, a_rs, mr);
     for p in 0..kc {
-        // SAFETY: step p of the strip and of the panel are in range (contract).
-        let (ap, bp) = unsafe {
-            (
-                std::slice::from_raw_parts(a.add(p * MR), MR),
-                std::slice::from_raw_parts(b.add(p * b_rs), NR),
-            )
-        };
-        for (r, &x) in ap.iter().enumerate() {
+        // SAFETY: step p of the panel is in range (contract).
+        let bp = unsafe { std::slice::from_raw_parts(b.add(p * b_rs), NR) };
+        for (r, &row) in rows.iter().enumerate() {
+            // SAFETY: A[min(r, mr − 1)][p] is in range (contract).
+            let x = unsafe { *row.offset(p as isize * a_ps) };
             for (s, &y) in acc[r * NR..(r + 1) * NR].iter_mut().zip(bp) {
                 *s += x * y;
             }
@@ -144,7 +154,7 @@ unsafe fn portable(
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{MR, NR, store_tile};
+    use super::{MR, NR, rows, store_tile};
     use std::arch::x86_64::*;
 
     /// The AVX2 + FMA microkernel.
@@ -156,6 +166,7 @@ mod avx2 {
     pub(super) unsafe fn kernel(
         kc: usize,
         a: *const f32,
+        (a_rs, a_ps): (isize, isize),
         b: *const f32,
         b_rs: usize,
         c: *mut f32,
@@ -166,18 +177,21 @@ mod avx2 {
         accumulate: bool,
     ) {
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-        let (mut ap, mut bp) = (a, b);
+        let rows = rows(a, a_rs, mr);
+        let mut bp = b;
+        let mut off = 0isize;
         for _ in 0..kc {
-            // SAFETY: NR = 16 readable f32 at bp and MR at ap (contract).
+            // SAFETY: NR = 16 readable f32 at bp and A[min(r, mr − 1)][p] at
+            // rows[r] + off (contract).
             unsafe {
                 let b0 = _mm256_loadu_ps(bp);
                 let b1 = _mm256_loadu_ps(bp.add(8));
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let x = _mm256_broadcast_ss(&*ap.add(r));
+                for (row, &ar) in acc.iter_mut().zip(&rows) {
+                    let x = _mm256_broadcast_ss(&*ar.offset(off));
                     row[0] = _mm256_fmadd_ps(x, b0, row[0]);
                     row[1] = _mm256_fmadd_ps(x, b1, row[1]);
                 }
-                ap = ap.add(MR);
+                off += a_ps;
                 bp = bp.add(b_rs);
             }
         }
@@ -233,6 +247,7 @@ mod tests {
                 micro.run(
                     kc,
                     a.as_ptr(),
+                    (1, MR as isize),
                     b.as_ptr(),
                     b_rs,
                     c.as_mut_ptr(),
