@@ -721,6 +721,57 @@ fn inline_sigmoid_silu_gelu_are_accurate_over_a_wide_range() {
 }
 
 #[test]
+fn inline_sigmoid_tails_are_normal_numbers_and_nan_propagates() {
+    // Far tails: no overflow to inf/NaN, no subnormal results (slow on x86), the negative
+    // tail keeps its relative accuracy down to e^-87; 13 values run the f32x4 loop and the
+    // scalar tail.
+    let vals = [
+        -1000.0f32,
+        -200.0,
+        -100.0,
+        -88.5,
+        -87.5,
+        -86.0,
+        -60.0,
+        -20.0,
+        20.0,
+        88.5,
+        1000.0,
+        f32::NAN,
+        -0.0,
+    ];
+    let x = Tensor::from_f32(DType::F32, vec![vals.len() as u64], &vals).unwrap();
+    let build = |e: &mut Exprs, l: u32| {
+        e.push(
+            DType::F32,
+            Expr::Unary {
+                op: UnaryOp::Sigmoid,
+                x: l,
+            },
+        )
+    };
+    let got = unary_kernel(DType::F32, DType::F32, build, Buf::from_tensor(&x)).to_f32();
+    for (&v, &g) in vals.iter().zip(&got) {
+        if v.is_nan() {
+            assert!(g.is_nan(), "sigmoid(NaN) = {g}");
+            continue;
+        }
+        assert!(
+            g == 0.0 || g.is_normal(),
+            "sigmoid({v}) = {g:e} is not a normal number"
+        );
+        let want = 1.0 / (1.0 + (-f64::from(v)).exp());
+        if v >= -87.0 {
+            let rel = (f64::from(g) - want).abs() / want;
+            assert!(rel < 2e-6, "sigmoid({v}) = {g:e}, want {want:e}");
+        } else {
+            // Below −87 the exponential is held at e^-87 (never subnormal).
+            assert!(f64::from(g) <= 1.7e-38 && g > 0.0, "sigmoid({v}) = {g:e}");
+        }
+    }
+}
+
+#[test]
 fn compiled_programs_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<CpuProgram>();

@@ -315,14 +315,88 @@ fn softmax(row: &mut [f32]) {
     softmax_body(row);
 }
 
-/// [`softmax_body`] compiled for AVX2 + FMA, so its lane loops become 8-wide.
+/// [`softmax_body`] with the exponentials eight at a time in AVX2 (the same operations in
+/// the same order, so the results are bit-identical) and the other loops compiled for AVX2.
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn softmax_avx2(row: &mut [f32]) {
-    softmax_body(row);
+    let max = row_max(row);
+    if max == f32::NEG_INFINITY {
+        row.fill(0.0);
+        return;
+    }
+    // SAFETY: the caller's contract.
+    let inv = (1.0 / unsafe { avx2::exp_shifted_sum(row, max) }) as f32;
+    for x in row.iter_mut() {
+        *x *= inv;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{EXP_C, exp_nonpositive};
+    use std::arch::x86_64::*;
+
+    /// [`super::exp_shifted_sum`], eight lanes per instruction.
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn exp_shifted_sum(row: &mut [f32], max: f32) -> f64 {
+        let vmax = _mm256_set1_ps(max);
+        let mut acc = _mm256_setzero_ps();
+        let mut chunks = row.chunks_exact_mut(8);
+        for c in &mut chunks {
+            // SAFETY: the chunk holds eight f32.
+            unsafe {
+                let y = exp8(_mm256_sub_ps(_mm256_loadu_ps(c.as_ptr()), vmax));
+                _mm256_storeu_ps(c.as_mut_ptr(), y);
+                acc = _mm256_add_ps(acc, y);
+            }
+        }
+        let mut lanes = [0f32; 8];
+        // SAFETY: `lanes` holds eight f32.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+        let mut sum: f64 = lanes.iter().map(|&l| f64::from(l)).sum();
+        for x in chunks.into_remainder() {
+            *x = exp_nonpositive(*x - max);
+            sum += f64::from(*x);
+        }
+        sum
+    }
+
+    /// [`exp_nonpositive`] on eight lanes, operation for operation.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn exp8(x: __m256) -> __m256 {
+        let set = _mm256_set1_ps;
+        let lim = set(EXP_C.floor);
+        // x < floor is false for NaN, so NaN keeps flowing (as in the scalar code).
+        let low = _mm256_cmp_ps::<_CMP_LT_OQ>(x, lim);
+        let xc = _mm256_blendv_ps(x, lim, low);
+        let e = _mm256_add_ps(_mm256_mul_ps(xc, set(EXP_C.log2e)), set(EXP_C.magic));
+        let n = _mm256_sub_ps(e, set(EXP_C.magic));
+        let r = _mm256_sub_ps(
+            _mm256_sub_ps(xc, _mm256_mul_ps(n, set(EXP_C.ln2_hi))),
+            _mm256_mul_ps(n, set(EXP_C.ln2_lo)),
+        );
+        let mut p = set(EXP_C.poly[0]);
+        for &c in &EXP_C.poly[1..] {
+            p = _mm256_add_ps(set(c), _mm256_mul_ps(r, p));
+        }
+        let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+            _mm256_sub_epi32(
+                _mm256_castps_si256(e),
+                _mm256_set1_epi32(EXP_C.magic.to_bits() as i32),
+            ),
+            _mm256_set1_epi32(127),
+        ));
+        let y = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+        _mm256_blendv_ps(y, _mm256_setzero_ps(), low)
+    }
 }
 
 /// The softmax itself: maximum, shifted exponentials and their sum, one scaling pass.
@@ -382,24 +456,60 @@ fn exp_shifted_sum(row: &mut [f32], max: f32) -> f64 {
 /// and for −∞ (masked logits) the result is exactly 0; NaN stays NaN.
 #[inline(always)]
 fn exp_nonpositive(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
+    let c = &EXP_C;
     // A comparison, not `max`, so that NaN flows through to the result.
-    let xc = if x < -87.3 { -87.3 } else { x };
-    // Round to nearest by the 1.5·2^23 trick (no libm call on baseline x86-64).
-    const MAGIC: f32 = 12_582_912.0;
-    let n = (xc * LOG2E + MAGIC) - MAGIC;
-    let r = (xc - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let xc = if x < c.floor { c.floor } else { x };
+    // Round to nearest by the 1.5·2^23 trick (no libm call on baseline x86-64): `e`'s low
+    // mantissa bits hold `n` (|n| ≤ 126), so `2^n` comes from integer arithmetic on the
+    // bits — no float-to-int conversion.
+    let e = xc * c.log2e + c.magic;
+    let n = e - c.magic;
+    let r = (xc - n * c.ln2_hi) - n * c.ln2_lo;
+    let mut p = c.poly[0];
+    for &k in &c.poly[1..] {
+        p = k + r * p;
+    }
+    let scale = f32::from_bits(
+        e.to_bits()
+            .wrapping_sub(c.magic.to_bits())
+            .wrapping_add(127)
+            << 23,
+    );
     let y = p * scale;
     // Masked (−∞) and subnormal-range inputs give 0.
-    if x < -87.3 { 0.0 } else { y }
+    if x < c.floor { 0.0 } else { y }
 }
+
+/// Constants of [`exp_nonpositive`] (shared with its AVX2 twin).
+struct ExpConsts {
+    /// Below this the result is 0 (f32 results would be subnormal).
+    floor: f32,
+    log2e: f32,
+    /// `ln 2` split so `n·ln2_hi` is exact for the `n` that occur.
+    ln2_hi: f32,
+    ln2_lo: f32,
+    /// 1.5·2²³: adding it rounds to an integer.
+    magic: f32,
+    /// Taylor coefficients of `e^r`, highest degree first (Horner order).
+    poly: [f32; 7],
+}
+
+const EXP_C: ExpConsts = ExpConsts {
+    floor: -87.3,
+    log2e: std::f32::consts::LOG2_E,
+    ln2_hi: 0.693_145_75,
+    ln2_lo: 1.428_606_8e-6,
+    magic: 12_582_912.0,
+    poly: [
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ],
+};
 
 #[cfg(test)]
 mod exp_tests {

@@ -5,6 +5,7 @@ use super::{AccKind, ExprKernel, Gen, Store};
 use crate::cpu::CpuError;
 use crate::cpu::resolve::{Ctx, Map};
 use crate::spec::{Expr, ExprId, Scalar};
+use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{Endianness, InstBuilder, MemFlagsData, Value, types};
 use dqc_ir::DType;
 use dqc_ir::op::{BinaryOp, GeluApprox, UnaryOp};
@@ -194,74 +195,110 @@ impl Gen<'_, '_> {
         }
     }
 
-    /// `e^x` for `x` clamped to `[-87, 88]` (callers need no more range): Cody–Waite
-    /// reduction by ln 2, a degree-6 polynomial on `|r| ≤ ln2/2` (relative error ~1e-7),
-    /// and the exponent built from integer bits. NaN propagates.
-    fn exp_clamped(&mut self, x: Value, vector: bool) -> Value {
-        let lo = self.fconst(-87.0, vector);
-        let hi = self.fconst(88.0, vector);
-        let x = self.b.ins().fmax(x, lo);
-        let x = self.b.ins().fmin(x, hi);
+    /// `x < lo ? lo : x` (a compare and a select, so NaN passes through; x86 lowers the
+    /// IEEE `fmax` to a much longer sequence).
+    fn floor_at(&mut self, x: Value, lo: f32, vector: bool) -> Value {
+        let l = self.fconst(lo, vector);
+        let below = self.b.ins().fcmp(FloatCC::LessThan, x, l);
+        self.pick(below, l, x, vector)
+    }
+
+    /// `c ? a : b` for a comparison result `c` (a lane mask for vectors).
+    fn pick(&mut self, c: Value, a: Value, b: Value, vector: bool) -> Value {
+        if vector {
+            let le = MemFlagsData::new().with_endianness(Endianness::Little);
+            let m = self.b.ins().bitcast(types::F32X4, le, c);
+            self.b.ins().bitselect(m, a, b)
+        } else {
+            self.b.ins().select(c, a, b)
+        }
+    }
+
+    /// `e^x` for `x ≤ 0`, with `x` below −87 taken as −87 (so the result, ≥ 1.6e-38, is
+    /// never subnormal: subnormal arithmetic is slow): Cody–Waite reduction by ln 2, a
+    /// degree-6 polynomial on `|r| ≤ ln2/2` (relative error ~1e-7) evaluated in Estrin
+    /// form (a short dependency chain: these loops are latency-bound), and `2^n` built from
+    /// the bits of the rounding sum. NaN propagates.
+    fn exp_nonpositive(&mut self, x: Value, vector: bool) -> Value {
+        let x = self.floor_at(x, -87.0, vector);
         let log2e = self.fconst(std::f32::consts::LOG2_E, vector);
         let t = self.b.ins().fmul(x, log2e);
-        // round to nearest by the 1.5·2^23 trick (|t| < 2^22)
-        let magic = self.fconst(12_582_912.0, vector);
-        let n = self.b.ins().fadd(t, magic);
-        let n = self.b.ins().fsub(n, magic);
+        // Round to nearest by the 1.5·2^23 trick (|t| < 2^22): the low bits of `e` hold n.
+        const MAGIC: f32 = 12_582_912.0;
+        let magic = self.fconst(MAGIC, vector);
+        let e = self.b.ins().fadd(t, magic);
+        let n = self.b.ins().fsub(e, magic);
         let c1 = self.fconst(0.693_359_4, vector);
         let c2 = self.fconst(-2.121_944_4e-4, vector);
         let a = self.b.ins().fmul(n, c1);
         let r = self.b.ins().fsub(x, a);
         let a = self.b.ins().fmul(n, c2);
         let r = self.b.ins().fsub(r, a);
-        let coeffs = [
-            1.987_569_1e-4f32,
-            1.398_2e-3,
-            8.333_452e-3,
-            4.166_579_6e-2,
+        // e^r = 1 + r + r²·P(r), P(r) = Σ c_i r^i, i = 0..5, as
+        // (c0 + c1 r) + r²((c2 + c3 r) + r²(c4 + c5 r)).
+        let c = [
+            0.5f32,
             0.166_666_65,
-            0.5,
+            4.166_579_6e-2,
+            8.333_452e-3,
+            1.398_2e-3,
+            1.987_569_1e-4,
         ];
-        let mut p = self.fconst(coeffs[0], vector);
-        for &c in &coeffs[1..] {
-            let m = self.b.ins().fmul(p, r);
-            let cc = self.fconst(c, vector);
-            p = self.b.ins().fadd(m, cc);
-        }
         let r2 = self.b.ins().fmul(r, r);
+        let pair = |g: &mut Self, lo: f32, hi: f32| {
+            let h = g.fconst(hi, vector);
+            let l = g.fconst(lo, vector);
+            let m = g.b.ins().fmul(h, r);
+            g.b.ins().fadd(l, m)
+        };
+        let p01 = pair(self, c[0], c[1]);
+        let p23 = pair(self, c[2], c[3]);
+        let p45 = pair(self, c[4], c[5]);
+        let q = self.b.ins().fmul(r2, p45);
+        let q = self.b.ins().fadd(p23, q);
+        let q = self.b.ins().fmul(r2, q);
+        let p = self.b.ins().fadd(p01, q);
         let y = self.b.ins().fmul(p, r2);
-        let y = self.b.ins().fadd(y, r);
         let one = self.fconst(1.0, vector);
-        let y = self.b.ins().fadd(y, one);
+        let r1 = self.b.ins().fadd(r, one);
+        let y = self.b.ins().fadd(y, r1);
+        // 2^n: (bits(e) − bits(MAGIC) + 127) << 23, all in integer lanes.
         let (ity, fty) = if vector {
             (types::I32X4, types::F32X4)
         } else {
             (types::I32, types::F32)
         };
-        let ni = self.b.ins().fcvt_to_sint_sat(ity, n);
-        let bias = self.b.ins().iconst(types::I32, 127);
-        let bias = if vector {
-            self.b.ins().splat(types::I32X4, bias)
-        } else {
-            bias
-        };
-        let e = self.b.ins().iadd(ni, bias);
-        let e = self.b.ins().ishl_imm_s(e, 23);
-        let scale = self.b.ins().bitcast(
-            fty,
-            MemFlagsData::new().with_endianness(Endianness::Little),
-            e,
+        let le = MemFlagsData::new().with_endianness(Endianness::Little);
+        let eb = self.b.ins().bitcast(ity, le, e);
+        let k = self.b.ins().iconst(
+            types::I32,
+            i64::from(127i32.wrapping_sub(MAGIC.to_bits() as i32)),
         );
+        let k = if vector {
+            self.b.ins().splat(types::I32X4, k)
+        } else {
+            k
+        };
+        let bits = self.b.ins().iadd(eb, k);
+        let bits = self.b.ins().ishl_imm_s(bits, 23);
+        let scale = self.b.ins().bitcast(fty, le, bits);
         self.b.ins().fmul(y, scale)
     }
 
-    /// `1/(1+e^-x)` (saturates to 0 and 1 in the tails; NaN propagates).
+    /// `1/(1+e^-x)` as `s = 1/(1+e^-|x|)`, then `s` for `x ≥ 0` and `e^-|x|·s` below: the
+    /// exponential never overflows and the negative tail keeps its relative accuracy
+    /// (down to 1.6e-38 at x ≤ −87, never subnormal); NaN propagates.
     pub(super) fn sigmoid_inline(&mut self, x: Value, vector: bool) -> Value {
-        let nx = self.b.ins().fneg(x);
-        let e = self.exp_clamped(nx, vector);
+        let ax = self.b.ins().fabs(x);
+        let nx = self.b.ins().fneg(ax);
+        let e = self.exp_nonpositive(nx, vector);
         let one = self.fconst(1.0, vector);
         let d = self.b.ins().fadd(one, e);
-        self.b.ins().fdiv(one, d)
+        let s = self.b.ins().fdiv(one, d);
+        let es = self.b.ins().fmul(e, s);
+        let zero = self.fconst(0.0, vector);
+        let neg = self.b.ins().fcmp(FloatCC::LessThan, x, zero);
+        self.pick(neg, es, s, vector)
     }
 
     /// GELU, tanh form: `0.5·x·(1 + tanh(u)) = x·sigmoid(2u)`, `u = √(2/π)·(x + 0.044715x³)`.
