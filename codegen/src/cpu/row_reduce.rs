@@ -236,29 +236,10 @@ impl RowReduceKernel {
             };
             match self.op {
                 RowOp::LayerNorm { eps } => {
-                    let y = &mut yf[row * n..(row + 1) * n];
-                    let mean = xs.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
-                    let var = xs
-                        .iter()
-                        .map(|&v| {
-                            let d = f64::from(v) - mean;
-                            d * d
-                        })
-                        .sum::<f64>()
-                        / n as f64;
-                    let inv = 1.0 / (var + f64::from(eps)).sqrt();
-                    for (o, &v) in y.iter_mut().zip(xs) {
-                        *o = ((f64::from(v) - mean) * inv) as f32;
-                    }
+                    norm_row(xs, &mut yf[row * n..(row + 1) * n], eps, true);
                 }
                 RowOp::RmsNorm { eps } => {
-                    let y = &mut yf[row * n..(row + 1) * n];
-                    let ms =
-                        xs.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / n as f64;
-                    let inv = 1.0 / (ms + f64::from(eps)).sqrt();
-                    for (o, &v) in y.iter_mut().zip(xs) {
-                        *o = (f64::from(v) * inv) as f32;
-                    }
+                    norm_row(xs, &mut yf[row * n..(row + 1) * n], eps, false);
                 }
                 RowOp::Softmax | RowOp::LogSoftmax => {
                     let y = &mut yf[row * n..(row + 1) * n];
@@ -407,6 +388,66 @@ impl RowReduceKernel {
             RowOp::Reduce(_) | RowOp::CumSum { .. } => float,
         }
     }
+}
+
+/// LayerNorm (`centered`) or RMSNorm of one row: `y = (x − mean)·(var + eps)^−½`, or
+/// `y = x·(mean(x²) + eps)^−½`, statistics in f64. Runs the AVX2 build of the same code
+/// when the CPU has it (no contraction into FMA, so both builds give the same bits).
+fn norm_row(xs: &[f32], y: &mut [f32], eps: f32, centered: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            unsafe { norm_row_avx2(xs, y, eps, centered) };
+            return;
+        }
+    }
+    norm_row_body(xs, y, eps, centered);
+}
+
+/// [`norm_row_body`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn norm_row_avx2(xs: &[f32], y: &mut [f32], eps: f32, centered: bool) {
+    norm_row_body(xs, y, eps, centered);
+}
+
+#[inline(always)]
+fn norm_row_body(xs: &[f32], y: &mut [f32], eps: f32, centered: bool) {
+    let n = xs.len().max(1) as f64;
+    let mean = if centered {
+        lane_sum(xs, |v| v) / n
+    } else {
+        0.0
+    };
+    let var = lane_sum(xs, |v| {
+        let d = v - mean;
+        d * d
+    }) / n;
+    let inv = 1.0 / (var + f64::from(eps)).sqrt();
+    for (o, &v) in y.iter_mut().zip(xs) {
+        *o = ((f64::from(v) - mean) * inv) as f32;
+    }
+}
+
+/// `Σ f(x)` over `xs` in f64 with eight independent partial sums (so the adds pipeline
+/// and vectorize), combined pairwise at the end.
+#[inline(always)]
+fn lane_sum(xs: &[f32], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0f64; 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(f64::from(v));
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
+        *a += f(f64::from(v));
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
 
 /// Run a compiled epilogue over output elements `[o0, o1)` reading `aux`.
