@@ -40,7 +40,41 @@ pub(super) struct View {
 pub(super) struct PackedB {
     k: usize,
     n: usize,
-    data: Vec<f32>,
+    data: Aligned,
+}
+
+/// An f32 buffer whose usable part starts on a 64-byte boundary, so each 16-float row of a
+/// panel is exactly one cache line (a 32-byte load never straddles two lines).
+#[derive(Default)]
+struct Aligned {
+    buf: Vec<f32>,
+    off: usize,
+}
+
+impl Aligned {
+    /// Make `len` usable elements (contents unspecified after a size change).
+    fn resize(&mut self, len: usize) {
+        if self.len() == len && !self.buf.is_empty() {
+            return;
+        }
+        self.buf.clear();
+        self.buf.resize(len + 16, 0.0);
+        let misalign = (self.buf.as_ptr() as usize % 64) / 4;
+        self.off = (16 - misalign) % 16;
+    }
+
+    fn len(&self) -> usize {
+        self.buf.len().saturating_sub(16)
+    }
+
+    fn get(&self) -> &[f32] {
+        &self.buf[self.off..self.off + self.len()]
+    }
+
+    fn get_mut(&mut self) -> &mut [f32] {
+        let (o, n) = (self.off, self.len());
+        &mut self.buf[o..o + n]
+    }
 }
 
 impl PackedB {
@@ -50,8 +84,10 @@ impl PackedB {
     /// `b` addresses every element `(p, j)`, `p < k`, `j < n`.
     pub unsafe fn pack(k: usize, n: usize, b: View) -> PackedB {
         let panels = n.div_ceil(NR);
-        let mut data = vec![0f32; panels * k * NR];
+        let mut data = Aligned::default();
+        data.resize(panels * k * NR);
         for (jp, panel) in data
+            .get_mut()
             .chunks_exact_mut((k * NR).max(1))
             .enumerate()
             .take(panels)
@@ -74,7 +110,7 @@ impl PackedB {
 
     /// Start of rows `p0..` of panel `jp`.
     fn panel(&self, jp: usize, p0: usize) -> *const f32 {
-        self.data[(jp * self.k + p0) * NR..].as_ptr()
+        self.data.get()[(jp * self.k + p0) * NR..].as_ptr()
     }
 }
 
@@ -90,7 +126,7 @@ pub(super) enum BSource<'a> {
 /// Per-thread packing buffer for `B`.
 #[derive(Default)]
 struct Scratch {
-    b: Vec<f32>,
+    b: Aligned,
 }
 
 thread_local! {
@@ -169,8 +205,13 @@ pub(super) unsafe fn gemm(
             let panels = nc.div_ceil(NR);
             // Panel `jp` of this column block from row `p0` on: (pointer, row stride 16).
             if let BSource::View(v) = b {
-                s.b.resize(panels * k * NR, 0.0);
-                for (jp, panel) in s.b.chunks_exact_mut(k * NR).take(panels).enumerate() {
+                s.b.resize(panels * k * NR);
+                for (jp, panel) in
+                    s.b.get_mut()
+                        .chunks_exact_mut(k * NR)
+                        .take(panels)
+                        .enumerate()
+                {
                     // SAFETY: forwarded contract.
                     unsafe { pack_b_panel(panel, v, 0, k, j0 + jp * NR, (nc - jp * NR).min(NR)) };
                 }
@@ -183,7 +224,7 @@ pub(super) unsafe fn gemm(
                     let kc = kc_max.min(k - p0);
                     for jp in 0..panels {
                         let bp = match b {
-                            BSource::View(_) => s.b[(jp * k + p0) * NR..].as_ptr(),
+                            BSource::View(_) => s.b.get()[(jp * k + p0) * NR..].as_ptr(),
                             BSource::Packed(pb, n0) => pb.panel((n0 + j0) / NR + jp, p0),
                         };
                         let (col, nr) = (j0 + jp * NR, (nc - jp * NR).min(NR));
