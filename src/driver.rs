@@ -120,17 +120,52 @@ pub fn compile_graph(
 
 /// Load `path` (`.onnx` or `.dqc`, verified) and compile it.
 pub fn compile_file(path: &Path, opts: &CompileOptions) -> Result<Compiled> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let sha = sha256_hex(&bytes);
-    drop(bytes);
+    let sha = sha256_file(path)?;
     let graph = load_model(path)?;
     compile_graph(graph, sha, opts).with_context(|| format!("compiling {}", path.display()))
 }
 
+/// SHA-256 of the file at `path`, lowercase hex, read in 1 MiB pieces (a model can be
+/// gigabytes; it is not held in memory twice).
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Whether the file at `path` starts with the plan magic (a compiled `.dqcplan`, whatever
+/// its name). Unreadable files are not plans (the caller's own open reports the error).
+pub fn is_plan_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| &head == dqc_runtime::plan::MAGIC)
+}
+
 /// Read and verify a model file. `.dqc` files are parsed with their weights; `.onnx`
 /// files are imported (and verified) by the ONNX frontend; other extensions are refused
-/// with a message that lists what is accepted.
+/// with a message that lists what is accepted (and says so when the file is a plan).
 pub fn load_model(path: &Path) -> Result<Graph> {
+    if is_plan_file(path) {
+        anyhow::bail!(
+            "{}: this is a compiled plan, not a model (run it with `dqc run`, describe it \
+             with `dqc inspect`)",
+            path.display()
+        );
+    }
     match path.extension().and_then(|e| e.to_str()) {
         Some("dqc") => {
             let mut g = dqc_ir::text::read_model(path)?;

@@ -236,3 +236,33 @@ fn compile_for_a_gpu_target_without_a_gpu() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(err.contains("cuda"), "the error says how to run it: {err}");
 }
+
+#[test]
+fn a_plan_is_recognized_by_its_magic_whatever_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("ptq.dqc");
+    std::fs::write(
+        &model,
+        "graph @ptq(%x: f32[T,64]) -> (i8[T,64], f32[T]) {\n\
+         %a = abs(%x)\n\
+         %m = reduce_max(%a) {axes = [1], keepdims = false}\n\
+         %c = constant() {value = dense<f32[]> [127]}\n\
+         %s = div(%m, %c)\n\
+         %q = quantize(%x, %s) {dtype = i8, scheme = per_channel(axis = 0), has_zero_point = false}\n\
+         return %q, %s\n}\n",
+    )
+    .unwrap();
+    let plan = dir.path().join("ptq.bin");
+    let o = dqc(&["compile", p(&model), "--target", "cpu", "-o", p(&plan)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = dqc(&["inspect", p(&plan)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    assert!(
+        out.contains("target cpu") && out.contains("kernels:"),
+        "{out}"
+    );
+    // Handing a plan to a command that wants a model says what the file is.
+    let o = dqc(&["compile", p(&plan), "--target", "cpu"]);
+    assert_clean_failure(&o, "is a compiled plan, not a model");
+}

@@ -19,7 +19,9 @@ pub struct Args {
 
 /// Run the command.
 pub fn run(args: Args) -> Result<()> {
-    if args.file.extension().and_then(|e| e.to_str()) == Some("dqcplan") {
+    if args.file.extension().and_then(|e| e.to_str()) == Some("dqcplan")
+        || dqc::driver::is_plan_file(&args.file)
+    {
         let plan = dqc_runtime::Plan::load(&args.file)?;
         print!("{}", plan.describe());
         return Ok(());
