@@ -38,6 +38,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    dqc_runtime::default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(a) => cmd::inspect::run(a),

@@ -266,3 +266,35 @@ fn unsupported_onnx_op_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    // sd3's IR text (~70 KB) is more than a pipe holds, so `dqc` is still writing when
+    // the reader goes away.
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/fixtures/sd3/model.onnx");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dqc"))
+        .args(["import", p(&model)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the dqc binary runs");
+    let mut first = [0u8; 16];
+    let mut out = child.stdout.take().expect("stdout");
+    out.read_exact(&mut first).expect("some output");
+    drop(out);
+    let o = child.wait_with_output().expect("dqc exits");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            o.status.signal(),
+            Some(13),
+            "ended by SIGPIPE: {:?}",
+            o.status
+        );
+    }
+}

@@ -26,3 +26,16 @@ pub mod sizes;
 pub use error::RuntimeError;
 pub use plan::{Plan, PlanError, PlanParts, Provenance, PtxModule, Signature, write_plan};
 pub use session::{Device, Session};
+
+/// For command-line binaries: let a closed output pipe end the process quietly, as other
+/// Unix tools do (`dqc inspect big.onnx | head`), instead of Rust's default of ignoring
+/// `SIGPIPE` and panicking on the next failed `println!`. Call once at the start of `main`;
+/// a no-op elsewhere than Unix.
+pub fn default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: resetting one signal's disposition to the default before any other thread
+    // exists; no handler code is involved.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

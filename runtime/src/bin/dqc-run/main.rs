@@ -160,6 +160,7 @@ enum Command {
 const MISMATCH: u8 = 2;
 
 fn main() -> ExitCode {
+    dqc_runtime::default_sigpipe();
     let cli = Cli::parse();
     match run(cli) {
         Ok(true) => ExitCode::SUCCESS,
