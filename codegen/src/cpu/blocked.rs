@@ -46,14 +46,14 @@ pub(super) struct PackedB {
 /// An f32 buffer whose usable part starts on a 64-byte boundary, so each 16-float row of a
 /// panel is exactly one cache line (a 32-byte load never straddles two lines).
 #[derive(Default)]
-struct Aligned {
+pub(super) struct Aligned {
     buf: Vec<f32>,
     off: usize,
 }
 
 impl Aligned {
     /// Make `len` usable elements (contents unspecified after a size change).
-    fn resize(&mut self, len: usize) {
+    pub(super) fn resize(&mut self, len: usize) {
         if self.len() == len && !self.buf.is_empty() {
             return;
         }
@@ -63,15 +63,15 @@ impl Aligned {
         self.off = (16 - misalign) % 16;
     }
 
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.buf.len().saturating_sub(16)
     }
 
-    fn get(&self) -> &[f32] {
+    pub(super) fn get(&self) -> &[f32] {
         &self.buf[self.off..self.off + self.len()]
     }
 
-    fn get_mut(&mut self) -> &mut [f32] {
+    pub(super) fn get_mut(&mut self) -> &mut [f32] {
         let (o, n) = (self.off, self.len());
         &mut self.buf[o..o + n]
     }

@@ -6,7 +6,7 @@
 //! by later runs when the program was told that weights are constant
 //! ([`CpuProgram::set_weights_constant`](super::CpuProgram::set_weights_constant)).
 
-use super::blocked::{self, BSource, PackedB, View};
+use super::blocked::{self, Aligned, BSource, PackedB, View};
 use super::exprgen::{self, AccKind, ExprKernel, Store};
 use super::io::{read_f32, read_i64};
 use super::jit::{self, ExprFn, Jit, JitCode};
@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 thread_local! {
     /// The accumulator tile of the running task (reused, so tasks do not allocate).
-    static TILE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static TILE: RefCell<Aligned> = RefCell::new(Aligned::default());
 }
 
 /// One resolved operand.
@@ -479,13 +479,14 @@ impl GemmKernel {
                 let (m0, n0) = (mi * t.mb, ni * t.nb);
                 let (mc, nc) = ((m - m0).min(t.mb), (n - n0).min(t.nb));
                 TILE.with(|cell| {
-                    let mut fresh = Vec::new();
+                    let mut fresh = Aligned::default();
                     let mut guard = cell.try_borrow_mut();
                     let tile = match guard.as_mut() {
                         Ok(v) => &mut **v,
                         Err(_) => &mut fresh,
                     };
-                    tile.resize((mc * nc.min(EPI_COLS)) as usize, 0.0);
+                    tile.resize((mc * nc.min(EPI_COLS)) as usize);
+                    let tile = tile.get_mut();
                     let aoff = self.a.offset
                         + batch_offset(&self.batch, &self.a.batch_strides, bi)
                         + m0 as i64 * self.a.rs;
