@@ -32,22 +32,7 @@ fn fixtures() -> Vec<PathBuf> {
 
 /// `ptxas`, if this machine has one.
 pub fn ptxas() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("PTXAS") {
-        return Some(PathBuf::from(p));
-    }
-    let candidates = [
-        PathBuf::from("/opt/cuda-nvcc/nvidia/cu13/bin/ptxas"),
-        PathBuf::from("/usr/local/cuda/bin/ptxas"),
-    ];
-    if let Some(p) = candidates.iter().find(|p| p.is_file()) {
-        return Some(p.clone());
-    }
-    Command::new("ptxas")
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|_| PathBuf::from("ptxas"))
+    dqc_codegen::ptx::tools::find_ptxas()
 }
 
 /// Compile the fixtures `only` (all when empty) for `t`, write and load the plan, assemble the

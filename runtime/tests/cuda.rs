@@ -261,18 +261,7 @@ fn gpu_refuses_a_plan_for_a_newer_architecture() {
 /// installed, as on the build machine; elsewhere there is nothing to check it with).
 #[test]
 fn hand_written_ptx_assembles() {
-    let ptxas = [
-        "ptxas",
-        "/opt/cuda-nvcc/nvidia/cu13/bin/ptxas",
-        "/usr/local/cuda/bin/ptxas",
-    ]
-    .into_iter()
-    .find(|p| {
-        std::process::Command::new(p)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
+    let ptxas = dqc_codegen::ptx::tools::find_ptxas();
     let Some(ptxas) = ptxas else {
         eprintln!("ptxas not found: skipped");
         return;
@@ -289,7 +278,7 @@ fn hand_written_ptx_assembles() {
         let f = dir.path().join(format!("v{i}.ptx"));
         std::fs::write(&f, text).unwrap();
         for arch in ["sm_80", "sm_90"] {
-            let out = std::process::Command::new(ptxas)
+            let out = std::process::Command::new(&ptxas)
                 .arg(format!("-arch={arch}"))
                 .arg("-o")
                 .arg(dir.path().join("out.cubin"))

@@ -8,6 +8,7 @@
 
 pub mod abi;
 pub mod tiles;
+pub mod tools;
 
 #[cfg(feature = "ptx")]
 mod attention_ops;

@@ -15,23 +15,7 @@ pub const ALL_TARGETS: [&str; 8] = [
 ];
 
 pub fn ptxas() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("PTXAS") {
-        return Some(PathBuf::from(p));
-    }
-    for p in [
-        "/opt/cuda-nvcc/nvidia/cu13/bin/ptxas",
-        "/usr/local/cuda/bin/ptxas",
-    ] {
-        if std::path::Path::new(p).is_file() {
-            return Some(PathBuf::from(p));
-        }
-    }
-    Command::new("ptxas")
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|_| PathBuf::from("ptxas"))
+    dqc_codegen::ptx::tools::find_ptxas()
 }
 
 /// Assemble `ptx` for `arch`; returns ptxas's complaint on failure. `None` when no ptxas.
