@@ -7,6 +7,7 @@
 //! `llvm.nvvm.cp.async.*`); no inline PTX.
 
 use super::builder::{Kb, R, Val};
+use super::mma::MmaKind;
 use dqc_ir::DType;
 use inkwell::IntPredicate;
 use inkwell::types::BasicTypeEnum;
@@ -173,10 +174,11 @@ impl<'ctx> Kb<'ctx, '_> {
     }
 
     /// `d = a · b + c` on one m16n8k16 tile (`mma.sync.aligned.m16n8k16.row.col`, f32
-    /// accumulation) with f16 or bf16 inputs. `a`: the four A registers (rows `g`, `g+8`
-    /// × columns `2t..2t+2`, then the same rows × columns `8+2t..`), `b`: the two B registers
-    /// (rows `2t..2t+2` and `8+2t..` of column `g`), `c`/result: rows `g`, `g+8` × columns
-    /// `2t, 2t+1` — `g = lane / 4`, `t = lane % 4`.
+    /// accumulation) with f16 or bf16 inputs: [`Kb::mma`] with the operands as 32-bit
+    /// registers. `a`: the four A registers (rows `g`, `g+8` × columns `2t..2t+2`, then the
+    /// same rows × columns `8+2t..`), `b`: the two B registers (rows `2t..2t+2` and `8+2t..`
+    /// of column `g`), `c`/result: rows `g`, `g+8` × columns `2t, 2t+1` — `g = lane / 4`,
+    /// `t = lane % 4`.
     pub fn attn_mma(
         &self,
         dt: DType,
@@ -184,37 +186,34 @@ impl<'ctx> Kb<'ctx, '_> {
         b: &[BasicValueEnum<'ctx>; 2],
         c: &[FloatValue<'ctx>; 4],
     ) -> R<[FloatValue<'ctx>; 4]> {
-        let name = match dt {
-            DType::BF16 => "llvm.nvvm.mma.m16n8k16.row.col.bf16",
-            DType::F16 => "llvm.nvvm.mma.m16n8k16.row.col.f32.f32",
+        let kind = match dt {
+            DType::BF16 => MmaKind::Bf16,
+            DType::F16 => MmaKind::F16,
             _ => return Err(self.unsupported(format!("tensor-core attention in {dt}"))),
         };
-        let f = self.cx.f32_type();
-        let ret = self
-            .cx
-            .struct_type(&[f.into(), f.into(), f.into(), f.into()], false);
-        let mut args: Vec<BasicValueEnum<'ctx>> = Vec::with_capacity(10);
-        for &x in a.iter().chain(b.iter()) {
-            args.push(self.attn_operand(dt, x)?);
-        }
-        args.extend(c.iter().map(|&x| BasicValueEnum::from(x)));
-        let r = self
-            .call(name, Some(ret.into()), &args)?
-            .ok_or_else(|| self.malformed(format!("{name} returned nothing")))?
-            .into_struct_value();
-        let mut out = [self.f32c(0.0); 4];
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = self
+        let reg = |v: BasicValueEnum<'ctx>| -> R<IntValue<'ctx>> {
+            let i = self.cx.i32_type();
+            if v.get_type() == i.into() {
+                return Ok(v.into_int_value());
+            }
+            Ok(self
                 .b
-                .build_extract_value(r, i as u32, "")
+                .build_bit_cast(v, i, "")
                 .map_err(|e| self.e(e))?
-                .into_float_value();
-        }
-        Ok(out)
+                .into_int_value())
+        };
+        let r = self.mma(
+            kind,
+            [reg(a[0])?, reg(a[1])?, reg(a[2])?, reg(a[3])?],
+            [reg(b[0])?, reg(b[1])?],
+            c.map(BasicValueEnum::from),
+        )?;
+        Ok(r.map(|v| v.into_float_value()))
     }
 
-    /// `cp.async.cg.shared.global` of 16 bytes from global `src` to shared byte `dst_off`;
-    /// only the first `src_bytes` (i32, 0 or 16) are read, the rest is zero-filled.
+    /// `cp.async.cg.shared.global` of 16 bytes from global `src` to shared byte `dst_off`
+    /// ([`Kb::cp_async_16`]); only the first `src_bytes` (i32, 0 or 16) are read, the rest
+    /// is zero-filled.
     pub fn attn_cp_async16(
         &self,
         dst_off: IntValue<'ctx>,
@@ -222,24 +221,14 @@ impl<'ctx> Kb<'ctx, '_> {
         src_bytes: IntValue<'ctx>,
     ) -> R<()> {
         let dst = self.attn_smem(dst_off)?;
-        self.call(
-            "llvm.nvvm.cp.async.cg.shared.global.16.s",
-            None,
-            &[dst.into(), src.into(), src_bytes.into()],
-        )?;
-        Ok(())
+        self.cp_async_16(dst, src, src_bytes)
     }
 
     /// Commit the issued `cp.async` copies and wait until all of them have landed (this
     /// thread's; a barrier must follow before other threads read them).
     pub fn attn_cp_async_wait_all(&self) -> R<()> {
-        self.call("llvm.nvvm.cp.async.commit.group", None, &[])?;
-        self.call(
-            "llvm.nvvm.cp.async.wait.group",
-            None,
-            &[self.i32c(0).into()],
-        )?;
-        Ok(())
+        self.cp_async_commit()?;
+        self.cp_async_wait(0)
     }
 
     /// Address of element `idx` (i64) of argument `arg` whose elements are `elem_bytes`
