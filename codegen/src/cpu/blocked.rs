@@ -49,30 +49,28 @@ pub(super) struct PackedB {
 pub(super) struct Aligned {
     buf: Vec<f32>,
     off: usize,
+    len: usize,
 }
 
 impl Aligned {
-    /// Make `len` usable elements (contents unspecified after a size change).
+    /// Make `len` usable elements. Contents are unspecified afterwards (callers overwrite
+    /// what they use); the buffer only grows, so a steady state neither allocates nor
+    /// clears.
     pub(super) fn resize(&mut self, len: usize) {
-        if self.len() == len && !self.buf.is_empty() {
-            return;
+        if self.buf.len() < len + 16 {
+            self.buf.resize(len + 16, 0.0);
         }
-        self.buf.clear();
-        self.buf.resize(len + 16, 0.0);
         let misalign = (self.buf.as_ptr() as usize % 64) / 4;
         self.off = (16 - misalign) % 16;
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.buf.len().saturating_sub(16)
+        self.len = len;
     }
 
     pub(super) fn get(&self) -> &[f32] {
-        &self.buf[self.off..self.off + self.len()]
+        &self.buf[self.off..self.off + self.len]
     }
 
     pub(super) fn get_mut(&mut self) -> &mut [f32] {
-        let (o, n) = (self.off, self.len());
+        let (o, n) = (self.off, self.len);
         &mut self.buf[o..o + n]
     }
 }
