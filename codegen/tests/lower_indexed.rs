@@ -337,17 +337,52 @@ fn qmatmul_dequantizes_into_a_temporary_and_runs_a_gemm() {
 }
 
 #[test]
-fn block_quantize_stays_refused_with_the_reason() {
+fn nvfp4_quantize_is_a_block_max_and_an_elementwise_kernel() {
+    // blocks along the last axis (40 = 2 full blocks + a ragged one of 8), with a NaN, an
+    // all-zero block and values that saturate the e4m3 block scale
     let g = parse(
-        "graph @g(%x: f32[2,32], %t: f32[]) -> (fp4e2m1[2,32], f8e4m3[2,2]) {
+        "graph @g(%x: f32[3,40], %t: f32[]) -> (fp4e2m1[3,40], f8e4m3[3,3], f32[3,40]) {
           %q, %b = quantize(%x, %t) {dtype = fp4e2m1, scheme = nvfp4(axis = -1), has_zero_point = false}
-          return %q, %b
+          %d = dequantize(%q, %b, %t) {scheme = nvfp4(axis = -1), has_zero_point = false, out = f32}
+          return %q, %b, %d
+        }",
+    );
+    let mut x: Vec<f32> = values(120, 11).iter().map(|v| v * 3.0).collect();
+    x[5] = f32::NAN;
+    for v in &mut x[40..56] {
+        *v = 0.0;
+    }
+    x[100] = 9000.0;
+    let x = Tensor::from_f32(DType::F32, vec![3, 40], &x).unwrap();
+    let t = Tensor::from_f32(DType::F32, vec![], &[0.75]).unwrap();
+    let l = check_both(&g, &[x, t], 0.0);
+    assert_eq!(
+        families(&l),
+        vec!["row_reduce", "elementwise", "elementwise"]
+    );
+    // blocks along axis 0 of a 3-D bf16 input, the scales a graph output only
+    let g = parse(
+        "graph @g(%x: bf16[32,2,3], %t: f32[]) -> (f8e4m3[2,2,3], fp4e2m1[32,2,3]) {
+          %q, %b = quantize(%x, %t) {dtype = fp4e2m1, scheme = nvfp4(axis = 0), has_zero_point = false}
+          return %b, %q
+        }",
+    );
+    let inputs = inputs_for(&g, 1);
+    check_both(&g, &inputs, 0.0);
+}
+
+#[test]
+fn mx_quantize_stays_refused_with_the_reason() {
+    let g = parse(
+        "graph @g(%x: f32[2,32]) -> (f8e4m3[2,32], u8[2,1]) {
+          %q, %s = quantize(%x) {dtype = f8e4m3, scheme = mx(axis = -1), has_zero_point = false}
+          return %q, %s
         }",
     );
     match lower(&g, &LowerOptions::default()) {
         Err(LowerError::Unsupported { node, what, .. }) => {
             assert_eq!(node, "q");
-            assert!(what.contains("absolute maximum"), "{what}");
+            assert!(what.contains("floor(log2"), "{what}");
         }
         other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
     }

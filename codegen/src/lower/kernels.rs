@@ -33,8 +33,21 @@ impl Lowerer<'_> {
             if self.absorbed.contains(&n) {
                 continue;
             }
-            for o in 0..self.g.node(n).op.num_outputs() {
-                let v = Value::new(n, o as u32);
+            let op = &self.g.node(n).op;
+            let mut outs: Vec<u32> = (0..op.num_outputs() as u32).collect();
+            let nvfp4 = matches!(
+                op,
+                Op::Quantize {
+                    scheme: dqc_ir::QuantScheme::Nvfp4 { .. },
+                    ..
+                }
+            );
+            if nvfp4 {
+                // The codes read the block scales.
+                outs.reverse();
+            }
+            for o in outs {
+                let v = Value::new(n, o);
                 if !self.mat.contains(&v) || self.bufs.contains_key(&v) {
                     continue;
                 }
@@ -63,6 +76,8 @@ impl Lowerer<'_> {
                 let b = self.add_buffer(&name, &TensorType::new(ty.dtype, buf_shape), kind);
                 if let Some(&h) = self.absorbs.get(&v) {
                     self.heavy_kernel(h, Some(v), b)?;
+                } else if nvfp4 {
+                    self.nvfp4_quantize(v, b)?;
                 } else if self.class_of(n) == Class::Heavy {
                     self.heavy_kernel(n, None, b)?;
                 } else {

@@ -60,7 +60,8 @@ pub(crate) fn class(op: &Op) -> Class {
             QuantScheme::PerTensor
             | QuantScheme::PerChannel { .. }
             | QuantScheme::PerGroup { .. } => Class::Elementwise,
-            QuantScheme::Nvfp4 { .. } | QuantScheme::Mx { .. } => Class::Unsupported,
+            QuantScheme::Nvfp4 { .. } => Class::Heavy,
+            QuantScheme::Mx { .. } => Class::Unsupported,
         },
         Op::CacheRead { .. } | Op::CacheWrite { .. } | Op::StepGate { .. } => Class::Unsupported,
     }
@@ -179,7 +180,9 @@ impl Lowerer<'_> {
                 }
                 Class::Source => {}
                 Class::Heavy => {
-                    self.mat.insert(Value::new(n, 0));
+                    for o in 0..node.op.num_outputs() {
+                        self.mat.insert(Value::new(n, o as u32));
+                    }
                 }
                 Class::Elementwise => {
                     let v = Value::new(n, 0);
@@ -289,15 +292,26 @@ impl Lowerer<'_> {
                 scheme,
                 has_zero_point,
                 ..
-            }
-            | Op::Quantize {
-                scheme,
-                has_zero_point,
-                ..
             } => block_operands(scheme, *has_zero_point, 1)
                 .into_iter()
                 .map(|s| (s, Need::View))
                 .collect(),
+            Op::Quantize {
+                scheme,
+                has_zero_point,
+                ..
+            } => match scheme {
+                // NVFP4 quantize reads a ragged input through a clamping table.
+                QuantScheme::Nvfp4 { .. } if self.nvfp4_ragged(n) => vec![(0, Need::View)],
+                QuantScheme::Nvfp4 { .. } => vec![],
+                QuantScheme::PerTensor
+                | QuantScheme::PerChannel { .. }
+                | QuantScheme::PerGroup { .. }
+                | QuantScheme::Mx { .. } => block_operands(scheme, *has_zero_point, 1)
+                    .into_iter()
+                    .map(|s| (s, Need::View))
+                    .collect(),
+            },
             Op::QMatMul {
                 a_scheme, b_scheme, ..
             } => {
@@ -649,9 +663,9 @@ fn block_operands(scheme: &QuantScheme, has_zero_point: bool, first: usize) -> V
 fn unsupported_reason(op: &Op) -> String {
     if let Op::Quantize { scheme, .. } = op {
         format!(
-            "quantize ({scheme}): the block scale needs the absolute maximum of each block of \
-             the input, a reduction the elementwise quantize expression cannot compute (a \
-             row_reduce kernel over blocks and a multi-output lowering are missing)"
+            "quantize ({scheme}): the E8M0 block scale is 2^(floor(log2 amax) − emax) of each \
+             block's absolute maximum, and no expression node computes floor(log2) exactly \
+             (Log and Pow are approximations on the GPU)"
         )
     } else if let Op::CacheRead { .. } | Op::CacheWrite { .. } | Op::StepGate { .. } = op {
         "step caching (cache slots and step gates are a later issue)".into()
