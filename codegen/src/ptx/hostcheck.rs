@@ -491,4 +491,3 @@ fn per_group_quantize_matches_reference() {
         2,
     );
 }
-
