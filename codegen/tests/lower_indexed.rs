@@ -372,18 +372,45 @@ fn nvfp4_quantize_is_a_block_max_and_an_elementwise_kernel() {
 }
 
 #[test]
-fn mx_quantize_stays_refused_with_the_reason() {
+fn mx_quantize_every_element_type() {
+    // 3 rows × 70 (two full blocks of 32 and a ragged one of 6): an infinity, a NaN, an
+    // all-zero block, subnormal and huge magnitudes, exact powers of two
+    let mut x: Vec<f32> = values(210, 5).iter().map(|v| v * 5.0).collect();
+    x[3] = f32::INFINITY;
+    x[70 + 40] = f32::NAN;
+    for v in &mut x[140..172] {
+        *v = 0.0;
+    }
+    for (i, v) in x[172..204].iter_mut().enumerate() {
+        *v = if i % 2 == 0 { 1e-41 } else { -3e-39 };
+    }
+    x[35] = 3.0e38;
+    x[70] = 4.0;
+    x[71] = -8.0;
+    x[204] = 0.125;
+    let x = Tensor::from_f32(DType::F32, vec![3, 70], &x).unwrap();
+    for dt in ["fp4e2m1", "f8e4m3", "f8e5m2", "i8"] {
+        let g = parse(&format!(
+            "graph @g(%x: f32[3,70]) -> ({dt}[3,70], u8[3,3], f32[3,70]) {{
+              %q, %s = quantize(%x) {{dtype = {dt}, scheme = mx(axis = -1), has_zero_point = false}}
+              %d = dequantize(%q, %s) {{scheme = mx(axis = -1), has_zero_point = false, out = f32}}
+              return %q, %s, %d
+            }}"
+        ));
+        let l = check_both(&g, std::slice::from_ref(&x), 0.0);
+        assert_eq!(
+            families(&l),
+            vec!["row_reduce", "elementwise", "elementwise"],
+            "{dt}"
+        );
+    }
+    // blocks along axis 0 of an f16 input
     let g = parse(
-        "graph @g(%x: f32[2,32]) -> (f8e4m3[2,32], u8[2,1]) {
-          %q, %s = quantize(%x) {dtype = f8e4m3, scheme = mx(axis = -1), has_zero_point = false}
-          return %q, %s
+        "graph @g(%x: f16[40,3]) -> (u8[2,3], f8e4m3[40,3]) {
+          %q, %s = quantize(%x) {dtype = f8e4m3, scheme = mx(axis = 0), has_zero_point = false}
+          return %s, %q
         }",
     );
-    match lower(&g, &LowerOptions::default()) {
-        Err(LowerError::Unsupported { node, what, .. }) => {
-            assert_eq!(node, "q");
-            assert!(what.contains("floor(log2"), "{what}");
-        }
-        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
-    }
+    let inputs = inputs_for(&g, 1);
+    check_both(&g, &inputs, 0.0);
 }

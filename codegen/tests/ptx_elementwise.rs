@@ -78,15 +78,16 @@ fn indexed_reads() {
     snapshot("elementwise_indexed", snaps);
 }
 
-/// NVFP4 quantize (a block-max row reduction and the codes) and a qmatmul (dequantized
-/// temporaries and a GEMM) generate and assemble for every target.
+/// NVFP4 and MX quantize (block-max row reductions and the codes) and a qmatmul
+/// (dequantized temporaries and a GEMM) generate and assemble for every target.
 #[test]
-fn nvfp4_quantize_and_qmatmul_assemble() {
+fn block_quantize_and_qmatmul_assemble() {
     ptx_for(
-        "graph @g(%x: f32[4,40], %t: f32[], %w: fp4e2m1[40,8], %ws: f8e4m3[3,8]) -> (fp4e2m1[4,40], f8e4m3[4,3], f32[4,8]) {
+        "graph @g(%x: f32[4,40], %t: f32[], %w: fp4e2m1[40,8], %ws: f8e4m3[3,8]) -> (fp4e2m1[4,40], f8e4m3[4,3], f32[4,8], i8[4,40], u8[4,2]) {
           %q, %b = quantize(%x, %t) {dtype = fp4e2m1, scheme = nvfp4(axis = -1), has_zero_point = false}
           %m = qmatmul(%x, %w, %ws, %t) {a_scheme = none, b_scheme = nvfp4(axis = 0), out = f32}
-          return %q, %b, %m
+          %mq, %ms = quantize(%x) {dtype = i8, scheme = mx(axis = -1), has_zero_point = false}
+          return %q, %b, %m, %mq, %ms
         }",
         "row_reduce",
     );

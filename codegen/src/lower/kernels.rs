@@ -35,14 +35,14 @@ impl Lowerer<'_> {
             }
             let op = &self.g.node(n).op;
             let mut outs: Vec<u32> = (0..op.num_outputs() as u32).collect();
-            let nvfp4 = matches!(
+            let block_quant = matches!(
                 op,
                 Op::Quantize {
-                    scheme: dqc_ir::QuantScheme::Nvfp4 { .. },
+                    scheme: dqc_ir::QuantScheme::Nvfp4 { .. } | dqc_ir::QuantScheme::Mx { .. },
                     ..
                 }
             );
-            if nvfp4 {
+            if block_quant {
                 // The codes read the block scales.
                 outs.reverse();
             }
@@ -76,8 +76,8 @@ impl Lowerer<'_> {
                 let b = self.add_buffer(&name, &TensorType::new(ty.dtype, buf_shape), kind);
                 if let Some(&h) = self.absorbs.get(&v) {
                     self.heavy_kernel(h, Some(v), b)?;
-                } else if nvfp4 {
-                    self.nvfp4_quantize(v, b)?;
+                } else if block_quant {
+                    self.block_quantize(v, b)?;
                 } else if self.class_of(n) == Class::Heavy {
                     self.heavy_kernel(n, None, b)?;
                 } else {

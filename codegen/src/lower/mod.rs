@@ -25,11 +25,10 @@
 //!   activation, gate, residual); elementwise work on their inputs becomes the prologue of
 //!   row reductions. Operands a family needs as strided views (GEMM, attention) or dense
 //!   buffers (conv, scan) are materialized when their producer cannot provide one.
-//! - **NVFP4 quantize** is a block-max row reduction (the block scales) and an elementwise
-//!   kernel (the codes), see `block_quant.rs`.
-//! - **Not lowered** (an [`LowerError::Unsupported`] naming the node): MX quantize (its
-//!   E8M0 exponent is `floor(log2 amax)`, which no expression node computes exactly), cache
-//!   reads/writes and step gates.
+//! - **NVFP4 and MX quantize** are a block-max row reduction (the block scales) and an
+//!   elementwise kernel (the codes), see `block_quant.rs`.
+//! - **Not lowered** (an [`LowerError::Unsupported`] naming the node): cache reads/writes
+//!   and step gates.
 //! - **Memory**: see [`memory`].
 
 mod block_quant;

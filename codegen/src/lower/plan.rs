@@ -60,8 +60,7 @@ pub(crate) fn class(op: &Op) -> Class {
             QuantScheme::PerTensor
             | QuantScheme::PerChannel { .. }
             | QuantScheme::PerGroup { .. } => Class::Elementwise,
-            QuantScheme::Nvfp4 { .. } => Class::Heavy,
-            QuantScheme::Mx { .. } => Class::Unsupported,
+            QuantScheme::Nvfp4 { .. } | QuantScheme::Mx { .. } => Class::Heavy,
         },
         Op::CacheRead { .. } | Op::CacheWrite { .. } | Op::StepGate { .. } => Class::Unsupported,
     }
@@ -301,13 +300,17 @@ impl Lowerer<'_> {
                 has_zero_point,
                 ..
             } => match scheme {
-                // NVFP4 quantize reads a ragged input through a clamping table.
-                QuantScheme::Nvfp4 { .. } if self.nvfp4_ragged(n) => vec![(0, Need::View)],
-                QuantScheme::Nvfp4 { .. } => vec![],
+                // NVFP4 and MX quantize read a ragged input through a clamping table.
+                QuantScheme::Nvfp4 { .. } | QuantScheme::Mx { .. } => {
+                    if self.block_quant_ragged(n) {
+                        vec![(0, Need::View)]
+                    } else {
+                        vec![]
+                    }
+                }
                 QuantScheme::PerTensor
                 | QuantScheme::PerChannel { .. }
-                | QuantScheme::PerGroup { .. }
-                | QuantScheme::Mx { .. } => block_operands(scheme, *has_zero_point, 1)
+                | QuantScheme::PerGroup { .. } => block_operands(scheme, *has_zero_point, 1)
                     .into_iter()
                     .map(|s| (s, Need::View))
                     .collect(),
@@ -661,13 +664,7 @@ fn block_operands(scheme: &QuantScheme, has_zero_point: bool, first: usize) -> V
 
 /// Why an op of class [`Class::Unsupported`] is not lowered.
 fn unsupported_reason(op: &Op) -> String {
-    if let Op::Quantize { scheme, .. } = op {
-        format!(
-            "quantize ({scheme}): the E8M0 block scale is 2^(floor(log2 amax) − emax) of each \
-             block's absolute maximum, and no expression node computes floor(log2) exactly \
-             (Log and Pow are approximations on the GPU)"
-        )
-    } else if let Op::CacheRead { .. } | Op::CacheWrite { .. } | Op::StepGate { .. } = op {
+    if let Op::CacheRead { .. } | Op::CacheWrite { .. } | Op::StepGate { .. } = op {
         "step caching (cache slots and step gates are a later issue)".into()
     } else {
         format!("op {}", op.name())

@@ -9,9 +9,10 @@
 //!   `value(q)·2^E` (E8M0 decoded through a 256-entry table, NaN for `0xff`; MXINT8
 //!   codes are `q/64`). Every product in f32 is exact up to its single final rounding, so
 //!   it equals the interpreter's f64 product rounded once.
-//! - Quantize (affine schemes only): `q = sat(rne(x / scale) + zp)` for integer codes
+//! - Quantize (affine schemes): `q = sat(rne(x / scale) + zp)` for integer codes
 //!   (NaN → zp), `q = encode(x / scale)` for float codes, the quotient in f32. NVFP4 and
-//!   MX quantization need a block absmax (a reduction) and are not lowered.
+//!   MX quantization need a block absmax (a reduction): they are kernels of their own, see
+//!   `block_quant.rs`.
 
 use super::emit::KCtx;
 use super::indexed::Remap;
@@ -195,7 +196,10 @@ impl Lowerer<'_> {
             return Err(self.malformed(n, "not a quantize"));
         };
         if let QuantScheme::Nvfp4 { .. } | QuantScheme::Mx { .. } = scheme {
-            return Err(self.unsupported(n, format!("quantize ({scheme})")));
+            return Err(self.malformed(
+                n,
+                format!("quantize ({scheme}) is a kernel of its own, not an expression"),
+            ));
         }
         let x = self.input(n, 0)?;
         let xd = self.ty(x)?.dtype;
