@@ -8,7 +8,7 @@ mod lower_util;
 
 use cpu_common::Buf;
 use dqc_codegen::cpu::{Bindings, CpuProgram};
-use dqc_codegen::lower::{LowerError, LowerOptions, Lowered, lower};
+use dqc_codegen::lower::Lowered;
 use dqc_codegen::spec::BufferKind;
 use dqc_ir::{DType, Graph, Tensor};
 use lower_util::*;
