@@ -321,3 +321,46 @@ fn conformance_cases_through_the_cpu_pipeline() {
         stale.len()
     );
 }
+
+/// The lowerings of the block quantization schemes, resize and reflect pad through the same
+/// path (compile, plan bytes with their lookup tables and non-finite literals, Session),
+/// compared exactly with the interpreter.
+#[test]
+fn block_quantization_resize_and_pad_through_a_plan() {
+    let src = "graph @g(%x: f32[2,40], %t: f32[]) -> (fp4e2m1[2,40], f8e4m3[2,3], f32[2,40], u8[2,2], f32[2,40], f32[2,44], f32[4,80]) {
+      %q, %b = quantize(%x, %t) {dtype = fp4e2m1, scheme = nvfp4(axis = -1), has_zero_point = false}
+      %d = dequantize(%q, %b, %t) {scheme = nvfp4(axis = -1), has_zero_point = false, out = f32}
+      %mq, %ms = quantize(%x) {dtype = f8e4m3, scheme = mx(axis = -1), has_zero_point = false}
+      %md = dequantize(%mq, %ms) {scheme = mx(axis = -1), has_zero_point = false, out = f32}
+      %p = pad(%x) {pads = [0, 1, 0, 3], mode = reflect}
+      %r = resize(%x) {size = [4,80], mode = nearest(round_prefer_ceil), coord = half_pixel}
+      return %q, %b, %d, %ms, %md, %p, %r
+    }";
+    let mut graph = dqc_ir::text::parse(src, None).expect("parse");
+    dqc_ir::verify::verify(&mut graph).expect("verify");
+    let mut xv: Vec<f32> = (0..80)
+        .map(|i| ((i * 37 % 41) as f32 - 20.0) / 3.0)
+        .collect();
+    xv[7] = f32::NAN;
+    xv[50] = f32::INFINITY;
+    let x = Tensor::from_f32(DType::F32, vec![2, 40], &xv).expect("x");
+    let t = Tensor::from_f32(DType::F32, vec![], &[0.5]).expect("t");
+    let want = dqc_ir::interp::run(&graph, &[x.clone(), t.clone()]).expect("interp");
+    let compiled =
+        compile_graph(graph, "0".repeat(64), &CompileOptions::new(Target::cpu())).expect("compile");
+    let bytes = plan_bytes(&compiled.parts, &compiled.lowered.weights, &[]).expect("plan");
+    let plan = Plan::from_bytes("t.dqcplan", &bytes).expect("load");
+    let session = Session::new(&plan).expect("session");
+    let got = session.run(&[("x", &x), ("t", &t)]).expect("run");
+    assert_eq!(got.len(), want.len());
+    for (i, ((name, g), w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g.dtype(), w.dtype(), "output {i} `{name}`");
+        let (gv, wv) = (g.to_f32_vec(), w.to_f32_vec());
+        for (j, (a, b)) in gv.iter().zip(&wv).enumerate() {
+            assert!(
+                a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                "output {i} `{name}` element {j}: {a}, expected {b}"
+            );
+        }
+    }
+}
