@@ -4,8 +4,8 @@
 //! `frontend/tests/import_conformance.rs` runs, minus its known failures) is imported
 //! plainly, or on a failed import once per data set with inputs of at most [`SMALL`]
 //! elements bound as constants — unlike import_conformance, only as many as the import
-//! needs, smallest first, so that data tensors stay runtime inputs the compiled kernels
-//! compute on (a case whose every input ends up constant is counted as "folded": the
+//! needs (the smallest such set), so that data tensors stay runtime inputs the compiled
+//! kernels compute on (a case whose every input ends up constant is counted as "folded": the
 //! passes computed it and the program only copies constants). It is then compiled as `dqc compile --target cpu`
 //! does (`dqc::driver::compile_graph`: passes, lowering, memory planning), written to plan
 //! bytes, loaded back (all validation), run by a runtime `Session` (Cranelift kernels) and
@@ -180,19 +180,32 @@ fn run_case(dir: &Path, registry: &Registry) -> Result<bool, Failure> {
     Ok(folded)
 }
 
-/// Import with as few small inputs bound as constants as it takes: the smallest first
-/// (sizes, axes and scales before data), so that data tensors stay runtime inputs and the
-/// compiled program computes them instead of constant folding.
+/// Import with as few small inputs bound as constants as it takes: every subset of the
+/// small inputs (at most 2^8 of them), fewest inputs first, then fewest elements, so that
+/// data tensors stay runtime inputs and the compiled program computes them instead of
+/// constant folding.
 fn import_frozen(model: &OnnxModel, registry: &Registry, set: &DataSet) -> Result<Graph, Failure> {
-    let mut small: Vec<&(String, Tensor)> = set
+    let small: Vec<&(String, Tensor)> = set
         .inputs
         .iter()
         .filter(|(_, t)| t.numel() <= SMALL)
+        .take(8)
         .collect();
-    small.sort_by_key(|(n, t)| (t.numel(), n.clone()));
+    let mut subsets: Vec<u32> = (1..1u32 << small.len()).collect();
+    let cost = |m: u32| {
+        let numel: usize = (0..small.len())
+            .filter(|i| m >> i & 1 == 1)
+            .map(|i| small[i].1.numel())
+            .sum();
+        (m.count_ones(), numel, m)
+    };
+    subsets.sort_by_key(|&m| cost(m));
     let mut last = String::from("no input small enough to bind");
-    for k in 1..=small.len() {
-        let frozen: BTreeMap<String, Tensor> = small[..k].iter().map(|&p| p.clone()).collect();
+    for m in subsets {
+        let frozen: BTreeMap<String, Tensor> = (0..small.len())
+            .filter(|i| m >> i & 1 == 1)
+            .map(|i| small[i].clone())
+            .collect();
         match import_with_constants(model, registry, &frozen) {
             Ok(g) => return Ok(g),
             Err(e) => last = e.to_string(),
@@ -239,7 +252,7 @@ fn conformance_cases_through_the_cpu_pipeline() {
         .filter(|(_, name, _)| !interp_failures.contains_key(name))
         .collect();
     let (mut passed, mut lower_failed, mut mismatched) = (0usize, Vec::new(), Vec::new());
-    let mut folded = 0usize;
+    let mut folded = Vec::new();
     let (mut unexpected, mut fixed) = (Vec::new(), Vec::new());
     // op type → (passed, failed) over the cases whose model contains it.
     let mut per_op: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
@@ -257,7 +270,9 @@ fn conformance_cases_through_the_cpu_pipeline() {
         let why = match result {
             Ok(all_constant) => {
                 passed += 1;
-                folded += usize::from(all_constant);
+                if all_constant {
+                    folded.push(name.as_str());
+                }
                 if known.contains_key(name) {
                     fixed.push(name.clone());
                 }
@@ -282,6 +297,7 @@ fn conformance_cases_through_the_cpu_pipeline() {
             println!("  {op:<28} {p:>4}/{f}");
         }
     }
+    println!("folded into constants: {}", folded.join(" "));
     for f in &lower_failed {
         println!("  LOWER-FAILED {f}");
     }
@@ -289,9 +305,10 @@ fn conformance_cases_through_the_cpu_pipeline() {
         println!("  MISMATCHED {f}");
     }
     println!(
-        "compiled CPU conformance: {} cases the interpreter passes: {passed} passed ({folded} of \
+        "compiled CPU conformance: {} cases the interpreter passes: {passed} passed ({} of \
          them folded into constants), {} lowered-failed, {} mismatched ({:.1} s)",
         cases.len(),
+        folded.len(),
         lower_failed.len(),
         mismatched.len(),
         start.elapsed().as_secs_f64()
