@@ -483,6 +483,8 @@ impl Gen<'_, '_> {
             }
             DType::F8E4M3 => self.call1(Helper::RoundE4m3, &[v])?,
             DType::F8E5M2 => self.call1(Helper::RoundE5m2, &[v])?,
+            DType::F8E4M3Fnuz => self.call1(Helper::RoundE4m3Fnuz, &[v])?,
+            DType::F8E5M2Fnuz => self.call1(Helper::RoundE5m2Fnuz, &[v])?,
             DType::Fp4E2M1 => self.call1(Helper::RoundFp4, &[v])?,
             _ => v,
         })
@@ -645,6 +647,11 @@ impl Gen<'_, '_> {
             }
             Expr::Const(s) => {
                 let v = match *s {
+                    // An infinite literal of a float type is one of its values (f8e5m2's
+                    // ±inf): not rounded, which would saturate it.
+                    Scalar::F(x) if dt.is_float() && x.is_infinite() => {
+                        return Ok(fv(self.b.ins().f32const(x as f32)));
+                    }
                     Scalar::F(x) if dt.is_float() => fv(self.b.ins().f32const(x as f32)),
                     Scalar::F(x) => iv(self.b.ins().iconst(types::I64, x as i64)),
                     Scalar::I(x) if dt.is_float() => fv(self.b.ins().f32const(x as f32)),

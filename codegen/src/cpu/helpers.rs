@@ -5,7 +5,7 @@
 //!
 //! Each helper is registered as a JIT symbol under the name [`Helper::name`] gives.
 
-use dqc_ir::numeric::{E2M1, E4M3, E5M2};
+use dqc_ir::numeric::{E2M1, E4M3, E4M3FNUZ, E5M2, E5M2FNUZ};
 use half::f16;
 use std::sync::LazyLock;
 
@@ -45,6 +45,12 @@ pub(super) enum Helper {
     E5m2ToF32,
     F32ToE5m2,
     RoundE5m2,
+    E4m3FnuzToF32,
+    F32ToE4m3Fnuz,
+    RoundE4m3Fnuz,
+    E5m2FnuzToF32,
+    F32ToE5m2Fnuz,
+    RoundE5m2Fnuz,
     RoundFp4,
     LoadFp4,
     StoreFp4,
@@ -56,7 +62,7 @@ pub(super) enum Helper {
 
 impl Helper {
     /// Every helper.
-    pub(super) const ALL: [Helper; 29] = [
+    pub(super) const ALL: [Helper; 35] = [
         Helper::Exp,
         Helper::Log,
         Helper::Tanh,
@@ -79,6 +85,12 @@ impl Helper {
         Helper::E5m2ToF32,
         Helper::F32ToE5m2,
         Helper::RoundE5m2,
+        Helper::E4m3FnuzToF32,
+        Helper::F32ToE4m3Fnuz,
+        Helper::RoundE4m3Fnuz,
+        Helper::E5m2FnuzToF32,
+        Helper::F32ToE5m2Fnuz,
+        Helper::RoundE5m2Fnuz,
         Helper::RoundFp4,
         Helper::LoadFp4,
         Helper::StoreFp4,
@@ -138,6 +150,42 @@ impl Helper {
                 dqc_f32_to_e5m2 as *const u8,
             ),
             Helper::RoundE5m2 => ("dqc_round_e5m2", F, Some(F32), dqc_round_e5m2 as *const u8),
+            Helper::E4m3FnuzToF32 => (
+                "dqc_e4m3fnuz_to_f32",
+                I,
+                Some(F32),
+                dqc_e4m3fnuz_to_f32 as *const u8,
+            ),
+            Helper::F32ToE4m3Fnuz => (
+                "dqc_f32_to_e4m3fnuz",
+                F,
+                Some(I32),
+                dqc_f32_to_e4m3fnuz as *const u8,
+            ),
+            Helper::RoundE4m3Fnuz => (
+                "dqc_round_e4m3fnuz",
+                F,
+                Some(F32),
+                dqc_round_e4m3fnuz as *const u8,
+            ),
+            Helper::E5m2FnuzToF32 => (
+                "dqc_e5m2fnuz_to_f32",
+                I,
+                Some(F32),
+                dqc_e5m2fnuz_to_f32 as *const u8,
+            ),
+            Helper::F32ToE5m2Fnuz => (
+                "dqc_f32_to_e5m2fnuz",
+                F,
+                Some(I32),
+                dqc_f32_to_e5m2fnuz as *const u8,
+            ),
+            Helper::RoundE5m2Fnuz => (
+                "dqc_round_e5m2fnuz",
+                F,
+                Some(F32),
+                dqc_round_e5m2fnuz as *const u8,
+            ),
             Helper::RoundFp4 => ("dqc_round_fp4", F, Some(F32), dqc_round_fp4 as *const u8),
             Helper::LoadFp4 => ("dqc_load_fp4", PI, Some(F32), dqc_load_fp4 as *const u8),
             Helper::StoreFp4 => (
@@ -288,11 +336,31 @@ extern "C" fn dqc_round_e4m3(x: f32) -> f32 {
 extern "C" fn dqc_e5m2_to_f32(bits: i32) -> f32 {
     e5m2_to_f32(bits as u8)
 }
+/// Stores an already rounded value: ±inf is a value of f8e5m2 and stays one (rounding
+/// arithmetic results saturates, see [`dqc_round_e5m2`]).
 extern "C" fn dqc_f32_to_e5m2(x: f32) -> i32 {
-    i32::from(E5M2.encode(x, true))
+    i32::from(E5M2.encode(x, false))
 }
 extern "C" fn dqc_round_e5m2(x: f32) -> f32 {
     e5m2_to_f32(E5M2.encode(x, true))
+}
+extern "C" fn dqc_e4m3fnuz_to_f32(bits: i32) -> f32 {
+    E4M3FNUZ.decode(bits as u8)
+}
+extern "C" fn dqc_f32_to_e4m3fnuz(x: f32) -> i32 {
+    i32::from(E4M3FNUZ.encode(x, true))
+}
+extern "C" fn dqc_round_e4m3fnuz(x: f32) -> f32 {
+    E4M3FNUZ.decode(E4M3FNUZ.encode(x, true))
+}
+extern "C" fn dqc_e5m2fnuz_to_f32(bits: i32) -> f32 {
+    E5M2FNUZ.decode(bits as u8)
+}
+extern "C" fn dqc_f32_to_e5m2fnuz(x: f32) -> i32 {
+    i32::from(E5M2FNUZ.encode(x, true))
+}
+extern "C" fn dqc_round_e5m2fnuz(x: f32) -> f32 {
+    E5M2FNUZ.decode(E5M2FNUZ.encode(x, true))
 }
 extern "C" fn dqc_round_fp4(x: f32) -> f32 {
     E2M1_TABLE[usize::from(E2M1.encode(x, true) & 0x0f)]

@@ -281,154 +281,8 @@ impl Lowerer<'_> {
                     },
                 ))
             }
-            Op::Dequantize {
-                scheme,
-                has_zero_point,
-                out: to,
-            } => {
-                // ((q − zp) · scale) in f32: exact up to the product, whose single rounding
-                // matches the interpreter's f64 product rounded to f32.
-                let q = self.input(n, 0)?;
-                let qd = self.ty(q)?.dtype;
-                let sm: CMap = match scheme {
-                    dqc_ir::QuantScheme::PerChannel { axis } => {
-                        let a = out
-                            .axis(*axis)
-                            .ok_or_else(|| self.malformed(n, "dequantize axis"))?;
-                        vec![cm[a].clone()]
-                    }
-                    dqc_ir::QuantScheme::PerTensor
-                    | dqc_ir::QuantScheme::PerGroup { .. }
-                    | dqc_ir::QuantScheme::Nvfp4 { .. }
-                    | dqc_ir::QuantScheme::Mx { .. } => vec![],
-                };
-                let qe = self.emit(k, q, cm)?;
-                let mut x = if qd == DType::F32 {
-                    qe
-                } else {
-                    k.push(DType::F32, Expr::Cast { x: qe })
-                };
-                if *has_zero_point {
-                    let z = self.input(n, 2)?;
-                    let ze = self.emit(k, z, &sm)?;
-                    let zf = k.push(DType::F32, Expr::Cast { x: ze });
-                    x = k.push(
-                        DType::F32,
-                        Expr::Binary {
-                            op: dqc_ir::op::BinaryOp::Sub,
-                            a: x,
-                            b: zf,
-                        },
-                    );
-                }
-                let sc = self.input(n, 1)?;
-                let sd = self.ty(sc)?.dtype;
-                let mut se = self.emit(k, sc, &sm)?;
-                if sd != DType::F32 {
-                    se = k.push(DType::F32, Expr::Cast { x: se });
-                }
-                let y = k.push(
-                    DType::F32,
-                    Expr::Binary {
-                        op: dqc_ir::op::BinaryOp::Mul,
-                        a: x,
-                        b: se,
-                    },
-                );
-                Ok(if *to == DType::F32 {
-                    y
-                } else {
-                    k.push(*to, Expr::Cast { x: y })
-                })
-            }
-            Op::Quantize {
-                dtype: qd,
-                scheme,
-                has_zero_point,
-            } => {
-                // affine, per tensor or per channel: q = sat(rne(x / scale) + zp) for integer
-                // codes (NaN → zp), q = round_to(x / scale) for float codes — the quotient in
-                // f32 exactly as the interpreter computes it
-                let sm: CMap = match scheme {
-                    dqc_ir::QuantScheme::PerChannel { axis } => {
-                        let a = out
-                            .axis(*axis)
-                            .ok_or_else(|| self.malformed(n, "quantize axis"))?;
-                        vec![cm[a].clone()]
-                    }
-                    dqc_ir::QuantScheme::PerTensor => vec![],
-                    dqc_ir::QuantScheme::PerGroup { .. }
-                    | dqc_ir::QuantScheme::Nvfp4 { .. }
-                    | dqc_ir::QuantScheme::Mx { .. } => {
-                        return Err(self.unsupported(n, format!("quantize ({scheme})")));
-                    }
-                };
-                let as_f32 = |k: &mut KCtx, e: ExprId, d: DType| {
-                    if d == DType::F32 {
-                        e
-                    } else {
-                        k.push(DType::F32, Expr::Cast { x: e })
-                    }
-                };
-                let x = self.input(n, 0)?;
-                let xd = self.ty(x)?.dtype;
-                let xe = self.emit(k, x, cm)?;
-                let xf = as_f32(k, xe, xd);
-                let sc = self.input(n, 1)?;
-                let sd = self.ty(sc)?.dtype;
-                let se = self.emit(k, sc, &sm)?;
-                let sf = as_f32(k, se, sd);
-                let q = k.push(
-                    DType::F32,
-                    Expr::Binary {
-                        op: dqc_ir::op::BinaryOp::Div,
-                        a: xf,
-                        b: sf,
-                    },
-                );
-                if qd.is_float() {
-                    return Ok(k.push(*qd, Expr::Cast { x: q }));
-                }
-                let r = k.push(
-                    DType::F32,
-                    Expr::Unary {
-                        op: dqc_ir::op::UnaryOp::Round,
-                        x: q,
-                    },
-                );
-                let not_nan = k.push(
-                    DType::Bool,
-                    Expr::Binary {
-                        op: dqc_ir::op::BinaryOp::Equal,
-                        a: r,
-                        b: r,
-                    },
-                );
-                let zero = k.push(DType::F32, Expr::Const(Scalar::F(0.0)));
-                let mut r = k.push(
-                    DType::F32,
-                    Expr::Select {
-                        cond: not_nan,
-                        a: r,
-                        b: zero,
-                    },
-                );
-                if *has_zero_point {
-                    let z = self.input(n, 2)?;
-                    let ze = self.emit(k, z, &sm)?;
-                    let zf = k.push(DType::F32, Expr::Cast { x: ze });
-                    r = k.push(
-                        DType::F32,
-                        Expr::Binary {
-                            op: dqc_ir::op::BinaryOp::Add,
-                            a: r,
-                            b: zf,
-                        },
-                    );
-                }
-                // the cast saturates to the code range
-                Ok(k.push(*qd, Expr::Cast { x: r }))
-            }
+            Op::Dequantize { .. } => self.emit_dequantize(k, n, cm),
+            Op::Quantize { .. } => self.emit_quantize(k, n, cm),
             Op::Transpose { perm } => {
                 let mut m = vec![const_axis(0); perm.len()];
                 for (i, &p) in perm.iter().enumerate() {
@@ -541,12 +395,35 @@ impl Lowerer<'_> {
                 })
             }
             Op::Pad { pads, mode } => {
-                let PadMode::Constant(c) = mode else {
-                    return Err(self.unsupported(n, "reflect and edge padding"));
-                };
                 let x = self.input(n, 0)?;
                 let xs = self.shape(x)?;
-                self.emit_pad(k, v, x, &xs, pads, f64::from(*c), cm, 0)
+                if pads.len() != 2 * xs.rank() {
+                    return Err(self.malformed(n, "pad needs a begin and an end per axis"));
+                }
+                if !matches!(mode, PadMode::Constant(_)) {
+                    // Reflect and edge read x at a mirrored or clamped coordinate: the
+                    // extent must be known to be large enough.
+                    for (a, d) in xs.dims().iter().enumerate() {
+                        let (lo, hi) = (pads[a], pads[a + xs.rank()]);
+                        if lo.max(hi) == 0 {
+                            continue;
+                        }
+                        let ok = d.as_fixed().is_some_and(|d| match mode {
+                            PadMode::Reflect => lo.max(hi) < d,
+                            PadMode::Edge | PadMode::Constant(_) => d > 0,
+                        });
+                        if !ok {
+                            return Err(self.unsupported(
+                                n,
+                                format!(
+                                    "{mode:?} padding ({lo}, {hi}) of an axis of extent {d} \
+                                     (needs a fixed extent above the pads)"
+                                ),
+                            ));
+                        }
+                    }
+                }
+                self.emit_pad(k, v, x, &xs, pads, *mode, cm, 0)
             }
             Op::Gather { axis } => {
                 let data = self.input(n, 0)?;
@@ -598,14 +475,14 @@ impl Lowerer<'_> {
             | Op::SelectiveScan { .. }
             | Op::Reduce { .. }
             | Op::ArgReduce { .. }
-            | Op::CumSum { .. } => {
+            | Op::CumSum { .. }
+            | Op::QMatMul { .. } => {
                 Err(self.malformed(n, "kernel result read before it is computed"))
             }
-            Op::Resize { .. }
-            | Op::QMatMul { .. }
-            | Op::CacheRead { .. }
-            | Op::CacheWrite { .. }
-            | Op::StepGate { .. } => Err(self.unsupported(n, "this op")),
+            Op::Resize { .. } => self.emit_resize(k, n, cm),
+            Op::CacheRead { .. } | Op::CacheWrite { .. } | Op::StepGate { .. } => {
+                Err(self.unsupported(n, "this op"))
+            }
         }
     }
 
@@ -618,7 +495,7 @@ impl Lowerer<'_> {
         x: Value,
         xs: &Shape,
         pads: &[u64],
-        c: f64,
+        mode: PadMode,
         cm: &CMap,
         from: usize,
     ) -> Result<ExprId, LowerError> {
@@ -642,12 +519,37 @@ impl Lowerer<'_> {
             (vec![Term::constant(begin)], 1),
             (inner_end, 2),
         ];
+        let n_term = dim_term(&xs.dims()[a]).ok_or_else(|| self.malformed(v.node, "pad"))?;
         self.piecewise(k, v, cm, a, &pieces, &|s, k, piece, m| {
             if piece == 1 {
-                s.emit_pad(k, v, x, xs, pads, c, m, a + 1)
-            } else {
-                Ok(k.constant(dtype, c))
+                return s.emit_pad(k, v, x, xs, pads, mode, m, a + 1);
             }
+            // Value coordinate c of the border, as the value coordinate whose shifted
+            // position (c − begin) is the element read: edge clamps to begin or
+            // begin + n − 1; reflect mirrors to 2·begin − c or 2·begin + 2·n − 2 − c.
+            let border = match mode {
+                PadMode::Constant(c) => return Ok(k.constant(dtype, f64::from(c))),
+                PadMode::Edge if piece == 0 => const_axis(begin),
+                PadMode::Edge => AxisMap {
+                    off: simplify(&vec![Term::constant(begin - 1), n_term.clone()]),
+                    terms: vec![],
+                },
+                PadMode::Reflect => {
+                    let neg = scale_axis(&m[a], &Term::constant(-1))
+                        .ok_or_else(|| s.malformed(v.node, "pad"))?;
+                    let off = if piece == 0 {
+                        vec![Term::constant(2 * begin)]
+                    } else {
+                        let two_n = super::view::mul_term(&n_term, &Term::constant(2))
+                            .ok_or_else(|| s.malformed(v.node, "pad"))?;
+                        simplify(&vec![Term::constant(2 * begin - 2), two_n])
+                    };
+                    add_axis(&neg, &AxisMap { off, terms: vec![] })
+                }
+            };
+            let mut mm = m.clone();
+            mm[a] = border;
+            s.emit_pad(k, v, x, xs, pads, mode, &mm, a + 1)
         })
     }
 

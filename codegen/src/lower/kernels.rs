@@ -12,6 +12,18 @@ use dqc_ir::graph::Value;
 use dqc_ir::op::BinaryOp;
 use dqc_ir::{DType, Dim, NodeId, Op, Shape, TensorType};
 
+/// A matrix operand: a view of a buffer, with the operand's shape and dtype.
+pub(crate) struct MatSrc {
+    /// The buffer.
+    pub buf: BufferId,
+    /// How the operand lies in it.
+    pub view: super::view::View,
+    /// The operand's shape.
+    pub shape: Shape,
+    /// Its element type.
+    pub dtype: DType,
+}
+
 impl Lowerer<'_> {
     /// Build every kernel, then the output copies.
     pub fn generate(&mut self) -> Result<(), LowerError> {
@@ -21,8 +33,21 @@ impl Lowerer<'_> {
             if self.absorbed.contains(&n) {
                 continue;
             }
-            for o in 0..self.g.node(n).op.num_outputs() {
-                let v = Value::new(n, o as u32);
+            let op = &self.g.node(n).op;
+            let mut outs: Vec<u32> = (0..op.num_outputs() as u32).collect();
+            let block_quant = matches!(
+                op,
+                Op::Quantize {
+                    scheme: dqc_ir::QuantScheme::Nvfp4 { .. } | dqc_ir::QuantScheme::Mx { .. },
+                    ..
+                }
+            );
+            if block_quant {
+                // The codes read the block scales.
+                outs.reverse();
+            }
+            for o in outs {
+                let v = Value::new(n, o);
                 if !self.mat.contains(&v) || self.bufs.contains_key(&v) {
                     continue;
                 }
@@ -51,6 +76,8 @@ impl Lowerer<'_> {
                 let b = self.add_buffer(&name, &TensorType::new(ty.dtype, buf_shape), kind);
                 if let Some(&h) = self.absorbs.get(&v) {
                     self.heavy_kernel(h, Some(v), b)?;
+                } else if block_quant {
+                    self.block_quantize(v, b)?;
                 } else if self.class_of(n) == Class::Heavy {
                     self.heavy_kernel(n, None, b)?;
                 } else {
@@ -168,6 +195,7 @@ impl Lowerer<'_> {
         let op = self.g.node(h).op.clone();
         match &op {
             Op::MatMul => self.matmul(h, root, b, 1.0, false, false, None),
+            Op::QMatMul { .. } => self.qmatmul(h, root, b),
             Op::Gemm {
                 alpha,
                 beta,
@@ -317,7 +345,6 @@ impl Lowerer<'_> {
             | Op::Resize { .. }
             | Op::Quantize { .. }
             | Op::Dequantize { .. }
-            | Op::QMatMul { .. }
             | Op::CacheRead { .. }
             | Op::CacheWrite { .. }
             | Op::StepGate { .. } => Err(self.unsupported(h, format!("{} as a kernel", op.name()))),
@@ -343,19 +370,30 @@ impl Lowerer<'_> {
         Ok(k.arg(b))
     }
 
+    /// The buffer, view, shape and dtype of matrix operand `v`.
+    pub(crate) fn mat_src(&mut self, v: Value) -> Result<MatSrc, LowerError> {
+        let (buf, view) = self
+            .buffer_view(v)?
+            .ok_or_else(|| self.malformed(v.node, "matrix operand is not a view"))?;
+        let ty = self.ty(v)?;
+        Ok(MatSrc {
+            buf,
+            view,
+            shape: ty.shape.clone(),
+            dtype: ty.dtype,
+        })
+    }
+
     /// A matrix operand of shape `[..batch, rows, cols]` (after 1-D promotion) from a view.
     fn mat_operand(
         &mut self,
         k: &mut KCtx,
-        v: Value,
+        src: &MatSrc,
         batch_rank: usize,
         promote_front: bool,
         trans: bool,
     ) -> Result<(MatOperand, Vec<Dim>), LowerError> {
-        let (b, view) = self
-            .buffer_view(v)?
-            .ok_or_else(|| self.malformed(v.node, "matrix operand is not a view"))?;
-        let shape = self.shape(v)?;
+        let (b, view, shape) = (src.buf, &src.view, &src.shape);
         let mut dims = shape.dims().to_vec();
         let mut strides = view.strides.clone();
         if dims.len() == 1 {
@@ -406,9 +444,26 @@ impl Lowerer<'_> {
         trans_b: bool,
         beta_c: Option<f32>,
     ) -> Result<(), LowerError> {
-        let av = self.input(h, 0)?;
-        let bv = self.input(h, 1)?;
-        let (sa, sb) = (self.shape(av)?, self.shape(bv)?);
+        let av = self.mat_src(self.input(h, 0)?)?;
+        let bv = self.mat_src(self.input(h, 1)?)?;
+        self.matmul_of(h, root, b, [av, bv], alpha, trans_a, trans_b, beta_c)
+    }
+
+    /// The GEMM kernel of heavy node `h` on the operands `srcs`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn matmul_of(
+        &mut self,
+        h: NodeId,
+        root: Option<Value>,
+        b: BufferId,
+        srcs: [MatSrc; 2],
+        alpha: f32,
+        trans_a: bool,
+        trans_b: bool,
+        beta_c: Option<f32>,
+    ) -> Result<(), LowerError> {
+        let [av, bv] = srcs;
+        let (sa, sb) = (av.shape.clone(), bv.shape.clone());
         let batch_of = |s: &Shape| -> Shape {
             if s.rank() <= 2 {
                 Shape(vec![])
@@ -419,7 +474,7 @@ impl Lowerer<'_> {
         let batch = batch_of(&sa)
             .broadcast(&batch_of(&sb))
             .map_err(|e| self.malformed(h, e.to_string()))?;
-        let in_dtype = self.ty(av)?.dtype;
+        let in_dtype = av.dtype;
         let out_dtype = self.ty(Value::new(h, 0))?.dtype;
         let acc_dtype = if in_dtype.is_float() {
             DType::F32
@@ -427,8 +482,8 @@ impl Lowerer<'_> {
             DType::I32
         };
         let mut k = KCtx::new(batch.rank() + 2);
-        let (a, ad) = self.mat_operand(&mut k, av, batch.rank(), true, trans_a)?;
-        let (bm, bd) = self.mat_operand(&mut k, bv, batch.rank(), false, trans_b)?;
+        let (a, ad) = self.mat_operand(&mut k, &av, batch.rank(), true, trans_a)?;
+        let (bm, bd) = self.mat_operand(&mut k, &bv, batch.rank(), false, trans_b)?;
         let acc = k.push(acc_dtype, Expr::Acc);
         let mut hv = Self::cast(&mut k, acc, acc_dtype, out_dtype);
         if let Some(beta) = beta_c {

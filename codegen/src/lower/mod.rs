@@ -6,31 +6,41 @@
 //!   (named after a sanitized node name, created only when a kernel reads them) unless all
 //!   their elements are equal and they have at most [`SMALL_CONST`] elements: those are
 //!   inlined as [`crate::spec::Expr::Const`].
-//! - **Elementwise ops** (unary, binary, where, cast, modulate, GELU, SiLU, and per-tensor /
-//!   per-channel dequantize as `(q − zp)·scale` in f32) are expression nodes. One used exactly once is inlined into its user's expression; one used several
-//!   times (or a graph output) is materialized once into a buffer — never recomputed.
-//! - **Movement ops** (reshape, transpose, slice, expand, split, concat, constant pad,
-//!   gather) are index maps of their consumers: views of a buffer (strides, offsets,
+//! - **Elementwise ops** (unary, binary, where, cast, modulate, GELU, SiLU, dequantize of
+//!   every scheme and affine quantize — see `quant.rs` —, and resize — see `resize.rs`)
+//!   are expression nodes; reads no affine map expresses go through lookup tables and
+//!   gathers (`indexed.rs`). One used exactly once is inlined into its user's expression;
+//!   one used several times (or a graph output) is materialized once into a buffer — never
+//!   recomputed.
+//! - **Movement ops** (reshape, transpose, slice, expand, split, concat, pad of every
+//!   mode, gather) are index maps of their consumers: views of a buffer (strides, offsets,
 //!   stride 0), `Piecewise` (concat, pad) or `Gather`. A movement used several times over
 //!   un-materialized elementwise work is materialized, so that work is not repeated; a
 //!   reshape that no view can express materializes its input; a movement that is a graph
 //!   output is copied into the output buffer.
 //! - **Heavy ops** (matmul, gemm, conv, norms, softmax, reductions, running sums,
-//!   attention, selective scan) are one kernel each. Elementwise work on their result used
+//!   attention, selective scan; qmatmul, see `qmatmul.rs`) are one kernel each.
+//!   Elementwise work on their result used
 //!   only by a single elementwise chain of the same shape becomes their epilogue (bias,
 //!   activation, gate, residual); elementwise work on their inputs becomes the prologue of
 //!   row reductions. Operands a family needs as strided views (GEMM, attention) or dense
 //!   buffers (conv, scan) are materialized when their producer cannot provide one.
-//! - **Not lowered** (an [`LowerError::Unsupported`] naming the node): resize, quantize,
-//!   qmatmul, per-group/NVFP4/MX dequantize, reflect/edge padding, cache reads/writes and
-//!   step gates.
+//! - **NVFP4 and MX quantize** are a block-max row reduction (the block scales) and an
+//!   elementwise kernel (the codes), see `block_quant.rs`.
+//! - **Not lowered** (an [`LowerError::Unsupported`] naming the node): cache reads/writes
+//!   and step gates.
 //! - **Memory**: see [`memory`].
 
+mod block_quant;
 mod emit;
+mod indexed;
 mod kernels;
 pub mod listing;
 pub mod memory;
 mod plan;
+mod qmatmul;
+mod quant;
+mod resize;
 mod view;
 
 pub use listing::listing;
@@ -115,7 +125,12 @@ pub(crate) struct Lowerer<'g> {
     pub program: Program,
     pub weights: Vec<(String, Tensor)>,
     used_weight_names: HashSet<String>,
+    /// Lookup tables the lowering added as weights, by (dtype, shape, bytes).
+    tables: HashMap<TableKey, BufferId>,
 }
+
+/// Identity of a lookup table: dtype, shape and bytes.
+type TableKey = (dqc_ir::DType, Vec<u64>, Vec<u8>);
 
 impl<'g> Lowerer<'g> {
     /// Name of a node.
@@ -239,6 +254,7 @@ pub fn lower(graph: &Graph, options: &LowerOptions) -> Result<Lowered, LowerErro
         program: Program::default(),
         weights: Vec::new(),
         used_weight_names: HashSet::new(),
+        tables: HashMap::new(),
     };
     // Symbols of the input shapes.
     let mut symbols: BTreeMap<String, u64> = BTreeMap::new();

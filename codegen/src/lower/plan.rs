@@ -4,7 +4,6 @@ use super::view::{View, dense_strides, simplify};
 use super::{LowerError, Lowerer};
 use crate::spec::Term;
 use dqc_ir::graph::Value;
-use dqc_ir::op::PadMode;
 use dqc_ir::{Dim, NodeId, Op, QuantScheme, Shape};
 use std::collections::HashSet;
 
@@ -41,11 +40,10 @@ pub(crate) fn class(op: &Op) -> Class {
         | Op::Split { .. }
         | Op::Gather { .. }
         | Op::Expand { .. } => Class::Movement,
-        Op::Pad { mode, .. } => match mode {
-            PadMode::Constant(_) => Class::Movement,
-            PadMode::Reflect | PadMode::Edge => Class::Unsupported,
-        },
+        Op::Pad { .. } => Class::Movement,
+        Op::Resize { .. } => Class::Elementwise,
         Op::MatMul
+        | Op::QMatMul { .. }
         | Op::Gemm { .. }
         | Op::Conv { .. }
         | Op::LayerNorm { .. }
@@ -57,23 +55,14 @@ pub(crate) fn class(op: &Op) -> Class {
         | Op::Reduce { .. }
         | Op::ArgReduce { .. }
         | Op::CumSum { .. } => Class::Heavy,
-        Op::Dequantize { scheme, .. } => match scheme {
-            QuantScheme::PerTensor | QuantScheme::PerChannel { .. } => Class::Elementwise,
-            QuantScheme::PerGroup { .. } | QuantScheme::Nvfp4 { .. } | QuantScheme::Mx { .. } => {
-                Class::Unsupported
-            }
-        },
+        Op::Dequantize { .. } => Class::Elementwise,
         Op::Quantize { scheme, .. } => match scheme {
-            QuantScheme::PerTensor | QuantScheme::PerChannel { .. } => Class::Elementwise,
-            QuantScheme::PerGroup { .. } | QuantScheme::Nvfp4 { .. } | QuantScheme::Mx { .. } => {
-                Class::Unsupported
-            }
+            QuantScheme::PerTensor
+            | QuantScheme::PerChannel { .. }
+            | QuantScheme::PerGroup { .. } => Class::Elementwise,
+            QuantScheme::Nvfp4 { .. } | QuantScheme::Mx { .. } => Class::Heavy,
         },
-        Op::Resize { .. }
-        | Op::QMatMul { .. }
-        | Op::CacheRead { .. }
-        | Op::CacheWrite { .. }
-        | Op::StepGate { .. } => Class::Unsupported,
+        Op::CacheRead { .. } | Op::CacheWrite { .. } | Op::StepGate { .. } => Class::Unsupported,
     }
 }
 
@@ -190,7 +179,9 @@ impl Lowerer<'_> {
                 }
                 Class::Source => {}
                 Class::Heavy => {
-                    self.mat.insert(Value::new(n, 0));
+                    for o in 0..node.op.num_outputs() {
+                        self.mat.insert(Value::new(n, o as u32));
+                    }
                 }
                 Class::Elementwise => {
                     let v = Value::new(n, 0);
@@ -294,6 +285,49 @@ impl Lowerer<'_> {
             Op::SelectiveScan { .. } => {
                 (0..node.inputs().len()).map(|i| (i, Need::Dense)).collect()
             }
+            // Gathered operands: the resized input, block scales and zero points.
+            Op::Resize { .. } => vec![(0, Need::View)],
+            Op::Dequantize {
+                scheme,
+                has_zero_point,
+                ..
+            } => block_operands(scheme, *has_zero_point, 1)
+                .into_iter()
+                .map(|s| (s, Need::View))
+                .collect(),
+            Op::Quantize {
+                scheme,
+                has_zero_point,
+                ..
+            } => match scheme {
+                // NVFP4 and MX quantize read a ragged input through a clamping table.
+                QuantScheme::Nvfp4 { .. } | QuantScheme::Mx { .. } => {
+                    if self.block_quant_ragged(n) {
+                        vec![(0, Need::View)]
+                    } else {
+                        vec![]
+                    }
+                }
+                QuantScheme::PerTensor
+                | QuantScheme::PerChannel { .. }
+                | QuantScheme::PerGroup { .. } => block_operands(scheme, *has_zero_point, 1)
+                    .into_iter()
+                    .map(|s| (s, Need::View))
+                    .collect(),
+            },
+            Op::QMatMul {
+                a_scheme, b_scheme, ..
+            } => {
+                let b_slot = 1 + a_scheme
+                    .as_ref()
+                    .map_or(0, dqc_ir::op::dequant_extra_inputs);
+                let mut v = a_scheme
+                    .as_ref()
+                    .map(|s| block_operands(s, false, 1))
+                    .unwrap_or_default();
+                v.extend(block_operands(b_scheme, false, b_slot + 1));
+                v.into_iter().map(|s| (s, Need::View)).collect()
+            }
             Op::Input { .. }
             | Op::Constant(_)
             | Op::Unary(_)
@@ -317,10 +351,6 @@ impl Lowerer<'_> {
             | Op::Split { .. }
             | Op::Expand { .. }
             | Op::Pad { .. }
-            | Op::Resize { .. }
-            | Op::Quantize { .. }
-            | Op::Dequantize { .. }
-            | Op::QMatMul { .. }
             | Op::CacheRead { .. }
             | Op::CacheWrite { .. }
             | Op::StepGate { .. } => vec![],
@@ -556,6 +586,7 @@ impl Lowerer<'_> {
                 self.shape(self.input(h, 0)?)?.rank() >= 2
                     && self.shape(self.input(h, 1)?)?.rank() >= 2
             }
+            Op::QMatMul { .. } => self.shape(self.input(h, 0)?)?.rank() >= 2,
             Op::Gemm { .. } | Op::Conv { .. } | Op::LayerNorm { .. } | Op::RmsNorm { .. } => true,
             Op::Softmax { .. } | Op::CumSum { .. } => self.row_perm(h)?.is_none(),
             Op::Reduce { .. } | Op::ArgReduce { .. } => {
@@ -585,7 +616,6 @@ impl Lowerer<'_> {
             | Op::Resize { .. }
             | Op::Quantize { .. }
             | Op::Dequantize { .. }
-            | Op::QMatMul { .. }
             | Op::CacheRead { .. }
             | Op::CacheWrite { .. }
             | Op::StepGate { .. } => false,
@@ -620,15 +650,21 @@ impl Lowerer<'_> {
     }
 }
 
+/// Operand slots of a quantized tensor's scale (at `first`) and zero point that are read
+/// per block, through a gather: the scale and zero point of the block schemes.
+fn block_operands(scheme: &QuantScheme, has_zero_point: bool, first: usize) -> Vec<usize> {
+    match scheme {
+        QuantScheme::PerTensor | QuantScheme::PerChannel { .. } => vec![],
+        QuantScheme::PerGroup { .. } if has_zero_point => vec![first, first + 1],
+        QuantScheme::PerGroup { .. } | QuantScheme::Nvfp4 { .. } | QuantScheme::Mx { .. } => {
+            vec![first]
+        }
+    }
+}
+
 /// Why an op of class [`Class::Unsupported`] is not lowered.
 fn unsupported_reason(op: &Op) -> String {
-    if let Op::Pad { .. } = op {
-        "reflect and edge padding (only constant padding is lowered)".into()
-    } else if let Op::Resize { .. } = op {
-        "resize (nearest and linear interpolation are a later issue)".into()
-    } else if let Op::Quantize { .. } | Op::Dequantize { .. } | Op::QMatMul { .. } = op {
-        "quantize, qmatmul and per-group/NVFP4/MX dequantize (a later issue)".into()
-    } else if let Op::CacheRead { .. } | Op::CacheWrite { .. } | Op::StepGate { .. } = op {
+    if let Op::CacheRead { .. } | Op::CacheWrite { .. } | Op::StepGate { .. } = op {
         "step caching (cache slots and step gates are a later issue)".into()
     } else {
         format!("op {}", op.name())

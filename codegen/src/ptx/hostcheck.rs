@@ -430,3 +430,64 @@ fn affine_quantize_matches_reference() {
         2,
     );
 }
+
+#[test]
+fn mirrored_pads_and_resizes_match_reference() {
+    check_elementwise(
+        "graph @g(%x: f32[B,3,4]) -> (f32[B,7,6], f32[B,5,9], f32[B,6,2]) {
+          %e = exp(%x)
+          %r = pad(%e) {pads = [0, 2, 1, 0, 2, 1], mode = reflect}
+          %d = pad(%e) {pads = [0, 1, 2, 0, 1, 3], mode = edge}
+          %c = neg(%d)
+          %n = resize(%e) {size = [B,5,9], mode = nearest(round_prefer_floor), coord = half_pixel}
+          %l = resize(%e) {size = [B,6,2], mode = linear, coord = align_corners}
+          %s = add(%n, %c)
+          return %r, %s, %l
+        }",
+        2,
+    );
+}
+
+#[test]
+fn per_group_dequantize_matches_reference() {
+    check_elementwise(
+        "graph @g(%q: i8[B,7], %s: f32[B,3], %z: i8[B,3]) -> (f32[B,7]) {
+          %d = dequantize(%q, %s, %z) {scheme = per_group(axis = 1, size = 3), has_zero_point = true, out = f32}
+          return %d
+        }",
+        2,
+    );
+}
+
+#[test]
+fn nvfp4_dequantize_matches_reference() {
+    check_elementwise(
+        "graph @g(%f: fp4e2m1[B,40], %b: f8e4m3[B,3], %t: f32[]) -> (f32[B,40]) {
+          %n = dequantize(%f, %b, %t) {scheme = nvfp4(axis = -1), has_zero_point = false, out = f32}
+          return %n
+        }",
+        2,
+    );
+}
+
+#[test]
+fn mx_dequantize_matches_reference() {
+    check_elementwise(
+        "graph @g(%m: f8e4m3[B,40], %e: u8[B,2]) -> (f32[B,40]) {
+          %x8 = dequantize(%m, %e) {scheme = mx(axis = 1), has_zero_point = false, out = f32}
+          return %x8
+        }",
+        2,
+    );
+}
+
+#[test]
+fn per_group_quantize_matches_reference() {
+    check_elementwise(
+        "graph @g(%x: f32[B,10], %gs: f32[B,3]) -> (i8[B,10]) {
+          %qq = quantize(%x, %gs) {dtype = i8, scheme = per_group(axis = 1, size = 4), has_zero_point = false}
+          return %qq
+        }",
+        2,
+    );
+}

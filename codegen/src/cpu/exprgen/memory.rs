@@ -67,16 +67,17 @@ impl Gen<'_, '_> {
                 iv(self.b.ins().uload8(types::I64, fl, a, 0))
             }
             DType::I4 => iv(self.call1(Helper::LoadI4, &[p, off])?),
-            DType::F8E4M3Fnuz | DType::F8E5M2Fnuz => return Err(self.fnuz_unsupported(dt)),
+            DType::F8E4M3Fnuz | DType::F8E5M2Fnuz => {
+                let a = self.addr(p, off, 1);
+                let bits = self.b.ins().uload8(types::I32, fl, a, 0);
+                let h = if dt == DType::F8E4M3Fnuz {
+                    Helper::E4m3FnuzToF32
+                } else {
+                    Helper::E5m2FnuzToF32
+                };
+                fv(self.call1(h, &[bits])?)
+            }
         })
-    }
-
-    /// The FNUZ fp8 formats are imported and interpreted, but not generated code for yet.
-    fn fnuz_unsupported(&self, dt: DType) -> CpuError {
-        CpuError::Unsupported {
-            kernel: self.ctx.kernel.to_string(),
-            what: format!("{dt} tensors"),
-        }
     }
 
     pub(super) fn store_mem(
@@ -120,7 +121,17 @@ impl Gen<'_, '_> {
                 let x = self.as_f(v);
                 self.call(Helper::StoreFp4, &[p, off, x])?;
             }
-            DType::F8E4M3Fnuz | DType::F8E5M2Fnuz => return Err(self.fnuz_unsupported(dt)),
+            DType::F8E4M3Fnuz | DType::F8E5M2Fnuz => {
+                let x = self.as_f(v);
+                let h = if dt == DType::F8E4M3Fnuz {
+                    Helper::F32ToE4m3Fnuz
+                } else {
+                    Helper::F32ToE5m2Fnuz
+                };
+                let bits = self.call1(h, &[x])?;
+                let a = self.addr(p, off, 1);
+                self.b.ins().istore8(fl, bits, a, 0);
+            }
             DType::I64 => {
                 let x = self.as_i(v);
                 let a = self.addr(p, off, 8);
