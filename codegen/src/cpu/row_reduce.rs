@@ -14,6 +14,19 @@ use dqc_ir::op::ReduceOp;
 /// Elements per block of rows (at least one row).
 const BLOCK: u64 = 16 * 1024;
 
+/// Per-thread buffers of a range of rows (reused across ranges and kernels).
+#[derive(Default)]
+struct RowScratch {
+    xf: Vec<f32>,
+    xi: Vec<i64>,
+    yf: Vec<f32>,
+    yi: Vec<i64>,
+}
+
+thread_local! {
+    static ROW_SCRATCH: std::cell::RefCell<RowScratch> = std::cell::RefCell::new(RowScratch::default());
+}
+
 /// A compiled row reduction.
 pub(super) struct RowReduceKernel {
     prologue: FuncId,
@@ -156,58 +169,69 @@ impl RowReduceKernel {
             let n = self.row_len as usize;
             let blk = per_block.min(r1 - r0) as usize;
             let out_per_row = if self.op.reduces() { 1 } else { n };
-            let mut xf = if float {
-                vec![0f32; blk * n]
-            } else {
-                Vec::new()
-            };
-            let mut xi = if float {
-                Vec::new()
-            } else {
-                vec![0i64; blk * n]
-            };
-            let mut yf = vec![0f32; blk * out_per_row];
-            let mut yi = vec![0i64; blk * out_per_row];
-            let mut r = r0;
-            while r < r1 {
-                let re = (r + blk as u64).min(r1);
-                let cnt = (re - r) as usize;
-                let aux = if float {
-                    xf.as_mut_ptr().cast::<u8>()
-                } else {
-                    xi.as_mut_ptr().cast::<u8>()
+            ROW_SCRATCH.with(|cell| {
+                let mut fresh = RowScratch::default();
+                let mut guard = cell.try_borrow_mut();
+                let sc = match guard.as_mut() {
+                    Ok(v) => &mut **v,
+                    Err(_) => &mut fresh,
                 };
-                // SAFETY: the prologue writes (re - r)·n elements of the scratch.
-                unsafe {
-                    jit::call(
-                        pro,
-                        a.get(),
-                        (r * n as u64) as i64,
-                        (re * n as u64) as i64,
-                        aux,
-                    )
-                }?;
-                let res_f32 = self.rows_op(
-                    &xf[..if float { cnt * n } else { 0 }],
-                    &xi[..if float { 0 } else { cnt * n }],
-                    n,
-                    cnt,
-                    &mut yf,
-                    &mut yi,
-                );
-                let aux = if res_f32 {
-                    yf.as_mut_ptr().cast::<u8>()
-                } else {
-                    yi.as_mut_ptr().cast::<u8>()
+                // Zeroed like fresh buffers, but reused: no allocation (and no page faults
+                // of a fresh mapping) per range once a thread has seen the largest size.
+                let zero = |v: &mut Vec<f32>, len: usize| {
+                    v.clear();
+                    v.resize(len, 0.0);
                 };
-                let o0 = r * out_per_row as u64;
-                let o1 = re * out_per_row as u64;
-                // SAFETY: the epilogue reads o1 - o0 scratch elements and writes that
-                // disjoint part of the output.
-                unsafe { call_epi(epi, a, o0, o1, aux) }?;
-                r = re;
-            }
-            Ok(())
+                let zero_i = |v: &mut Vec<i64>, len: usize| {
+                    v.clear();
+                    v.resize(len, 0);
+                };
+                zero(&mut sc.xf, if float { blk * n } else { 0 });
+                zero_i(&mut sc.xi, if float { 0 } else { blk * n });
+                zero(&mut sc.yf, blk * out_per_row);
+                zero_i(&mut sc.yi, blk * out_per_row);
+                let RowScratch { xf, xi, yf, yi } = sc;
+                let mut r = r0;
+                while r < r1 {
+                    let re = (r + blk as u64).min(r1);
+                    let cnt = (re - r) as usize;
+                    let aux = if float {
+                        xf.as_mut_ptr().cast::<u8>()
+                    } else {
+                        xi.as_mut_ptr().cast::<u8>()
+                    };
+                    // SAFETY: the prologue writes (re - r)·n elements of the scratch.
+                    unsafe {
+                        jit::call(
+                            pro,
+                            a.get(),
+                            (r * n as u64) as i64,
+                            (re * n as u64) as i64,
+                            aux,
+                        )
+                    }?;
+                    let res_f32 = self.rows_op(
+                        &xf[..if float { cnt * n } else { 0 }],
+                        &xi[..if float { 0 } else { cnt * n }],
+                        n,
+                        cnt,
+                        yf,
+                        yi,
+                    );
+                    let aux = if res_f32 {
+                        yf.as_mut_ptr().cast::<u8>()
+                    } else {
+                        yi.as_mut_ptr().cast::<u8>()
+                    };
+                    let o0 = r * out_per_row as u64;
+                    let o1 = re * out_per_row as u64;
+                    // SAFETY: the epilogue reads o1 - o0 scratch elements and writes that
+                    // disjoint part of the output.
+                    unsafe { call_epi(epi, a, o0, o1, aux) }?;
+                    r = re;
+                }
+                Ok(())
+            })
         })
         .map_err(|f| fault_error(name, f))
     }
