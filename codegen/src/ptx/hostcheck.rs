@@ -28,6 +28,30 @@ fn spec() -> KernelSpec {
     }
 }
 
+/// The host JIT lowers an f32 → bf16 conversion to a call of the compiler-runtime routine
+/// `__truncsfbf2`, which the process does not export: map it to this one (round to
+/// nearest even, NaN kept quiet). The x86-64 ABI returns a `__bf16` in the low 16 bits of
+/// `xmm0`, where an `f32` return puts its low bits.
+extern "C" fn trunc_sf_bf2(x: f32) -> f32 {
+    f32::from_bits(u32::from(half::bf16::from_f32(x).to_bits()))
+}
+
+/// A JIT engine for `m` with the runtime routines its code may call mapped.
+fn engine<'c>(m: &inkwell::module::Module<'c>) -> inkwell::execution_engine::ExecutionEngine<'c> {
+    // The call is made by the x86 backend, not by the IR: declare the routine so the
+    // engine's symbol table can map it by name.
+    let cx = m.get_context();
+    let f = m.get_function("__truncsfbf2").unwrap_or_else(|| {
+        let ty = cx.bf16_type().fn_type(&[cx.f32_type().into()], false);
+        m.add_function("__truncsfbf2", ty, None)
+    });
+    let ee = m
+        .create_jit_execution_engine(OptimizationLevel::None)
+        .unwrap();
+    ee.add_global_mapping(&f, trunc_sf_bf2 as usize);
+    ee
+}
+
 /// `out[i] = body(in[i])` for `i < n`, generated with `Kb` and run on the host.
 fn run<F>(in_dt: DType, out_dt: DType, input: &[u8], n: usize, body: F) -> Vec<u8>
 where
@@ -49,9 +73,7 @@ where
     .unwrap();
     kb.ret().unwrap();
     m.verify().unwrap_or_else(|e| panic!("{}", e.to_string()));
-    let ee = m
-        .create_jit_execution_engine(OptimizationLevel::None)
-        .unwrap();
+    let ee = engine(&m);
     // SAFETY: the function was generated with exactly the `HostFn` signature.
     let f = unsafe { ee.get_function::<HostFn>("hostcheck") }.unwrap();
     let mut out = vec![0u8; out_dt.storage_bytes(n)];
@@ -343,9 +365,7 @@ fn check_elementwise(src: &str, sym: u64) {
         let mut kb = Kb::new_host(&cx, &m, k, arg_dtypes, syms, &target);
         super::families::generate(&mut kb).unwrap();
         m.verify().unwrap_or_else(|e| panic!("{}", e.to_string()));
-        let ee = m
-            .create_jit_execution_engine(OptimizationLevel::None)
-            .unwrap();
+        let ee = engine(&m);
         // SAFETY: generated with the `HostFn` signature.
         let f = unsafe { ee.get_function::<HostFn>(&k.name) }.unwrap();
         let argv: Vec<*mut u8> = k
@@ -487,6 +507,59 @@ fn per_group_quantize_matches_reference() {
         "graph @g(%x: f32[B,10], %gs: f32[B,3]) -> (i8[B,10]) {
           %qq = quantize(%x, %gs) {dtype = i8, scheme = per_group(axis = 1, size = 4), has_zero_point = false}
           return %qq
+        }",
+        2,
+    );
+}
+
+#[test]
+fn bf16_stores_round_to_nearest_even() {
+    // Ties both ways, the largest finite values, overflow, subnormals, ±0, ±inf, NaN.
+    let vals: Vec<f32> = [
+        1.0f32,
+        f32::from_bits(0x3f80_8000),
+        f32::from_bits(0x3f81_8000),
+        f32::from_bits(0x3f80_8001),
+        -2.5,
+        3.389_531_4e38,
+        f32::MAX,
+        1e-40,
+        -1e-45,
+        0.0,
+        -0.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+    ]
+    .to_vec();
+    let n = vals.len();
+    let out = run(DType::F32, DType::BF16, &f32_bytes(&vals), n, |kb, v| {
+        kb.fix(DType::BF16, v)
+    });
+    let want = dqc_ir::numeric::encode_f32(DType::BF16, &vals);
+    for i in 0..n {
+        let (g, w) = (
+            u16::from_le_bytes([out[2 * i], out[2 * i + 1]]),
+            u16::from_le_bytes([want[2 * i], want[2 * i + 1]]),
+        );
+        let nan = |b: u16| b & 0x7f80 == 0x7f80 && b & 0x7f != 0;
+        assert!(
+            g == w || (nan(g) && nan(w)),
+            "{}: got {g:#06x}, want {w:#06x}",
+            vals[i]
+        );
+    }
+}
+
+#[test]
+fn bf16_elementwise_kernel_matches_reference() {
+    check_elementwise(
+        "graph @g(%x: bf16[B,3,8], %y: f32[8]) -> (bf16[B,3,8], f32[B,3,8]) {
+          %c = cast(%x) {to = f32}
+          %a = mul(%c, %y)
+          %s = silu(%a)
+          %b = cast(%s) {to = bf16}
+          return %b, %s
         }",
         2,
     );
