@@ -48,7 +48,7 @@ fn engine<'c>(m: &inkwell::module::Module<'c>) -> inkwell::execution_engine::Exe
     let ee = m
         .create_jit_execution_engine(OptimizationLevel::None)
         .unwrap();
-    ee.add_global_mapping(&f, trunc_sf_bf2 as usize);
+    ee.add_global_mapping(&f, trunc_sf_bf2 as *const () as usize);
     ee
 }
 
