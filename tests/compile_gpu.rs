@@ -152,3 +152,29 @@ fn every_fixture_for_every_gpu_target() {
     let failures = run_jobs(&jobs);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The per-family check models the device bundle compiles (`scripts/device/families`,
+/// listed in its MANIFEST) compile for sm_90 and sm_100a, and for the CPU, so a broken
+/// model is caught here rather than on the GPU machine.
+#[test]
+fn device_family_models_compile() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/device/families");
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST")).unwrap();
+    let names: Vec<&str> = manifest
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split('|').next().map(str::trim))
+        .collect();
+    assert!(names.len() >= 20, "{names:?}");
+    let mut failures = Vec::new();
+    for name in &names {
+        let model = dir.join(format!("{name}.dqc"));
+        for t in ["cpu", "sm_90", "sm_100a"] {
+            let opts = CompileOptions::new(Target::parse(t).unwrap());
+            if let Err(e) = compile_file(&model, &opts) {
+                failures.push(format!("{name} for {t}: {e:#}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
