@@ -28,7 +28,9 @@ use dqc_frontend::onnx::OnnxModel;
 use dqc_frontend::onnx::import::{Registry, import_with, import_with_constants};
 use dqc_frontend::onnx::load_model;
 use dqc_frontend::onnx::ops::default_registry;
-use dqc_frontend::onnx::testdata::{Case, DataSet, find_onnx_node_dir, load_case};
+use dqc_frontend::onnx::testdata::{
+    Case, DataSet, compare, find_onnx_node_dir, load_case, parse_case_list,
+};
 use dqc_ir::{DType, Graph, Target, Tensor};
 use dqc_runtime::Session;
 use dqc_runtime::plan::{Plan, plan_bytes};
@@ -36,71 +38,6 @@ use dqc_runtime::plan::{Plan, plan_bytes};
 /// Inputs with at most this many elements are bound as constants on the retry (as in
 /// import_conformance).
 const SMALL: usize = 64;
-
-/// `NAME REASON` lines of a known-failures file (comments and blank lines skipped).
-fn parse_list(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| match l.split_once(char::is_whitespace) {
-            Some((n, r)) => (n.to_string(), r.trim().to_string()),
-            None => (l.to_string(), String::new()),
-        })
-        .collect()
-}
-
-/// Relative tolerance for a float reference of dtype `d`.
-fn rel_tolerance(d: DType) -> f32 {
-    match d {
-        DType::F32 => 1e-4,
-        DType::F16 => 2e-3,
-        DType::BF16
-        | DType::F8E4M3
-        | DType::F8E5M2
-        | DType::F8E4M3Fnuz
-        | DType::F8E5M2Fnuz
-        | DType::Fp4E2M1 => 1.6e-2,
-        DType::I64 | DType::I32 | DType::I8 | DType::U8 | DType::I4 | DType::Bool => 0.0,
-    }
-}
-
-/// Why `got` does not match `want`, if it does not.
-fn mismatch(got: &Tensor, want: &Tensor) -> Option<String> {
-    if got.shape() != want.shape() {
-        return Some(format!(
-            "shape {:?}, expected {:?}",
-            got.shape(),
-            want.shape()
-        ));
-    }
-    if want.dtype().is_float() {
-        if !got.dtype().is_float() {
-            return Some(format!("dtype {}, expected {}", got.dtype(), want.dtype()));
-        }
-        let (g, w) = (got.to_f32_vec(), want.to_f32_vec());
-        let scale = w
-            .iter()
-            .filter(|v| v.is_finite())
-            .fold(1.0f32, |m, v| m.max(v.abs()));
-        let tol = rel_tolerance(want.dtype()) * scale;
-        for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-            let ok = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= tol;
-            if !ok {
-                return Some(format!("element {i}: {a}, expected {b} (tolerance {tol})"));
-            }
-        }
-        None
-    } else {
-        if got.dtype() != want.dtype() {
-            return Some(format!("dtype {}, expected {}", got.dtype(), want.dtype()));
-        }
-        let (g, w) = (got.to_i64_vec(), want.to_i64_vec());
-        g.iter()
-            .zip(&w)
-            .position(|(a, b)| a != b)
-            .map(|i| format!("element {i}: {:?}, expected {:?}", g.get(i), w.get(i)))
-    }
-}
 
 /// How a case fails.
 enum Failure {
@@ -152,7 +89,7 @@ fn compile_and_run(
         let (_, got) = outs
             .get(k)
             .ok_or_else(|| Failure::Mismatch(format!("output {k} (`{name}`) missing")))?;
-        if let Some(why) = mismatch(got, want) {
+        if let Some(why) = compare(got, want) {
             return Err(Failure::Mismatch(format!("output `{name}`: {why}")));
         }
     }
@@ -243,10 +180,10 @@ fn conformance_cases_through_the_cpu_pipeline() {
     };
     let start = Instant::now();
     let registry = default_registry();
-    let interp_failures = parse_list(include_str!(
+    let interp_failures = parse_case_list(include_str!(
         "../frontend/tests/conformance_known_failures.txt"
     ));
-    let known = parse_list(include_str!("conformance_cpu_known_failures.txt"));
+    let known = parse_case_list(include_str!("conformance_cpu_known_failures.txt"));
     let cases: Vec<_> = supported_cases(&root, &registry)
         .into_iter()
         .filter(|(_, name, _)| !interp_failures.contains_key(name))

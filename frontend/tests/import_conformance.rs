@@ -24,76 +24,17 @@ use dqc_frontend::onnx::OnnxModel;
 use dqc_frontend::onnx::import::{Registry, import_with, import_with_constants};
 use dqc_frontend::onnx::load_model;
 use dqc_frontend::onnx::ops::default_registry;
-use dqc_frontend::onnx::testdata::{Case, DataSet, find_onnx_node_dir, load_case};
-use dqc_ir::{DType, Graph, Tensor};
+use dqc_frontend::onnx::testdata::{
+    Case, DataSet, compare, find_onnx_node_dir, load_case, parse_case_list,
+};
+use dqc_ir::{Graph, Tensor};
 
 /// Inputs with at most this many elements are bound as constants on the retry.
 const SMALL: usize = 64;
 
 /// The known failures: case name → reason.
 fn known_failures() -> BTreeMap<String, String> {
-    let text = include_str!("conformance_known_failures.txt");
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| match l.split_once(char::is_whitespace) {
-            Some((n, r)) => (n.to_string(), r.trim().to_string()),
-            None => (l.to_string(), String::new()),
-        })
-        .collect()
-}
-
-/// Relative tolerance for a float reference of dtype `d`.
-fn rel_tolerance(d: DType) -> f32 {
-    match d {
-        DType::F32 => 1e-4,
-        DType::F16 => 2e-3,
-        DType::BF16
-        | DType::F8E4M3
-        | DType::F8E5M2
-        | DType::F8E4M3Fnuz
-        | DType::F8E5M2Fnuz
-        | DType::Fp4E2M1 => 1.6e-2,
-        DType::I64 | DType::I32 | DType::I8 | DType::U8 | DType::I4 | DType::Bool => 0.0,
-    }
-}
-
-/// Why `got` does not match `want`, if it does not.
-fn mismatch(got: &Tensor, want: &Tensor) -> Option<String> {
-    if got.shape() != want.shape() {
-        return Some(format!(
-            "shape {:?}, expected {:?}",
-            got.shape(),
-            want.shape()
-        ));
-    }
-    if want.dtype().is_float() {
-        if !got.dtype().is_float() {
-            return Some(format!("dtype {}, expected {}", got.dtype(), want.dtype()));
-        }
-        let (g, w) = (got.to_f32_vec(), want.to_f32_vec());
-        let scale = w
-            .iter()
-            .filter(|v| v.is_finite())
-            .fold(1.0f32, |m, v| m.max(v.abs()));
-        let tol = rel_tolerance(want.dtype()) * scale;
-        for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-            let ok = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= tol;
-            if !ok {
-                return Some(format!("element {i}: {a}, expected {b} (tolerance {tol})"));
-            }
-        }
-        None
-    } else {
-        if got.dtype() != want.dtype() {
-            return Some(format!("dtype {}, expected {}", got.dtype(), want.dtype()));
-        }
-        let (g, w) = (got.to_i64_vec(), want.to_i64_vec());
-        g.iter()
-            .zip(&w)
-            .position(|(a, b)| a != b)
-            .map(|i| format!("element {i}: {:?}, expected {:?}", g.get(i), w.get(i)))
-    }
+    parse_case_list(include_str!("conformance_known_failures.txt"))
 }
 
 /// Run `graph` on one data set and compare the outputs by name.
@@ -119,7 +60,7 @@ fn run_set(model: &OnnxModel, graph: &Graph, set: &DataSet) -> Result<(), String
         let got = outs
             .get(k)
             .ok_or_else(|| format!("output {k} (`{name}`) missing"))?;
-        if let Some(why) = mismatch(got, want) {
+        if let Some(why) = compare(got, want) {
             return Err(format!("output `{name}`: {why}"));
         }
     }

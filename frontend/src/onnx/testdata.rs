@@ -3,13 +3,16 @@
 //! Layout of one case: `DIR/model.onnx` and `DIR/test_data_set_N/input_K.pb`,
 //! `output_K.pb`, each `.pb` a serialized `TensorProto`. [`load_case`] reads all of it;
 //! [`find_onnx_node_dir`] finds the shared copy of the cases (`shared/onnx-node`) from
-//! a starting folder such as `CARGO_MANIFEST_DIR`.
+//! a starting folder such as `CARGO_MANIFEST_DIR`. [`compare`] is the comparison the
+//! conformance tests use (the interpreter's and the compiled pipeline's), and
+//! [`parse_case_list`] reads their lists of known failures.
 
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use dqc_ir::Tensor;
+use dqc_ir::{DType, Tensor};
 use prost::Message;
+use std::collections::BTreeMap;
 
 use crate::FrontendError;
 use crate::onnx::load::{OnnxModel, load_model};
@@ -153,4 +156,73 @@ pub fn load_case(dir: &Path) -> Result<Case, FrontendError> {
         model,
         data_sets,
     })
+}
+
+/// `NAME REASON` lines of a known-failures list (`#` comments and blank lines skipped):
+/// case name → reason.
+pub fn parse_case_list(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| match l.split_once(char::is_whitespace) {
+            Some((n, r)) => (n.to_string(), r.trim().to_string()),
+            None => (l.to_string(), String::new()),
+        })
+        .collect()
+}
+
+/// Relative tolerance of a float reference of dtype `d` (one or two units in the last
+/// place of the type the reference is rounded to); 0 for integers and bools.
+pub fn rel_tolerance(d: DType) -> f32 {
+    match d {
+        DType::F32 => 1e-4,
+        DType::F16 => 2e-3,
+        DType::BF16
+        | DType::F8E4M3
+        | DType::F8E5M2
+        | DType::F8E4M3Fnuz
+        | DType::F8E5M2Fnuz
+        | DType::Fp4E2M1 => 1.6e-2,
+        DType::I64 | DType::I32 | DType::I8 | DType::U8 | DType::I4 | DType::Bool => 0.0,
+    }
+}
+
+/// Why `got` does not match the expected output `want`, if it does not: same shape; floats
+/// within `rel_tolerance(want's dtype) · max(1, max |finite want|)` (NaN matches NaN);
+/// integers and bools exactly, with the same dtype.
+pub fn compare(got: &Tensor, want: &Tensor) -> Option<String> {
+    if got.shape() != want.shape() {
+        return Some(format!(
+            "shape {:?}, expected {:?}",
+            got.shape(),
+            want.shape()
+        ));
+    }
+    if want.dtype().is_float() {
+        if !got.dtype().is_float() {
+            return Some(format!("dtype {}, expected {}", got.dtype(), want.dtype()));
+        }
+        let (g, w) = (got.to_f32_vec(), want.to_f32_vec());
+        let scale = w
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold(1.0f32, |m, v| m.max(v.abs()));
+        let tol = rel_tolerance(want.dtype()) * scale;
+        for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+            let ok = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= tol;
+            if !ok {
+                return Some(format!("element {i}: {a}, expected {b} (tolerance {tol})"));
+            }
+        }
+        None
+    } else {
+        if got.dtype() != want.dtype() {
+            return Some(format!("dtype {}, expected {}", got.dtype(), want.dtype()));
+        }
+        let (g, w) = (got.to_i64_vec(), want.to_i64_vec());
+        g.iter()
+            .zip(&w)
+            .position(|(a, b)| a != b)
+            .map(|i| format!("element {i}: {:?}, expected {:?}", g.get(i), w.get(i)))
+    }
 }
