@@ -168,6 +168,18 @@ pub enum NearestRounding {
     Ceil,
 }
 
+impl NearestRounding {
+    /// Round the source coordinate `x` to a (not yet clamped) index.
+    pub fn round(self, x: f64) -> f64 {
+        match self {
+            NearestRounding::RoundPreferFloor => (x - 0.5).ceil(),
+            NearestRounding::RoundPreferCeil => (x + 0.5).floor(),
+            NearestRounding::Floor => x.floor(),
+            NearestRounding::Ceil => x.ceil(),
+        }
+    }
+}
+
 /// Mapping from output to input coordinates in `Resize` (ONNX
 /// `coordinate_transformation_mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -178,6 +190,27 @@ pub enum CoordTransform {
     Asymmetric,
     /// `x_in = x_out · (in - 1) / (out - 1)`
     AlignCorners,
+}
+
+impl CoordTransform {
+    /// The input coordinate (unclamped, in f64) that output coordinate `o` maps to along
+    /// an axis resized from `inp` to `out`. The interpreter and the lowering both use it,
+    /// so their source positions agree bit for bit.
+    pub fn source_coord(self, o: u64, inp: u64, out: u64) -> f64 {
+        let (o, inp_f, out_f) = (o as f64, inp as f64, out as f64);
+        let scale = out_f / inp_f;
+        match self {
+            CoordTransform::HalfPixel => (o + 0.5) / scale - 0.5,
+            CoordTransform::Asymmetric => o / scale,
+            CoordTransform::AlignCorners => {
+                if out <= 1 {
+                    0.0
+                } else {
+                    o * (inp_f - 1.0) / (out_f - 1.0)
+                }
+            }
+        }
+    }
 }
 
 /// Gelu flavour.

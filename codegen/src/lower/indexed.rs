@@ -57,6 +57,20 @@ impl Lowerer<'_> {
     ) -> Result<ExprId, LowerError> {
         let t = Tensor::from_i64(DType::I64, vec![values.len() as u64], values)
             .map_err(|e| self.malformed(n, e.to_string()))?;
+        self.load_tensor_table(k, n, base, t, coord)
+    }
+
+    /// The one-axis constant `t`, made a table buffer, loaded at the affine coordinate
+    /// `coord`.
+    fn load_tensor_table(
+        &mut self,
+        k: &mut KCtx,
+        n: NodeId,
+        base: &str,
+        t: Tensor,
+        coord: &AxisMap,
+    ) -> Result<ExprId, LowerError> {
+        let dtype = t.dtype();
         let b = self.table(base, t);
         let view = View {
             offset: vec![],
@@ -66,7 +80,7 @@ impl Lowerer<'_> {
             .index_map(&vec![coord.clone()], k.rank)
             .ok_or_else(|| self.malformed(n, "table index map"))?;
         let arg = k.arg(b);
-        Ok(k.push(DType::I64, Expr::Load { arg, map }))
+        Ok(k.push(dtype, Expr::Load { arg, map }))
     }
 
     /// `v` read at `cm`, with the axes of `remaps` read through their tables (see the
@@ -181,15 +195,6 @@ impl Lowerer<'_> {
     ) -> Result<ExprId, LowerError> {
         let t = Tensor::from_f32(DType::F32, vec![values.len() as u64], values)
             .map_err(|e| self.malformed(n, e.to_string()))?;
-        let b = self.table(base, t);
-        let view = View {
-            offset: vec![],
-            strides: vec![Term::constant(1)],
-        };
-        let map = view
-            .index_map(&vec![coord.clone()], k.rank)
-            .ok_or_else(|| self.malformed(n, "table index map"))?;
-        let arg = k.arg(b);
-        Ok(k.push(DType::F32, Expr::Load { arg, map }))
+        self.load_tensor_table(k, n, base, t, coord)
     }
 }

@@ -20,33 +20,6 @@ use dqc_ir::graph::Value;
 use dqc_ir::op::{BinaryOp, CoordTransform, NearestRounding, ResizeMode};
 use dqc_ir::{DType, NodeId, Op};
 
-/// The input coordinate (unclamped) that output coordinate `o` maps to.
-pub(crate) fn source_coord(o: u64, inp: u64, out: u64, coord: CoordTransform) -> f64 {
-    let (o, inp_f, out_f) = (o as f64, inp as f64, out as f64);
-    let scale = out_f / inp_f;
-    match coord {
-        CoordTransform::HalfPixel => (o + 0.5) / scale - 0.5,
-        CoordTransform::Asymmetric => o / scale,
-        CoordTransform::AlignCorners => {
-            if out <= 1 {
-                0.0
-            } else {
-                o * (inp_f - 1.0) / (out_f - 1.0)
-            }
-        }
-    }
-}
-
-/// Nearest-mode rounding of a source coordinate.
-fn round_nearest(x: f64, r: NearestRounding) -> f64 {
-    match r {
-        NearestRounding::RoundPreferFloor => (x - 0.5).ceil(),
-        NearestRounding::RoundPreferCeil => (x + 0.5).floor(),
-        NearestRounding::Floor => x.floor(),
-        NearestRounding::Ceil => x.ceil(),
-    }
-}
-
 /// Nearest source index of each output coordinate along one axis.
 pub(crate) fn nearest_table(
     inp: u64,
@@ -56,7 +29,7 @@ pub(crate) fn nearest_table(
 ) -> Vec<i64> {
     let last = inp.saturating_sub(1) as f64;
     (0..out)
-        .map(|o| round_nearest(source_coord(o, inp, out, coord), r).clamp(0.0, last) as i64)
+        .map(|o| r.round(coord.source_coord(o, inp, out)).clamp(0.0, last) as i64)
         .collect()
 }
 
@@ -65,7 +38,7 @@ pub(crate) fn linear_table(inp: u64, out: u64, coord: CoordTransform) -> Vec<(i6
     let last = inp.saturating_sub(1) as f64;
     (0..out)
         .map(|o| {
-            let s = source_coord(o, inp, out, coord).clamp(0.0, last);
+            let s = coord.source_coord(o, inp, out).clamp(0.0, last);
             let lo = s.floor();
             let hi = (lo + 1.0).min(last);
             (lo as i64, hi as i64, s - lo)

@@ -16,35 +16,9 @@
 use super::Bindings;
 use super::util::{from_f64, new_numel, next_index, shape_str, strides, values_f64};
 use super::{InterpError, op_err};
-use crate::op::{CoordTransform, NearestRounding, ResizeMode};
+use crate::op::{CoordTransform, ResizeMode};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
-
-/// The input coordinate (unclamped) that output coordinate `o` maps to.
-fn source_coord(o: u64, inp: u64, out: u64, coord: CoordTransform) -> f64 {
-    let (o, inp_f, out_f) = (o as f64, inp as f64, out as f64);
-    let scale = out_f / inp_f;
-    match coord {
-        CoordTransform::HalfPixel => (o + 0.5) / scale - 0.5,
-        CoordTransform::Asymmetric => o / scale,
-        CoordTransform::AlignCorners => {
-            if out <= 1 {
-                0.0
-            } else {
-                o * (inp_f - 1.0) / (out_f - 1.0)
-            }
-        }
-    }
-}
-
-fn round_nearest(x: f64, r: NearestRounding) -> f64 {
-    match r {
-        NearestRounding::RoundPreferFloor => (x - 0.5).ceil(),
-        NearestRounding::RoundPreferCeil => (x + 0.5).floor(),
-        NearestRounding::Floor => x.floor(),
-        NearestRounding::Ceil => x.ceil(),
-    }
-}
 
 fn clamp_index(x: f64, inp: u64) -> usize {
     x.clamp(0.0, (inp - 1) as f64) as usize
@@ -94,8 +68,8 @@ pub(super) fn resize(
                 .map(|a| {
                     (0..out_shape[a])
                         .map(|o| {
-                            let s = source_coord(o, in_shape[a], out_shape[a], coord);
-                            clamp_index(round_nearest(s, r), in_shape[a])
+                            let s = coord.source_coord(o, in_shape[a], out_shape[a]);
+                            clamp_index(r.round(s), in_shape[a])
                         })
                         .collect()
                 })
@@ -134,8 +108,9 @@ pub(super) fn resize(
                                 return (o as usize, o as usize, 0.0);
                             }
                             let last = (in_shape[a] - 1) as f64;
-                            let s =
-                                source_coord(o, in_shape[a], out_shape[a], coord).clamp(0.0, last);
+                            let s = coord
+                                .source_coord(o, in_shape[a], out_shape[a])
+                                .clamp(0.0, last);
                             let lo = s.floor();
                             let hi = (lo + 1.0).min(last);
                             (lo as usize, hi as usize, s - lo)

@@ -294,35 +294,24 @@ impl<B: Backend> CpuExecutor<B> {
         }
         drop(arena);
         drop(copies);
-        let sig = plan.signature();
         let mut result = Vec::with_capacity(outs.len());
         for ((pos, &id), out) in program.outputs.iter().enumerate().zip(outs) {
-            let (b, shape) = super::output_buffer(program, id, bindings)?;
-            let storage = match out {
-                None | Some(OutBuf::Empty) => Storage::Owned(Arc::from(Vec::new())),
-                Some(OutBuf::Map(m)) => {
-                    let len = m.len();
-                    let map = m
-                        .make_read_only()
-                        .map_err(|e| RuntimeError::Alloc(format!("output `{}`: {e}", b.name)))?;
-                    Storage::Mapped {
-                        map: Arc::new(map),
-                        offset: 0,
-                        len,
+            result.push(super::output_tensor(plan, pos, id, bindings, |b| {
+                Ok(match out {
+                    None | Some(OutBuf::Empty) => Storage::Owned(Arc::from(Vec::new())),
+                    Some(OutBuf::Map(m)) => {
+                        let len = m.len();
+                        let map = m.make_read_only().map_err(|e| {
+                            RuntimeError::Alloc(format!("output `{}`: {e}", b.name))
+                        })?;
+                        Storage::Mapped {
+                            map: Arc::new(map),
+                            offset: 0,
+                            len,
+                        }
                     }
-                }
-            };
-            let t =
-                Tensor::from_storage(b.dtype, shape, storage).map_err(|e| RuntimeError::Size {
-                    buffer: b.name.clone(),
-                    problem: e.to_string(),
-                })?;
-            let name = sig
-                .outputs
-                .get(pos)
-                .map(|s| s.name.clone())
-                .unwrap_or_else(|| b.name.clone());
-            result.push((name, t));
+                })
+            })?);
         }
         Ok(result)
     }

@@ -7,14 +7,20 @@ pub(crate) mod cuda;
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 pub(crate) mod device_layout;
 
-/// Output buffer `id` of `program` and its shape under `bindings` (both executors build
-/// their result tensors from it).
-pub(crate) fn output_buffer<'p>(
-    program: &'p dqc_codegen::spec::Program,
+/// Output `pos` of `plan` (program buffer `id`) as the named tensor a run returns: its
+/// shape evaluated under `bindings`, its bytes from `storage` (called with the buffer, for
+/// error messages), its name from the signature. Both executors finish a run with it.
+pub(crate) fn output_tensor(
+    plan: &crate::plan::Plan,
+    pos: usize,
     id: dqc_codegen::spec::BufferId,
     bindings: &std::collections::BTreeMap<String, u64>,
-) -> Result<(&'p dqc_codegen::spec::Buffer, Vec<u64>), crate::RuntimeError> {
-    let b = program
+    storage: impl FnOnce(
+        &dqc_codegen::spec::Buffer,
+    ) -> Result<dqc_ir::tensor::Storage, crate::RuntimeError>,
+) -> Result<(String, dqc_ir::Tensor), crate::RuntimeError> {
+    let b = plan
+        .program()
         .buffers
         .get(id as usize)
         .ok_or_else(|| crate::RuntimeError::Size {
@@ -28,5 +34,17 @@ pub(crate) fn output_buffer<'p>(
             buffer: b.name.clone(),
             problem: "shape has an unbound symbol".into(),
         })?;
-    Ok((b, shape))
+    let t = dqc_ir::Tensor::from_storage(b.dtype, shape, storage(b)?).map_err(|e| {
+        crate::RuntimeError::Size {
+            buffer: b.name.clone(),
+            problem: e.to_string(),
+        }
+    })?;
+    let name = plan
+        .signature()
+        .outputs
+        .get(pos)
+        .map(|s| s.name.clone())
+        .unwrap_or_else(|| b.name.clone());
+    Ok((name, t))
 }

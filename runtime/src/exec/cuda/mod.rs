@@ -17,6 +17,7 @@ use crate::plan::Plan;
 use dqc_codegen::cpu::Bindings;
 use dqc_codegen::ptx::abi::{self, LaunchConfig};
 use dqc_codegen::spec::{BufferKind, Program};
+use dqc_ir::tensor::Storage;
 use dqc_ir::{Target, Tensor};
 use driver::{DeviceMem, Event, Gpu, Module, Stream, describe, driver_err};
 use std::collections::BTreeMap;
@@ -291,22 +292,11 @@ impl CudaExecutor {
                 message: abi::describe_fault(word, program),
             });
         }
-        let sig = plan.signature();
         let mut result = Vec::with_capacity(host.len());
         for ((pos, &id), bytes) in program.outputs.iter().enumerate().zip(host) {
-            let (b, shape) = crate::exec::output_buffer(program, id, bindings)?;
-            let t = Tensor::from_bytes(b.dtype, shape, Arc::from(bytes)).map_err(|e| {
-                RuntimeError::Size {
-                    buffer: b.name.clone(),
-                    problem: e.to_string(),
-                }
-            })?;
-            let name = sig
-                .outputs
-                .get(pos)
-                .map(|s| s.name.clone())
-                .unwrap_or_else(|| b.name.clone());
-            result.push((name, t));
+            result.push(crate::exec::output_tensor(plan, pos, id, bindings, |_| {
+                Ok(Storage::Owned(Arc::from(bytes)))
+            })?);
         }
         Ok(result)
     }
