@@ -4,7 +4,7 @@
 use crate::align::{AlignedBuf, is_aligned};
 use crate::error::RuntimeError;
 use crate::plan::Plan;
-use crate::sizes::{root_of, tensor_bytes};
+use crate::sizes::root_of;
 use dqc_codegen::cpu::{Bindings, CpuError, CpuProgram};
 use dqc_codegen::spec::{BufferKind, Program};
 use dqc_ir::Tensor;
@@ -135,24 +135,7 @@ impl<B: Backend> CpuExecutor<B> {
             return Ok(Arc::clone(c));
         }
         let program = plan.program();
-        let mut sizes = Vec::with_capacity(program.buffers.len());
-        for b in &program.buffers {
-            sizes.push(tensor_bytes(b.dtype, &b.shape, bindings).ok_or_else(|| {
-                RuntimeError::Size {
-                    buffer: b.name.clone(),
-                    problem: format!("size of {}{} overflows", b.dtype, b.shape),
-                }
-            })?);
-        }
-        for (i, b) in program.buffers.iter().enumerate() {
-            let root = root_of(program, i as u32).unwrap_or(i as u32) as usize;
-            if sizes.get(i) > sizes.get(root) {
-                return Err(RuntimeError::Size {
-                    buffer: b.name.clone(),
-                    problem: "is larger than the buffer it aliases under these bindings".into(),
-                });
-            }
-        }
+        let sizes = super::device_layout::buffer_sizes(program, bindings)?;
         let cpu =
             B::compile(program, bindings).map_err(|source| RuntimeError::Compile { source })?;
         if B::len(&cpu) != program.kernels.len() {
