@@ -779,3 +779,75 @@ fn compiled_programs_are_send_and_sync() {
     assert!(empty.is_empty());
     assert_eq!(empty.len(), 0);
 }
+
+/// Nanoseconds per element of the f32 activation loops on one thread, 512 × 1536 (the
+/// DiT-S/2 FF width): `cargo test --release -p dqc-codegen --test cpu_elementwise
+/// bench_activations -- --ignored --nocapture`; median of 60 runs.
+#[test]
+#[ignore]
+fn bench_activations() {
+    let (rows, cols) = (512u64, 1536u64);
+    let n = (rows * cols) as usize;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    for what in ["gelu_tanh", "silu", "add"] {
+        let mut e = Exprs::new();
+        let x = load(&mut e, DType::F32, 0, map(0, &[cols as i64, 1]));
+        let y = match what {
+            "gelu_tanh" => e.push(
+                DType::F32,
+                Expr::Gelu {
+                    approx: GeluApprox::Tanh,
+                    x,
+                },
+            ),
+            "silu" => e.push(DType::F32, Expr::Silu { x }),
+            _ => {
+                let b = load(&mut e, DType::F32, 1, map(0, &[0, 1]));
+                e.push(
+                    DType::F32,
+                    Expr::Binary {
+                        op: BinaryOp::Add,
+                        a: x,
+                        b,
+                    },
+                )
+            }
+        };
+        let p = program(
+            &[
+                (DType::F32, vec![rows, cols]),
+                (DType::F32, vec![cols]),
+                (DType::F32, vec![rows, cols]),
+            ],
+            ew(&[rows, cols], e, vec![(2, y)]),
+            vec![2],
+        );
+        let cp = CpuProgram::compile(&p, &Bindings::new()).unwrap();
+        let mut bufs = [
+            Buf::f32(&rand_f32(n, 1)),
+            Buf::f32(&rand_f32(cols as usize, 2)),
+            Buf::zeros(DType::F32, n),
+        ];
+        let ptrs: Vec<usize> = bufs.iter_mut().map(|b| b.ptr() as usize).collect();
+        let mut ts: Vec<f64> = (0..60)
+            .map(|_| {
+                pool.install(|| {
+                    let ptrs: Vec<*mut u8> = ptrs.iter().map(|&p| p as *mut u8).collect();
+                    let t0 = std::time::Instant::now();
+                    // SAFETY: buffers sized for their shapes.
+                    unsafe { cp.run_kernel(0, &ptrs) }.unwrap();
+                    t0.elapsed().as_secs_f64()
+                })
+            })
+            .collect();
+        ts.sort_by(f64::total_cmp);
+        eprintln!(
+            "{what}: median {:.2} ns/element, best {:.2}",
+            ts[30] * 1e9 / n as f64,
+            ts[0] * 1e9 / n as f64
+        );
+    }
+}

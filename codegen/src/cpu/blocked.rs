@@ -4,9 +4,11 @@
 //! panels over all of `k`, or taken from a [`PackedB`] made once), rows in blocks of
 //! [`MC`], `k` in blocks of at most [`KC`], then every (panel, 6-row strip) pair through
 //! the microkernel — so each block of `C` stays in cache while all of `k` is added in.
+//! [`gemm_blocks`] computes each block in a per-thread buffer and hands it to the caller
+//! (the epilogue) as soon as it is finished, so the product is never written out whole.
 //! `A` is read in place: the microkernel broadcasts its elements one at a time, so a
 //! packed copy would only be a second pass over `A` (it cost 12 % of a DiT-S forward).
-//! The `B` packing buffer is per thread and reused, so a call allocates nothing after the
+//! The `B` packing and `C` block buffers are per thread and reused, so a call allocates nothing after the
 //! first on a thread.
 
 use super::microkernel::{MR, Micro, NR};
@@ -121,10 +123,12 @@ pub(super) enum BSource<'a> {
     Packed(&'a PackedB, usize),
 }
 
-/// Per-thread packing buffer for `B`.
+/// Per-thread buffers: `B` packing and the block of `C`.
 #[derive(Default)]
 struct Scratch {
     b: Aligned,
+    /// One `MC × NC` block of `C` for [`gemm_blocks`].
+    c: Aligned,
 }
 
 thread_local! {
@@ -172,18 +176,69 @@ pub(super) unsafe fn gemm(
     c: *mut f32,
     ldc: usize,
 ) {
+    let done: Result<(), std::convert::Infallible> =
+        // SAFETY: forwarded contract.
+        unsafe { drive(micro, m, n, k, a, b, alpha, Some((c, ldc)), &mut |_| Ok(())) };
+    let Ok(()) = done;
+}
+
+/// A finished block of `C`: rows `row..row + rows`, columns `col..col + cols` of the
+/// product, element `(i, j)` of the block at `data[i·ld + j]`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Block {
+    pub row: usize,
+    pub rows: usize,
+    pub col: usize,
+    pub cols: usize,
+    pub data: *mut f32,
+    pub ld: usize,
+}
+
+/// `alpha · A·B` handed to `finish` one `MC × NC` block at a time, as soon as all of `k`
+/// has been added into it: the block lives in a per-thread buffer that stays in L1/L2, so
+/// `finish` (an epilogue) reads it while it is hot and the full product is never
+/// materialized. Stops at the first error `finish` returns.
+///
+/// # Safety
+/// As [`gemm`] for `a` and `b`; `finish` may read and write the block's `rows × cols`
+/// elements (and nothing else of the buffer) during the call.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn gemm_blocks<E>(
+    micro: Micro,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View,
+    b: BSource<'_>,
+    alpha: f32,
+    finish: &mut dyn FnMut(Block) -> Result<(), E>,
+) -> Result<(), E> {
+    // SAFETY: forwarded contract.
+    unsafe { drive(micro, m, n, k, a, b, alpha, None, finish) }
+}
+
+/// The loop nest of [`gemm`] (`dest` set: `C` and its row stride) and [`gemm_blocks`]
+/// (`dest` unset: each block in the per-thread buffer, then `finish`).
+///
+/// # Safety
+/// As [`gemm`] / [`gemm_blocks`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn drive<E>(
+    micro: Micro,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View,
+    b: BSource<'_>,
+    alpha: f32,
+    dest: Option<(*mut f32, usize)>,
+    finish: &mut dyn FnMut(Block) -> Result<(), E>,
+) -> Result<(), E> {
     if let BSource::Packed(pb, n0) = b {
         debug_assert!(pb.k() == k && n0 % NR == 0 && n0 + n <= pb.n().div_ceil(NR) * NR);
     }
     if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        for i in 0..m {
-            // SAFETY: row i of the tile.
-            unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), n).fill(0.0) };
-        }
-        return;
+        return Ok(());
     }
     SCRATCH.with(|s| {
         // A nested call on this thread (none today) would find the buffers borrowed; it
@@ -194,8 +249,11 @@ pub(super) unsafe fn gemm(
             Ok(s) => &mut **s,
             Err(_) => &mut fresh,
         };
+        if dest.is_none() {
+            s.c.resize(MC * NC);
+        }
         // k blocks of equal depth (≤ KC) so the last one is not a sliver.
-        let kb = k.div_ceil(KC);
+        let kb = k.div_ceil(KC).max(1);
         let kc_max = k.div_ceil(kb);
         let mut j0 = 0;
         while j0 < n {
@@ -206,7 +264,7 @@ pub(super) unsafe fn gemm(
                 s.b.resize(panels * k * NR);
                 for (jp, panel) in
                     s.b.get_mut()
-                        .chunks_exact_mut(k * NR)
+                        .chunks_exact_mut((k * NR).max(1))
                         .take(panels)
                         .enumerate()
                 {
@@ -217,6 +275,18 @@ pub(super) unsafe fn gemm(
             let mut i0 = 0;
             while i0 < m {
                 let mc = MC.min(m - i0);
+                // This block of C: (first element, row stride).
+                let (cb, ld) = match dest {
+                    // SAFETY: (i0, j0) is inside the m × n tile (contract).
+                    Some((c, ldc)) => (unsafe { c.add(i0 * ldc + j0) }, ldc),
+                    None => (s.c.get_mut().as_mut_ptr(), NC),
+                };
+                if k == 0 {
+                    for i in 0..mc {
+                        // SAFETY: row i of the block has nc writable elements.
+                        unsafe { std::slice::from_raw_parts_mut(cb.add(i * ld), nc).fill(0.0) };
+                    }
+                }
                 let mut p0 = 0;
                 while p0 < k {
                     let kc = kc_max.min(k - p0);
@@ -225,13 +295,13 @@ pub(super) unsafe fn gemm(
                             BSource::View(_) => s.b.get()[(jp * k + p0) * NR..].as_ptr(),
                             BSource::Packed(pb, n0) => pb.panel((n0 + j0) / NR + jp, p0),
                         };
-                        let (col, nr) = (j0 + jp * NR, (nc - jp * NR).min(NR));
+                        let nr = (nc - jp * NR).min(NR);
                         for st in 0..mc.div_ceil(MR) {
                             let mr = (mc - st * MR).min(MR);
                             let row = i0 + st * MR;
                             // SAFETY: rows row..row + mr, columns p0..p0 + kc of A exist
                             // (contract); the panel holds kc steps from p0; the tile rows
-                            // row..+mr, columns col..col + nr are inside C.
+                            // st·MR..+mr, columns jp·NR..+nr are inside the block.
                             unsafe {
                                 micro.run(
                                     kc,
@@ -239,8 +309,8 @@ pub(super) unsafe fn gemm(
                                     (a.rs, a.cs),
                                     bp,
                                     NR,
-                                    c.add(row * ldc + col),
-                                    ldc,
+                                    cb.add(st * MR * ld + jp * NR),
+                                    ld,
                                     mr,
                                     nr,
                                     alpha,
@@ -251,11 +321,22 @@ pub(super) unsafe fn gemm(
                     }
                     p0 += kc;
                 }
+                if dest.is_none() {
+                    finish(Block {
+                        row: i0,
+                        rows: mc,
+                        col: j0,
+                        cols: nc,
+                        data: cb,
+                        ld,
+                    })?;
+                }
                 i0 += mc;
             }
             j0 += nc;
         }
-    });
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -232,7 +232,9 @@ pub(super) fn compile(jit: &mut Jit, ctx: &Ctx, k: &ExprKernel) -> Result<FuncId
     let vbody = b.create_block();
     b.ins().jump(if vec_ok { vhead } else { inner }, &[]);
 
+    let fma = module.isa().has_native_fma();
     let mut g = Gen {
+        fma,
         b,
         module,
         helpers,
@@ -387,6 +389,8 @@ struct Gen<'a, 'b> {
     ranges: Vec<(i64, i64)>,
     /// Nesting of piecewise branches at the current point.
     piece_depth: usize,
+    /// The target has a fused multiply-add (the inline activations use it).
+    fma: bool,
 }
 
 fn fv(v: Value) -> Val {

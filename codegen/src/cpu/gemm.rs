@@ -1,12 +1,12 @@
 //! (Batched) matrix products: floats through the blocked microkernel GEMM
 //! ([`blocked`](super::blocked)) on AVX2 + FMA CPUs and the `gemm` crate elsewhere, in
 //! parallel tiles with one single-threaded product each (threads are not oversubscribed);
-//! an exact loop for integers. The compiled epilogue runs over each tile as soon as it is
-//! computed. A `B` operand bound to a weight buffer is packed into panels once and reused
-//! by later runs when the program was told that weights are constant
+//! an exact loop for integers. The compiled epilogue runs over each cache block of the
+//! product as soon as it is computed. A `B` operand bound to a weight buffer is packed into
+//! panels once and reused by later runs when the program was told that weights are constant
 //! ([`CpuProgram::set_weights_constant`](super::CpuProgram::set_weights_constant)).
 
-use super::blocked::{self, Aligned, BSource, PackedB, View};
+use super::blocked::{self, Aligned, BSource, Block, PackedB, View};
 use super::exprgen::{self, AccKind, ExprKernel, Store};
 use super::io::{read_f32, read_i64};
 use super::jit::{self, ExprFn, Jit, JitCode};
@@ -38,8 +38,8 @@ pub(super) struct Operand {
     pub cs: i64,
 }
 
-/// Columns a task multiplies and finishes (epilogue) at a time: a multiple of 16 (the
-/// packed panels' width) whose `rows × EPI_COLS` tile stays in L2.
+/// Columns a task multiplies and finishes (epilogue) at a time on CPUs without AVX2 + FMA
+/// (the `gemm` crate path; the blocked path finishes each cache block instead).
 const EPI_COLS: u64 = 256;
 
 /// A compiled GEMM.
@@ -478,84 +478,132 @@ impl GemmKernel {
                 let (mi, ni) = (rest / t.nt, rest % t.nt);
                 let (m0, n0) = (mi * t.mb, ni * t.nb);
                 let (mc, nc) = ((m - m0).min(t.mb), (n - n0).min(t.nb));
-                TILE.with(|cell| {
-                    let mut fresh = Aligned::default();
-                    let mut guard = cell.try_borrow_mut();
-                    let tile = match guard.as_mut() {
-                        Ok(v) => &mut **v,
-                        Err(_) => &mut fresh,
-                    };
-                    tile.resize((mc * nc.min(EPI_COLS)) as usize);
-                    let tile = tile.get_mut();
-                    let aoff = self.a.offset
-                        + batch_offset(&self.batch, &self.a.batch_strides, bi)
-                        + m0 as i64 * self.a.rs;
-                    // Column chunks, each multiplied and then finished by the epilogue while
-                    // it is still in cache.
-                    let mut c0 = 0;
-                    while c0 < nc {
-                        let (cn0, cw) = (n0 + c0, (nc - c0).min(EPI_COLS));
-                        // SAFETY: offsets and strides stay inside the operands (checked at
-                        // compile time); the tile holds mc × cw elements.
+                let aoff = self.a.offset
+                    + batch_offset(&self.batch, &self.a.batch_strides, bi)
+                    + m0 as i64 * self.a.rs;
+                // SAFETY: the offset is inside A (checked at compile time).
+                let a = unsafe { av.as_ptr().offset(aoff as isize) };
+                if micro == Micro::Portable {
+                    return self.task_portable(epi, args, bv, (bi, m0, n0, mc, nc), a);
+                }
+                let aview = View {
+                    ptr: a,
+                    rs: self.a.rs as isize,
+                    cs: self.a.cs as isize,
+                };
+                let bsrc = match packed {
+                    // `tiles` makes n0 a multiple of 16 (or 0).
+                    Some(pb) => BSource::Packed(pb, n0 as usize),
+                    None => {
+                        let boff = self.b.offset
+                            + batch_offset(&self.batch, &self.b.batch_strides, bi)
+                            + n0 as i64 * self.b.cs;
+                        BSource::View(View {
+                            // SAFETY: inside B (checked at compile time).
+                            ptr: unsafe { bv.as_ptr().offset(boff as isize) },
+                            rs: self.b.rs as isize,
+                            cs: self.b.cs as isize,
+                        })
+                    }
+                };
+                // Each finished block of the product goes through the epilogue while it is
+                // in cache.
+                let mut finish = |blk: Block| -> Result<(), jit::Fault> {
+                    for r in 0..blk.rows {
+                        let lin = (bi * m + m0 + (blk.row + r) as u64) * n + n0 + blk.col as u64;
+                        // SAFETY: the epilogue reads `cols` block values and writes its own
+                        // outputs.
                         unsafe {
-                            let a = av.as_ptr().offset(aoff as isize);
-                            match packed {
-                                // `tiles` makes n0 a multiple of 16 (or 0), EPI_COLS is one.
-                                Some(pb) => blocked::gemm(
-                                    micro,
-                                    mc as usize,
-                                    cw as usize,
-                                    k as usize,
-                                    View {
-                                        ptr: a,
-                                        rs: self.a.rs as isize,
-                                        cs: self.a.cs as isize,
-                                    },
-                                    BSource::Packed(pb, cn0 as usize),
-                                    self.alpha,
-                                    tile.as_mut_ptr(),
-                                    cw as usize,
-                                ),
-                                None => {
-                                    let boff = self.b.offset
-                                        + batch_offset(&self.batch, &self.b.batch_strides, bi)
-                                        + cn0 as i64 * self.b.cs;
-                                    sgemm(
-                                        mc as usize,
-                                        cw as usize,
-                                        k as usize,
-                                        tile.as_mut_ptr(),
-                                        cw as isize,
-                                        a,
-                                        self.a.rs as isize,
-                                        self.a.cs as isize,
-                                        bv.as_ptr().offset(boff as isize),
-                                        self.b.rs as isize,
-                                        self.b.cs as isize,
-                                        self.alpha,
-                                    )
-                                }
-                            }
-                        }
-                        for r in 0..mc {
-                            let lin = (bi * m + m0 + r) * n + cn0;
-                            // SAFETY: the epilogue reads cw tile values and writes its own
-                            // outputs.
-                            unsafe {
-                                jit::call(
-                                    epi,
-                                    args.get(),
-                                    lin as i64,
-                                    (lin + cw) as i64,
-                                    tile.as_mut_ptr().add((r * cw) as usize).cast(),
-                                )
-                            }?;
-                        }
-                        c0 += cw;
+                            jit::call(
+                                epi,
+                                args.get(),
+                                lin as i64,
+                                (lin + blk.cols as u64) as i64,
+                                blk.data.add(r * blk.ld).cast(),
+                            )
+                        }?;
                     }
                     Ok(())
-                })
+                };
+                // SAFETY: A and B address the task's mc × k and k × nc operands (checked
+                // at compile time); `micro` was detected on this CPU.
+                unsafe {
+                    blocked::gemm_blocks(
+                        micro,
+                        mc as usize,
+                        nc as usize,
+                        k as usize,
+                        aview,
+                        bsrc,
+                        self.alpha,
+                        &mut finish,
+                    )
+                }
             })
+    }
+
+    /// One task on CPUs without AVX2 + FMA: the `gemm` crate into a per-thread tile, a
+    /// column chunk at a time, each finished by the epilogue while it is in cache.
+    /// `(bi, m0, n0, mc, nc)` is the task's batch entry and window; `a` its first row of A.
+    fn task_portable(
+        &self,
+        epi: ExprFn,
+        args: ArgsPtr,
+        bv: &[f32],
+        (bi, m0, n0, mc, nc): (u64, u64, u64, u64, u64),
+        a: *const f32,
+    ) -> Result<(), jit::Fault> {
+        let (m, n, k) = (self.m, self.n, self.k);
+        TILE.with(|cell| {
+            let mut fresh = Aligned::default();
+            let mut guard = cell.try_borrow_mut();
+            let tile = match guard.as_mut() {
+                Ok(v) => &mut **v,
+                Err(_) => &mut fresh,
+            };
+            tile.resize((mc * nc.min(EPI_COLS)) as usize);
+            let tile = tile.get_mut();
+            let mut c0 = 0;
+            while c0 < nc {
+                let (cn0, cw) = (n0 + c0, (nc - c0).min(EPI_COLS));
+                let boff = self.b.offset
+                    + batch_offset(&self.batch, &self.b.batch_strides, bi)
+                    + cn0 as i64 * self.b.cs;
+                // SAFETY: offsets and strides stay inside the operands (checked at compile
+                // time); the tile holds mc × cw elements.
+                unsafe {
+                    sgemm(
+                        mc as usize,
+                        cw as usize,
+                        k as usize,
+                        tile.as_mut_ptr(),
+                        cw as isize,
+                        a,
+                        self.a.rs as isize,
+                        self.a.cs as isize,
+                        bv.as_ptr().offset(boff as isize),
+                        self.b.rs as isize,
+                        self.b.cs as isize,
+                        self.alpha,
+                    )
+                }
+                for r in 0..mc {
+                    let lin = (bi * m + m0 + r) * n + cn0;
+                    // SAFETY: the epilogue reads cw tile values and writes its own outputs.
+                    unsafe {
+                        jit::call(
+                            epi,
+                            args.get(),
+                            lin as i64,
+                            (lin + cw) as i64,
+                            tile.as_mut_ptr().add((r * cw) as usize).cast(),
+                        )
+                    }?;
+                }
+                c0 += cw;
+            }
+            Ok(())
+        })
     }
 
     fn run_int(

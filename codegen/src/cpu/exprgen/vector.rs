@@ -214,26 +214,36 @@ impl Gen<'_, '_> {
         }
     }
 
+    /// `a·b + c`: one fused multiply-add where the target has it (a shorter dependency
+    /// chain and one rounding), else a multiply and an add.
+    fn mul_add(&mut self, a: Value, b: Value, c: Value) -> Value {
+        if self.fma {
+            self.b.ins().fma(a, b, c)
+        } else {
+            let p = self.b.ins().fmul(a, b);
+            self.b.ins().fadd(p, c)
+        }
+    }
+
     /// `e^x` for `x ≤ 0`, with `x` below −87 taken as −87 (so the result, ≥ 1.6e-38, is
     /// never subnormal: subnormal arithmetic is slow): Cody–Waite reduction by ln 2, a
     /// degree-6 polynomial on `|r| ≤ ln2/2` (relative error ~1e-7) evaluated in Estrin
-    /// form (a short dependency chain: these loops are latency-bound), and `2^n` built from
-    /// the bits of the rounding sum. NaN propagates.
+    /// form with multiply-adds (a short dependency chain: these loops are latency-bound),
+    /// and `2^n` built from the bits of the rounding sum. NaN propagates.
     fn exp_nonpositive(&mut self, x: Value, vector: bool) -> Value {
         let x = self.floor_at(x, -87.0, vector);
         let log2e = self.fconst(std::f32::consts::LOG2_E, vector);
-        let t = self.b.ins().fmul(x, log2e);
-        // Round to nearest by the 1.5·2^23 trick (|t| < 2^22): the low bits of `e` hold n.
+        // Round x·log2(e) to nearest by adding 1.5·2^23 (|x·log2 e| < 2^22): the low bits
+        // of `e` hold n.
         const MAGIC: f32 = 12_582_912.0;
         let magic = self.fconst(MAGIC, vector);
-        let e = self.b.ins().fadd(t, magic);
+        let e = self.mul_add(x, log2e, magic);
         let n = self.b.ins().fsub(e, magic);
-        let c1 = self.fconst(0.693_359_4, vector);
-        let c2 = self.fconst(-2.121_944_4e-4, vector);
-        let a = self.b.ins().fmul(n, c1);
-        let r = self.b.ins().fsub(x, a);
-        let a = self.b.ins().fmul(n, c2);
-        let r = self.b.ins().fsub(r, a);
+        // r = x − n·ln2, ln2 split in a short high part and the rest.
+        let c1 = self.fconst(-0.693_359_4, vector);
+        let c2 = self.fconst(2.121_944_4e-4, vector);
+        let r = self.mul_add(n, c1, x);
+        let r = self.mul_add(n, c2, r);
         // e^r = 1 + r + r²·P(r), P(r) = Σ c_i r^i, i = 0..5, as
         // (c0 + c1 r) + r²((c2 + c3 r) + r²(c4 + c5 r)).
         let c = [
@@ -248,20 +258,16 @@ impl Gen<'_, '_> {
         let pair = |g: &mut Self, lo: f32, hi: f32| {
             let h = g.fconst(hi, vector);
             let l = g.fconst(lo, vector);
-            let m = g.b.ins().fmul(h, r);
-            g.b.ins().fadd(l, m)
+            g.mul_add(h, r, l)
         };
         let p01 = pair(self, c[0], c[1]);
         let p23 = pair(self, c[2], c[3]);
         let p45 = pair(self, c[4], c[5]);
-        let q = self.b.ins().fmul(r2, p45);
-        let q = self.b.ins().fadd(p23, q);
-        let q = self.b.ins().fmul(r2, q);
-        let p = self.b.ins().fadd(p01, q);
-        let y = self.b.ins().fmul(p, r2);
+        let q = self.mul_add(r2, p45, p23);
+        let p = self.mul_add(r2, q, p01);
         let one = self.fconst(1.0, vector);
         let r1 = self.b.ins().fadd(r, one);
-        let y = self.b.ins().fadd(y, r1);
+        let y = self.mul_add(p, r2, r1);
         // 2^n: (bits(e) − bits(MAGIC) + 127) << 23, all in integer lanes.
         let (ity, fty) = if vector {
             (types::I32X4, types::F32X4)
@@ -285,31 +291,31 @@ impl Gen<'_, '_> {
         self.b.ins().fmul(y, scale)
     }
 
-    /// `1/(1+e^-x)` as `s = 1/(1+e^-|x|)`, then `s` for `x ≥ 0` and `e^-|x|·s` below: the
-    /// exponential never overflows and the negative tail keeps its relative accuracy
-    /// (down to 1.6e-38 at x ≤ −87, never subnormal); NaN propagates.
+    /// `1/(1+e^-x)` as `num/(1+e)` with `e = e^-|x|` and `num = 1` for `x ≥ 0`, `e` below:
+    /// the exponential never overflows and the negative tail keeps its relative accuracy
+    /// (down to 1.6e-38 at x ≤ −87, never subnormal); one division, NaN propagates.
     pub(super) fn sigmoid_inline(&mut self, x: Value, vector: bool) -> Value {
-        let ax = self.b.ins().fabs(x);
-        let nx = self.b.ins().fneg(ax);
+        // −|x|: the sign bit set.
+        let sign = self.fconst(-0.0, vector);
+        let nx = self.b.ins().bor(x, sign);
         let e = self.exp_nonpositive(nx, vector);
         let one = self.fconst(1.0, vector);
         let d = self.b.ins().fadd(one, e);
-        let s = self.b.ins().fdiv(one, d);
-        let es = self.b.ins().fmul(e, s);
         let zero = self.fconst(0.0, vector);
         let neg = self.b.ins().fcmp(FloatCC::LessThan, x, zero);
-        self.pick(neg, es, s, vector)
+        let num = self.pick(neg, e, one, vector);
+        self.b.ins().fdiv(num, d)
     }
 
-    /// GELU, tanh form: `0.5·x·(1 + tanh(u)) = x·sigmoid(2u)`, `u = √(2/π)·(x + 0.044715x³)`.
+    /// GELU, tanh form: `0.5·x·(1 + tanh(u)) = x·sigmoid(2u)`, `u = √(2/π)·(x + 0.044715x³)`,
+    /// with `2u = x·(k + k·0.044715·x²)`, `k = 2√(2/π)`.
     pub(super) fn gelu_tanh_inline(&mut self, x: Value, vector: bool) -> Value {
-        let k = self.fconst(0.797_884_6 * 2.0, vector);
-        let c = self.fconst(0.044_715, vector);
+        const K: f32 = 0.797_884_6 * 2.0;
+        let k = self.fconst(K, vector);
+        let kc = self.fconst(K * 0.044_715, vector);
         let x2 = self.b.ins().fmul(x, x);
-        let x3 = self.b.ins().fmul(x2, x);
-        let t = self.b.ins().fmul(c, x3);
-        let t = self.b.ins().fadd(x, t);
-        let u2 = self.b.ins().fmul(k, t);
+        let inner = self.mul_add(x2, kc, k);
+        let u2 = self.b.ins().fmul(x, inner);
         let s = self.sigmoid_inline(u2, vector);
         self.b.ins().fmul(x, s)
     }
