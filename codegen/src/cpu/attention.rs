@@ -220,7 +220,9 @@ impl AttentionKernel {
                     Ok(v) => &mut **v,
                     Err(_) => &mut fresh,
                 };
-                s.resize(rows * n, 0.0);
+                // The logits block, then one normalizing factor per row.
+                s.resize(rows * n + rows, 0.0);
+                let (s, inv) = s.split_at_mut(rows * n);
                 let qoff = self.q.offset
                     + bi as i64 * self.q.bs
                     + i0 as i64 * self.q.ss
@@ -268,7 +270,7 @@ impl AttentionKernel {
                             *l = f32::NEG_INFINITY;
                         }
                     }
-                    softmax(row);
+                    inv[r] = exp_row(row);
                 }
                 // SAFETY: this task writes rows i0..i0+rows, head hi of the output only.
                 unsafe {
@@ -289,6 +291,16 @@ impl AttentionKernel {
                         1,
                         1.0,
                     );
+                    // Normalize: row r of P·V times 1/Σ of row r of the exponentials.
+                    for (r, &f) in inv.iter().enumerate() {
+                        let o = std::slice::from_raw_parts_mut(
+                            dst.offset(r as isize * ldo),
+                            dv as usize,
+                        );
+                        for x in o {
+                            *x *= f;
+                        }
+                    }
                 }
             });
         });
@@ -300,39 +312,46 @@ impl AttentionKernel {
     }
 }
 
-/// Softmax of one row of logits in place; a row with no finite logit (all masked) becomes
-/// zeros. Runs the AVX2 + FMA build of the same code when the CPU has both.
-fn softmax(row: &mut [f32]) {
+/// The unnormalized softmax of one row of logits in place (`e^(x − max)`), returning the
+/// factor `1/Σ` that normalizes it (the kernel applies it to the much smaller `P·V` row
+/// instead of to the row itself); a row with no finite logit (all masked) becomes zeros
+/// and the factor 0. Runs the AVX2 + FMA build of the same code when the CPU has both.
+fn exp_row(row: &mut [f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has the features the function is built for.
-            unsafe { softmax_avx2(row) };
-            return;
+            return unsafe { exp_row_avx2(row) };
         }
     }
-    softmax_body(row);
+    exp_row_body(row)
 }
 
-/// [`softmax_body`] with the exponentials eight at a time in AVX2 (the same operations in
+/// Softmax of one row in place: [`exp_row`], then the normalization.
+#[cfg(test)]
+fn softmax(row: &mut [f32]) {
+    let inv = exp_row(row);
+    for x in row.iter_mut() {
+        *x *= inv;
+    }
+}
+
+/// [`exp_row_body`] with the exponentials eight at a time in AVX2 (the same operations in
 /// the same order, so the results are bit-identical) and the other loops compiled for AVX2.
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn softmax_avx2(row: &mut [f32]) {
+unsafe fn exp_row_avx2(row: &mut [f32]) -> f32 {
     let max = row_max(row);
     if max == f32::NEG_INFINITY {
         row.fill(0.0);
-        return;
+        return 0.0;
     }
     // SAFETY: the caller's contract.
-    let inv = (1.0 / unsafe { avx2::exp_shifted_sum(row, max) }) as f32;
-    for x in row.iter_mut() {
-        *x *= inv;
-    }
+    (1.0 / unsafe { avx2::exp_shifted_sum(row, max) }) as f32
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -399,18 +418,15 @@ mod avx2 {
     }
 }
 
-/// The softmax itself: maximum, shifted exponentials and their sum, one scaling pass.
+/// The portable [`exp_row`]: maximum, shifted exponentials and `1/Σ`.
 #[inline(always)]
-fn softmax_body(row: &mut [f32]) {
+fn exp_row_body(row: &mut [f32]) -> f32 {
     let max = row_max(row);
     if max == f32::NEG_INFINITY {
         row.fill(0.0);
-        return;
+        return 0.0;
     }
-    let inv = (1.0 / exp_shifted_sum(row, max)) as f32;
-    for x in row.iter_mut() {
-        *x *= inv;
-    }
+    (1.0 / exp_shifted_sum(row, max)) as f32
 }
 
 /// The largest element of `row` (−∞ for an empty row), NaN if any element is NaN; eight
@@ -513,7 +529,7 @@ const EXP_C: ExpConsts = ExpConsts {
 
 #[cfg(test)]
 mod exp_tests {
-    use super::{exp_nonpositive, exp_shifted_sum, row_max, softmax, softmax_body};
+    use super::{exp_nonpositive, exp_row, exp_row_body, exp_shifted_sum, row_max, softmax};
 
     #[test]
     fn exp_matches_std_on_the_softmax_range() {
@@ -563,9 +579,10 @@ mod exp_tests {
                 .map(|i| ((i * 37) % 23) as f32 * 0.37 - 4.0)
                 .collect();
             let (mut fast, mut plain) = (row.clone(), row.clone());
+            let (inv_fast, inv_plain) = (exp_row(&mut fast), exp_row_body(&mut plain));
+            assert_eq!((&fast, inv_fast), (&plain, inv_plain), "n {n}");
+            let mut fast = row.clone();
             softmax(&mut fast);
-            softmax_body(&mut plain);
-            assert_eq!(fast, plain, "n {n}");
             let sum: f64 = fast.iter().map(|&x| f64::from(x)).sum();
             assert!((sum - 1.0).abs() < 1e-5, "n {n}: sum {sum}");
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
