@@ -252,8 +252,11 @@ unsafe fn drive<E>(
         if dest.is_none() {
             s.c.resize(MC * NC);
         }
-        // k blocks of equal depth (≤ KC) so the last one is not a sliver.
-        let kb = k.div_ceil(KC).max(1);
+        // k blocks of equal depth (≤ KC) so the last one is not a sliver. With a single
+        // strip of rows nothing is reused from L1 across strips: one block over all of k
+        // reads each panel of B as one sequential stream (these products, e.g. a GEMV
+        // over a weight, are bound by reading B).
+        let kb = if m <= MR { 1 } else { k.div_ceil(KC).max(1) };
         let kc_max = k.div_ceil(kb);
         let mut j0 = 0;
         while j0 < n {
@@ -434,6 +437,7 @@ mod tests {
                 (7, 17, 3),
                 (MC + 5, 33, KC + 1),
                 (13, 50, 2 * KC + 7),
+                (3, 40, 2 * KC + 3),
                 (3, 5, 0),
             ] {
                 for (ta, tb, packed) in [
