@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CPU benchmark: DiT-S/2 with onnxruntime vs `dqc run` (same inputs, same threads).
 #
-#   scripts/bench-cpu.sh [--threads N] [--iters N]
+#   scripts/bench-cpu.sh [--threads N] [--iters N] [--rounds R]
 #
 # Builds the release CLI, makes a Python venv with torch/diffusers/onnx/onnxruntime if
 # $DQC_VENV is not set (target/bench-venv, needs network once), exports DiT-S/2 to ONNX,
