@@ -240,6 +240,42 @@ pub(super) fn batch_offset(batch: &[u64], strides: &[i64], mut bi: u64) -> i64 {
     off
 }
 
+/// Run the epilogue over `rows` rows of `cols` accumulator values: row `r` finishes the
+/// output elements `lin + r·n ..` (linear, row-major over the output) from the values at
+/// `acc + r·ld`.
+///
+/// # Safety
+/// `args` are the kernel's arguments; `acc` addresses `rows` rows of `cols` values `ld`
+/// apart, in the epilogue's accumulator representation; the elements are inside the
+/// output.
+#[allow(clippy::too_many_arguments)]
+unsafe fn epilogue_rows<T>(
+    epi: ExprFn,
+    args: ArgsPtr,
+    lin: u64,
+    n: u64,
+    rows: usize,
+    cols: usize,
+    acc: *mut T,
+    ld: usize,
+) -> Result<(), jit::Fault> {
+    for r in 0..rows {
+        let l = lin + r as u64 * n;
+        // SAFETY: forwarded contract; the epilogue reads `cols` values and writes its own
+        // outputs.
+        unsafe {
+            jit::call(
+                epi,
+                args.get(),
+                l as i64,
+                (l + cols as u64) as i64,
+                acc.add(r * ld).cast(),
+            )
+        }?;
+    }
+    Ok(())
+}
+
 /// A tiling of `batch × m × n` into parallel tasks.
 pub(super) struct Tiles {
     pub mb: u64,
@@ -509,21 +545,11 @@ impl GemmKernel {
                 // Each finished block of the product goes through the epilogue while it is
                 // in cache.
                 let mut finish = |blk: Block| -> Result<(), jit::Fault> {
-                    for r in 0..blk.rows {
-                        let lin = (bi * m + m0 + (blk.row + r) as u64) * n + n0 + blk.col as u64;
-                        // SAFETY: the epilogue reads `cols` block values and writes its own
-                        // outputs.
-                        unsafe {
-                            jit::call(
-                                epi,
-                                args.get(),
-                                lin as i64,
-                                (lin + blk.cols as u64) as i64,
-                                blk.data.add(r * blk.ld).cast(),
-                            )
-                        }?;
+                    let lin = (bi * m + m0 + blk.row as u64) * n + n0 + blk.col as u64;
+                    // SAFETY: the block holds rows × cols values, `ld` apart.
+                    unsafe {
+                        epilogue_rows(epi, args, lin, n, blk.rows, blk.cols, blk.data, blk.ld)
                     }
-                    Ok(())
                 };
                 // SAFETY: A and B address the task's mc × k and k × nc operands (checked
                 // at compile time); `micro` was detected on this CPU.
@@ -587,19 +613,10 @@ impl GemmKernel {
                         self.alpha,
                     )
                 }
-                for r in 0..mc {
-                    let lin = (bi * m + m0 + r) * n + cn0;
-                    // SAFETY: the epilogue reads cw tile values and writes its own outputs.
-                    unsafe {
-                        jit::call(
-                            epi,
-                            args.get(),
-                            lin as i64,
-                            (lin + cw) as i64,
-                            tile.as_mut_ptr().add((r * cw) as usize).cast(),
-                        )
-                    }?;
-                }
+                let (rows, cols) = (mc as usize, cw as usize);
+                let lin = (bi * m + m0) * n + cn0;
+                // SAFETY: the tile holds mc × cw values, cw apart.
+                unsafe { epilogue_rows(epi, args, lin, n, rows, cols, tile.as_mut_ptr(), cols) }?;
                 c0 += cw;
             }
             Ok(())
@@ -645,17 +662,8 @@ impl GemmKernel {
                     }
                 }
                 let mut out: Vec<i64> = acc.iter().map(|&s| s.clamp(lo, hi) as i64).collect();
-                let lin = row * n;
-                // SAFETY: the epilogue reads n values and writes row `row` of the output.
-                unsafe {
-                    jit::call(
-                        epi,
-                        args.get(),
-                        lin as i64,
-                        (lin + n) as i64,
-                        out.as_mut_ptr().cast(),
-                    )
-                }
+                // SAFETY: `out` holds the n values of output row `row`.
+                unsafe { epilogue_rows(epi, args, row * n, n, 1, n as usize, out.as_mut_ptr(), 0) }
             })
     }
 }
