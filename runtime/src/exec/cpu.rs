@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// What the executor needs from a code generator: compile a program under fixed symbol
 /// values, then run its kernels one by one. [`Cranelift`] is the real one; tests plug in
 /// a small interpreter to check the executor's buffer plumbing.
-pub(crate) trait Backend {
-    /// A compiled program.
-    type Compiled;
+pub(crate) trait Backend: Send + Sync {
+    /// A compiled program (run by a worker of the thread pool).
+    type Compiled: Send + Sync;
     /// Compile every kernel of `program` for `bindings`.
     fn compile(program: &Program, bindings: &Bindings) -> Result<Self::Compiled, CpuError>;
     /// Number of kernels compiled.
@@ -60,6 +60,21 @@ struct Compiled<C> {
     cpu: C,
     /// Bytes of every buffer.
     sizes: Vec<u64>,
+}
+
+/// Argument pointers handed to the pool worker that runs a forward.
+struct SendPtrs(Vec<*mut u8>);
+
+// SAFETY: the pointers address buffers that live until the run returns (the caller waits
+// for the worker); the kernels' own contract governs concurrent access.
+unsafe impl Send for SendPtrs {}
+// SAFETY: as above; the worker only reads the vector.
+unsafe impl Sync for SendPtrs {}
+
+impl SendPtrs {
+    fn get(&self) -> &[*mut u8] {
+        &self.0
+    }
 }
 
 /// Storage of one output during a run.
@@ -245,35 +260,50 @@ impl<B: Backend> CpuExecutor<B> {
                     .unwrap_or(std::ptr::null_mut());
             }
         }
-        let mut args: Vec<*mut u8> = Vec::new();
-        for (ki, k) in program.kernels.iter().enumerate() {
-            args.clear();
-            args.extend(k.args.iter().map(|&id| {
-                ptrs.get(id as usize)
-                    .copied()
-                    .unwrap_or(std::ptr::null_mut())
-            }));
-            // SAFETY: every argument points to a live buffer of at least the size its
-            // dtype and shape need under `bindings` (inputs checked above, outputs
-            // allocated above, activations inside the arena, weights in the plan), 64-byte
-            // aligned (arena, copies, page-aligned outputs, aligned weights); the plan's
-            // validation guarantees written arguments do not share storage with read ones
-            // and that inputs and weights are never written.
-            let t0 = self.profile.as_ref().map(|_| std::time::Instant::now());
-            unsafe { B::run_kernel(&compiled.cpu, ki, &args) }.map_err(|source| {
-                RuntimeError::Kernel {
-                    index: ki,
-                    name: k.name.clone(),
-                    source,
-                }
-            })?;
-            if let (Some(t0), Some(p)) = (t0, &self.profile) {
-                let mut p = p.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(slot) = p.get_mut(ki) {
-                    slot.0 += t0.elapsed();
-                    slot.1 += 1;
+        // Run the whole forward on a worker of the thread pool, so the kernels' parallel
+        // loops split work among the pool's threads with this one among them. Called from
+        // outside the pool, each kernel would instead be injected into the pool while this
+        // thread sleeps until it finishes: a wake-up per kernel each way, which costs up to
+        // milliseconds on a virtual machine whose idle vCPUs the host deschedules.
+        let shared = SendPtrs(ptrs);
+        let run_all = || -> Result<(), RuntimeError> {
+            let ptrs = shared.get();
+            let mut args: Vec<*mut u8> = Vec::new();
+            for (ki, k) in program.kernels.iter().enumerate() {
+                args.clear();
+                args.extend(k.args.iter().map(|&id| {
+                    ptrs.get(id as usize)
+                        .copied()
+                        .unwrap_or(std::ptr::null_mut())
+                }));
+                // SAFETY: every argument points to a live buffer of at least the size its
+                // dtype and shape need under `bindings` (inputs checked above, outputs
+                // allocated above, activations inside the arena, weights in the plan), 64-byte
+                // aligned (arena, copies, page-aligned outputs, aligned weights); the plan's
+                // validation guarantees written arguments do not share storage with read ones
+                // and that inputs and weights are never written.
+                let t0 = self.profile.as_ref().map(|_| std::time::Instant::now());
+                unsafe { B::run_kernel(&compiled.cpu, ki, &args) }.map_err(|source| {
+                    RuntimeError::Kernel {
+                        index: ki,
+                        name: k.name.clone(),
+                        source,
+                    }
+                })?;
+                if let (Some(t0), Some(p)) = (t0, &self.profile) {
+                    let mut p = p.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Some(slot) = p.get_mut(ki) {
+                        slot.0 += t0.elapsed();
+                        slot.1 += 1;
+                    }
                 }
             }
+            Ok(())
+        };
+        if rayon::current_thread_index().is_some() {
+            run_all()?;
+        } else {
+            rayon::scope(|_| run_all())?;
         }
         drop(arena);
         drop(copies);
