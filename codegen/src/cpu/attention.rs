@@ -6,6 +6,7 @@ use super::gemm::sgemm;
 use super::io::{read_f32, write_f32};
 use super::par::SyncPtr;
 use super::resolve::{Ctx, Map};
+use super::with_scratch;
 use crate::spec::{Attention, HeadsView};
 use dqc_ir::DType;
 use rayon::prelude::*;
@@ -213,13 +214,7 @@ impl AttentionKernel {
             let rows = (sq - i0).min(qb) as usize;
             let g = hi / group;
             let n = sk as usize;
-            LOGITS.with(|cell| {
-                let mut fresh = Vec::new();
-                let mut guard = cell.try_borrow_mut();
-                let s = match guard.as_mut() {
-                    Ok(v) => &mut **v,
-                    Err(_) => &mut fresh,
-                };
+            with_scratch(&LOGITS, |s| {
                 // The logits block, then one normalizing factor per row.
                 s.resize(rows * n + rows, 0.0);
                 let (s, inv) = s.split_at_mut(rows * n);

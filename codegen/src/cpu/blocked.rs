@@ -12,6 +12,7 @@
 //! first on a thread.
 
 use super::microkernel::{MR, Micro, NR};
+use super::with_scratch;
 use std::cell::RefCell;
 
 /// Depth of a `k` block: a strip of `A` (6 × `KC` f32, 9 KiB) stays in L1 while the
@@ -241,15 +242,7 @@ unsafe fn drive<E>(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    SCRATCH.with(|s| {
-        // A nested call on this thread (none today) would find the buffers borrowed; it
-        // then packs into fresh ones instead of failing.
-        let mut fresh = Scratch::default();
-        let mut guard = s.try_borrow_mut();
-        let s = match guard.as_mut() {
-            Ok(s) => &mut **s,
-            Err(_) => &mut fresh,
-        };
+    with_scratch(&SCRATCH, |s| {
         if dest.is_none() {
             s.c.resize(MC * NC);
         }

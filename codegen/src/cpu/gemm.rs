@@ -13,6 +13,7 @@ use super::jit::{self, ExprFn, Jit, JitCode};
 use super::microkernel::Micro;
 use super::par::ArgsPtr;
 use super::resolve::Ctx;
+use super::with_scratch;
 use super::{CpuError, fault_error};
 use crate::spec::{Gemm, MatOperand};
 use cranelift_module::FuncId;
@@ -580,13 +581,7 @@ impl GemmKernel {
         a: *const f32,
     ) -> Result<(), jit::Fault> {
         let (m, n, k) = (self.m, self.n, self.k);
-        TILE.with(|cell| {
-            let mut fresh = Aligned::default();
-            let mut guard = cell.try_borrow_mut();
-            let tile = match guard.as_mut() {
-                Ok(v) => &mut **v,
-                Err(_) => &mut fresh,
-            };
+        with_scratch(&TILE, |tile| {
             tile.resize((mc * nc.min(EPI_COLS)) as usize);
             let tile = tile.get_mut();
             let mut c0 = 0;

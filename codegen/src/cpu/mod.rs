@@ -43,6 +43,19 @@
 //! returned as [`CpuError`]s naming the kernel; generated code never reads out of bounds.
 
 mod attention;
+
+/// Run `f` on this thread's reusable scratch in `key`. A nested use on the same thread
+/// (none today) finds it borrowed and gets a fresh default value instead of failing.
+fn with_scratch<T: Default + 'static, R>(
+    key: &'static std::thread::LocalKey<std::cell::RefCell<T>>,
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut g) => f(&mut g),
+        Err(_) => f(&mut T::default()),
+    })
+}
+
 mod blocked;
 mod conv;
 mod elementwise;

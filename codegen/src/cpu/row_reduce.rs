@@ -5,6 +5,7 @@ use super::exprgen::{self, AccKind, ExprKernel, Store};
 use super::jit::{self, ExprFn, Jit, JitCode};
 use super::par::{ArgsPtr, for_ranges};
 use super::resolve::Ctx;
+use super::with_scratch;
 use super::{CpuError, fault_error};
 use crate::spec::{RowOp, RowReduce};
 use cranelift_module::FuncId;
@@ -169,13 +170,7 @@ impl RowReduceKernel {
             let n = self.row_len as usize;
             let blk = per_block.min(r1 - r0) as usize;
             let out_per_row = if self.op.reduces() { 1 } else { n };
-            ROW_SCRATCH.with(|cell| {
-                let mut fresh = RowScratch::default();
-                let mut guard = cell.try_borrow_mut();
-                let sc = match guard.as_mut() {
-                    Ok(v) => &mut **v,
-                    Err(_) => &mut fresh,
-                };
+            with_scratch(&ROW_SCRATCH, |sc| {
                 // Zeroed like fresh buffers, but reused: no allocation (and no page faults
                 // of a fresh mapping) per range once a thread has seen the largest size.
                 let zero = |v: &mut Vec<f32>, len: usize| {
