@@ -992,3 +992,95 @@ fn bench_gemm(m: u64, n: u64, k: u64, with_gelu: bool, constant: bool) {
         2.0 * (m * n * k) as f64 / best / 1e9
     );
 }
+
+/// Single-threaded time per element of a DiT-S/2 LayerNorm with the adaLN modulate
+/// epilogue `LN(x)·(1 + scale[b]) + shift[b]` over 2 × 256 rows of 384
+/// (`cargo test --release -p dqc-codegen --test cpu_families bench_layer_norm -- --ignored
+/// --nocapture`); median of 200 runs.
+#[test]
+#[ignore]
+fn bench_layer_norm() {
+    let (b, s, n) = (2u64, 256u64, 384u64);
+    let mut e = Exprs::new();
+    let x = load(
+        &mut e,
+        DType::F32,
+        0,
+        map(0, &[(s * n) as i64, n as i64, 1]),
+    );
+    let acc = e.push(DType::F32, Expr::Acc);
+    let sc = load(&mut e, DType::F32, 1, map(0, &[n as i64, 0, 1]));
+    let sh = load(&mut e, DType::F32, 2, map(0, &[n as i64, 0, 1]));
+    let m = e.push(
+        DType::F32,
+        Expr::Binary {
+            op: BinaryOp::Mul,
+            a: acc,
+            b: sc,
+        },
+    );
+    let m = e.push(
+        DType::F32,
+        Expr::Binary {
+            op: BinaryOp::Add,
+            a: m,
+            b: acc,
+        },
+    );
+    let y = e.push(
+        DType::F32,
+        Expr::Binary {
+            op: BinaryOp::Add,
+            a: m,
+            b: sh,
+        },
+    );
+    let p = program(
+        &[
+            (DType::F32, vec![b, s, n]),
+            (DType::F32, vec![b, n]),
+            (DType::F32, vec![b, n]),
+            (DType::F32, vec![b, s, n]),
+        ],
+        Kernel::RowReduce(RowReduce {
+            shape: fixed(&[b, s, n]),
+            axis: 2,
+            op: RowOp::LayerNorm { eps: 1e-6 },
+            exprs: e,
+            input: x,
+            epilogue: y,
+            out: 3,
+        }),
+        vec![3],
+    );
+    let cp = dqc_codegen::cpu::CpuProgram::compile(&p, &Default::default()).unwrap();
+    let numel = (b * s * n) as usize;
+    let mut bufs = [
+        Buf::f32(&rand_f32(numel, 1)),
+        Buf::f32(&rand_f32((b * n) as usize, 2)),
+        Buf::f32(&rand_f32((b * n) as usize, 3)),
+        Buf::zeros(DType::F32, numel),
+    ];
+    let ptrs: Vec<usize> = bufs.iter_mut().map(|b| b.ptr() as usize).collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let mut ts: Vec<f64> = pool.install(|| {
+        let ptrs: Vec<*mut u8> = ptrs.iter().map(|&p| p as *mut u8).collect();
+        (0..200)
+            .map(|_| {
+                let t0 = std::time::Instant::now();
+                // SAFETY: buffers sized for their shapes.
+                unsafe { cp.run_kernel(0, &ptrs) }.unwrap();
+                t0.elapsed().as_secs_f64()
+            })
+            .collect()
+    });
+    ts.sort_by(f64::total_cmp);
+    eprintln!(
+        "layer norm + modulate, {b}x{s}x{n}: median {:.3} ns/element ({:.1} us)",
+        ts[100] * 1e9 / numel as f64,
+        ts[100] * 1e6
+    );
+}
