@@ -1084,3 +1084,69 @@ fn bench_layer_norm() {
         ts[100] * 1e6
     );
 }
+
+/// Single-threaded time of the DiT-S/2 attention (2 × 6 heads of 256 × 64, no mask)
+/// (`cargo test --release -p dqc-codegen --test cpu_families bench_attention -- --ignored
+/// --nocapture`); median of 50 runs, in GFLOP/s of the two products.
+#[test]
+#[ignore]
+fn bench_attention() {
+    let (b, s, h, d) = (2u64, 256u64, 6u64, 64u64);
+    let n = (b * s * h * d) as usize;
+    let p = program(
+        &[
+            (DType::F32, vec![n as u64]),
+            (DType::F32, vec![n as u64]),
+            (DType::F32, vec![n as u64]),
+            (DType::F32, vec![b, s, h * d]),
+        ],
+        Kernel::Attention(Attention {
+            batch: Dim::fixed(b),
+            sq: Dim::fixed(s),
+            sk: Dim::fixed(s),
+            heads: h,
+            kv_heads: h,
+            head_dim: d,
+            v_head_dim: d,
+            scale: 0.125,
+            causal: false,
+            q: heads(0, s, h, d),
+            k: heads(1, s, h, d),
+            v: heads(2, s, h, d),
+            mask: None,
+            dtype: DType::F32,
+            out: 3,
+        }),
+        vec![3],
+    );
+    let cp = dqc_codegen::cpu::CpuProgram::compile(&p, &Default::default()).unwrap();
+    let mut bufs = [
+        Buf::f32(&rand_f32(n, 1)),
+        Buf::f32(&rand_f32(n, 2)),
+        Buf::f32(&rand_f32(n, 3)),
+        Buf::zeros(DType::F32, n),
+    ];
+    let ptrs: Vec<usize> = bufs.iter_mut().map(|b| b.ptr() as usize).collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let mut ts: Vec<f64> = pool.install(|| {
+        let ptrs: Vec<*mut u8> = ptrs.iter().map(|&p| p as *mut u8).collect();
+        (0..50)
+            .map(|_| {
+                let t0 = std::time::Instant::now();
+                // SAFETY: buffers sized for their shapes.
+                unsafe { cp.run_kernel(0, &ptrs) }.unwrap();
+                t0.elapsed().as_secs_f64()
+            })
+            .collect()
+    });
+    ts.sort_by(f64::total_cmp);
+    let flops = 4.0 * (b * h * s * s * d) as f64;
+    eprintln!(
+        "attention {b}x{h} heads of {s}x{d}: median {:.3} ms, {:.1} GFLOP/s",
+        ts[25] * 1e3,
+        flops / ts[25] / 1e9
+    );
+}

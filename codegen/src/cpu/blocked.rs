@@ -143,19 +143,40 @@ thread_local! {
 /// # Safety
 /// `b` addresses those elements; `dst` holds at least `kc·16` f32.
 unsafe fn pack_b_panel(dst: &mut [f32], b: View, p0: usize, kc: usize, j0: usize, nc: usize) {
-    for (p, row) in dst.chunks_exact_mut(NR).take(kc).enumerate() {
-        // SAFETY: element (p0 + p, j0) is in range (contract).
-        let src = unsafe { b.ptr.offset((p0 + p) as isize * b.rs + j0 as isize * b.cs) };
-        if b.cs == 1 {
-            // SAFETY: nc contiguous elements.
-            row[..nc].copy_from_slice(unsafe { std::slice::from_raw_parts(src, nc) });
-        } else {
-            for (j, d) in row[..nc].iter_mut().enumerate() {
-                // SAFETY: element (p0 + p, j0 + j) is in range.
-                *d = unsafe { *src.offset(j as isize * b.cs) };
+    let dst = &mut dst[..kc * NR];
+    if b.cs == 1 {
+        for (p, row) in dst.chunks_exact_mut(NR).enumerate() {
+            // SAFETY: elements (p0 + p, j0..j0 + nc) are in range (contract).
+            let src = unsafe { b.ptr.offset((p0 + p) as isize * b.rs + j0 as isize) };
+            if nc == NR {
+                // SAFETY: NR contiguous elements; a fixed-size copy is two vector moves.
+                let full: &[f32; NR] = unsafe { &*src.cast::<[f32; NR]>() };
+                row.copy_from_slice(full);
+            } else {
+                // SAFETY: nc contiguous elements.
+                row[..nc].copy_from_slice(unsafe { std::slice::from_raw_parts(src, nc) });
+                row[nc..].fill(0.0);
             }
         }
-        row[nc..].fill(0.0);
+        return;
+    }
+    // Columns of B strided (B is a transposed matrix, e.g. Kᵀ): walk each column along k,
+    // which reads it contiguously when `rs` is 1, and scatter it into the panel.
+    if nc < NR {
+        for row in dst.chunks_exact_mut(NR) {
+            row[nc..].fill(0.0);
+        }
+    }
+    let out = dst.as_mut_ptr();
+    for j in 0..nc {
+        // SAFETY: column j0 + j, rows p0..p0 + kc are in range (contract); `dst` holds
+        // kc rows of NR.
+        unsafe {
+            let col = b.ptr.offset(p0 as isize * b.rs + (j0 + j) as isize * b.cs);
+            for p in 0..kc {
+                *out.add(p * NR + j) = *col.offset(p as isize * b.rs);
+            }
+        }
     }
 }
 
