@@ -376,6 +376,161 @@ fn gemm_2x2_with_bias_gelu_residual_epilogue() {
     assert_close(&bufs[4].to_f32(), &want, 1e-6);
 }
 
+/// Activations at the head of GEMM epilogues, over several cache blocks and a ragged
+/// edge: the forms the backend applies to each finished block (`act(acc + bias[n])`,
+/// `act(acc)`) and forms it must leave to the compiled epilogue (the accumulator used
+/// twice, a bias that varies along rows), each against an f64 reference.
+#[test]
+fn gemm_activation_epilogues_over_blocks() {
+    let (m, n, k) = (157u64, 150u64, 19u64);
+    let a = rand_f32((m * k) as usize, 11);
+    let b = rand_f32((k * n) as usize, 12);
+    let bias = rand_f32(n as usize, 13);
+    let full = rand_f32((m * n) as usize, 14);
+    let prod = naive_gemm(1, m, n, k, &a, (0, k as i64, 1), &b, (0, n as i64, 1), 1.0);
+    let gelu = |x: f64| {
+        0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
+    };
+    let silu = |x: f64| x / (1.0 + (-x).exp());
+    type Build = fn(&mut Exprs, u32, u32, u32) -> u32;
+    type Want = Box<dyn Fn(f64, f64, f64) -> f64>;
+    let cases: Vec<(&str, Build, Want)> = vec![
+        (
+            "silu(bias + acc) * full",
+            |e, acc, bias, full| {
+                let s = e.push(
+                    DType::F32,
+                    Expr::Binary {
+                        op: BinaryOp::Add,
+                        a: bias,
+                        b: acc,
+                    },
+                );
+                let y = e.push(DType::F32, Expr::Silu { x: s });
+                e.push(
+                    DType::F32,
+                    Expr::Binary {
+                        op: BinaryOp::Mul,
+                        a: y,
+                        b: full,
+                    },
+                )
+            },
+            Box::new(move |p, bi, f| silu(p + bi) * f),
+        ),
+        (
+            "gelu(acc)",
+            |e, acc, _, _| {
+                e.push(
+                    DType::F32,
+                    Expr::Gelu {
+                        approx: GeluApprox::Tanh,
+                        x: acc,
+                    },
+                )
+            },
+            Box::new(move |p, _, _| gelu(p)),
+        ),
+        (
+            "acc + gelu(acc)",
+            |e, acc, _, _| {
+                let g = e.push(
+                    DType::F32,
+                    Expr::Gelu {
+                        approx: GeluApprox::Tanh,
+                        x: acc,
+                    },
+                );
+                e.push(
+                    DType::F32,
+                    Expr::Binary {
+                        op: BinaryOp::Add,
+                        a: acc,
+                        b: g,
+                    },
+                )
+            },
+            Box::new(move |p, _, _| p + gelu(p)),
+        ),
+        (
+            "gelu(acc + full)",
+            |e, acc, _, full| {
+                let s = e.push(
+                    DType::F32,
+                    Expr::Binary {
+                        op: BinaryOp::Add,
+                        a: acc,
+                        b: full,
+                    },
+                );
+                e.push(
+                    DType::F32,
+                    Expr::Gelu {
+                        approx: GeluApprox::Tanh,
+                        x: s,
+                    },
+                )
+            },
+            Box::new(move |p, _, f| gelu(p + f)),
+        ),
+    ];
+    for (what, build, want) in cases {
+        let mut e = Exprs::new();
+        let acc = e.push(DType::F32, Expr::Acc);
+        let bl = load(&mut e, DType::F32, 2, map(0, &[0, 1]));
+        let fl = load(&mut e, DType::F32, 3, map(0, &[n as i64, 1]));
+        let root = build(&mut e, acc, bl, fl);
+        let p = program(
+            &[
+                (DType::F32, vec![m, k]),
+                (DType::F32, vec![k, n]),
+                (DType::F32, vec![n]),
+                (DType::F32, vec![m, n]),
+                (DType::F32, vec![m, n]),
+            ],
+            Kernel::Gemm(Gemm {
+                batch: Shape::scalar(),
+                m: Dim::fixed(m),
+                n: Dim::fixed(n),
+                k: Dim::fixed(k),
+                a: operand(0, 0, &[], k as i64, 1),
+                b: operand(1, 0, &[], n as i64, 1),
+                in_dtype: DType::F32,
+                acc_dtype: DType::F32,
+                alpha: 1.0,
+                exprs: e,
+                epilogue: root,
+                out: 4,
+            }),
+            vec![4],
+        );
+        let mut bufs = [
+            Buf::f32(&a),
+            Buf::f32(&b),
+            Buf::f32(&bias),
+            Buf::f32(&full),
+            Buf::zeros(DType::F32, (m * n) as usize),
+        ];
+        run(&p, &mut bufs).unwrap();
+        let expect: Vec<f32> = (0..(m * n) as usize)
+            .map(|i| {
+                want(
+                    f64::from(prod[i]),
+                    f64::from(bias[i % n as usize]),
+                    f64::from(full[i]),
+                ) as f32
+            })
+            .collect();
+        let got = bufs[4].to_f32();
+        for (i, (g, w)) in got.iter().zip(&expect).enumerate() {
+            assert!(
+                (g - w).abs() <= 2e-5 * (1.0 + w.abs()),
+                "{what}: element {i}: got {g}, want {w}"
+            );
+        }
+    }
+}
+
 #[test]
 fn gemm_int8_accumulates_in_i32() {
     let (e, acc) = acc_only(DType::I32);

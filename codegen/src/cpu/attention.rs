@@ -6,7 +6,7 @@ use super::gemm::sgemm;
 use super::io::{read_f32, write_f32};
 use super::par::SyncPtr;
 use super::resolve::{Ctx, Map};
-use super::with_scratch;
+use super::{vexp, with_scratch};
 use crate::spec::{Attention, HeadsView};
 use dqc_ir::DType;
 use rayon::prelude::*;
@@ -351,7 +351,8 @@ unsafe fn exp_row_avx2(row: &mut [f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{EXP_C, exp_nonpositive};
+    use super::exp_nonpositive;
+    use crate::cpu::vexp;
     use std::arch::x86_64::*;
 
     /// [`super::exp_shifted_sum`], eight lanes per instruction.
@@ -382,30 +383,13 @@ mod avx2 {
         sum
     }
 
-    /// [`exp_nonpositive`] on eight lanes, with fused multiply-adds: the reduction takes
-    /// ln 2 as one constant (the product `n·ln2` is exact inside the multiply-add), so the
-    /// results differ from the scalar code's in the last bit or two.
+    /// [`exp_nonpositive`] on eight lanes ([`vexp::exp8`], so within a few ulps of it).
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     fn exp8(x: __m256) -> __m256 {
-        let set = _mm256_set1_ps;
-        let lim = set(EXP_C.floor);
+        let lim = _mm256_set1_ps(vexp::FLOOR);
         // `max(lim, x)` returns its second operand when either is NaN: NaN flows through.
-        let xc = _mm256_max_ps(lim, x);
-        let e = _mm256_fmadd_ps(xc, set(EXP_C.log2e), set(EXP_C.magic));
-        let n = _mm256_sub_ps(e, set(EXP_C.magic));
-        let r = _mm256_fnmadd_ps(n, set(std::f32::consts::LN_2), xc);
-        let c = &EXP_C.poly;
-        let r2 = _mm256_mul_ps(r, r);
-        let p01 = _mm256_fmadd_ps(set(c[1]), r, set(c[0]));
-        let p23 = _mm256_fmadd_ps(set(c[3]), r, set(c[2]));
-        let p = _mm256_fmadd_ps(r2, p23, p01);
-        let y = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, set(1.0)));
-        let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(
-            _mm256_castps_si256(e),
-            _mm256_set1_epi32(127i32.wrapping_sub(EXP_C.magic.to_bits() as i32)),
-        ));
-        let y = _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
+        let y = vexp::exp8(_mm256_max_ps(lim, x));
         // Masked (−∞) and subnormal-range inputs give 0.
         let low = _mm256_cmp_ps::<_CMP_LT_OQ>(x, lim);
         _mm256_blendv_ps(y, _mm256_setzero_ps(), low)
@@ -460,57 +444,15 @@ fn exp_shifted_sum(row: &mut [f32], max: f32) -> f64 {
     sum
 }
 
-/// `e^x` for `x ≤ 0` (softmax after subtracting the row maximum): `x = n·ln2 + r` with
-/// `|r| ≤ ln2/2`, `e^r = 1 + r + r²·P(r)` with a cubic `P` fitted for relative error
-/// (2e-7 in f32), and `2^n` built in the exponent bits. Below −87.3 (where f32 results
-/// would be subnormal) and for −∞ (masked logits) the result is exactly 0; NaN stays NaN.
+/// `e^x` for `x ≤ 0` (softmax after subtracting the row maximum), [`vexp::exp`]; below
+/// [`vexp::FLOOR`] (where f32 results would be subnormal) and for −∞ (masked logits) the
+/// result is exactly 0; NaN stays NaN.
 #[inline(always)]
 fn exp_nonpositive(x: f32) -> f32 {
-    let c = &EXP_C;
     // A comparison, not `max`, so that NaN flows through to the result.
-    let xc = if x < c.floor { c.floor } else { x };
-    // Round to nearest by the 1.5·2^23 trick (no libm call on baseline x86-64): `e`'s low
-    // mantissa bits hold `n` (|n| ≤ 126), so `2^n` comes from integer arithmetic on the
-    // bits — no float-to-int conversion.
-    let e = xc * c.log2e + c.magic;
-    let n = e - c.magic;
-    let r = (xc - n * c.ln2_hi) - n * c.ln2_lo;
-    let r2 = r * r;
-    let p = (c.poly[0] + c.poly[1] * r) + r2 * (c.poly[2] + c.poly[3] * r);
-    let scale = f32::from_bits(
-        e.to_bits()
-            .wrapping_sub(c.magic.to_bits())
-            .wrapping_add(127)
-            << 23,
-    );
-    let y = ((1.0 + r) + r2 * p) * scale;
-    // Masked (−∞) and subnormal-range inputs give 0.
-    if x < c.floor { 0.0 } else { y }
+    let y = vexp::exp(if x < vexp::FLOOR { vexp::FLOOR } else { x });
+    if x < vexp::FLOOR { 0.0 } else { y }
 }
-
-/// Constants of [`exp_nonpositive`] (shared with its AVX2 twin).
-struct ExpConsts {
-    /// Below this the result is 0 (f32 results would be subnormal).
-    floor: f32,
-    log2e: f32,
-    /// `ln 2` split so `n·ln2_hi` is exact for the `n` that occur.
-    ln2_hi: f32,
-    ln2_lo: f32,
-    /// 1.5·2²³: adding it rounds to an integer.
-    magic: f32,
-    /// `P(r) = c0 + c1·r + c2·r² + c3·r³` of `e^r = 1 + r + r²·P(r)` on `|r| ≤ ln2/2`
-    /// (a minimax fit for relative error; Taylor's would be 1/2, 1/6, 1/24, 1/120).
-    poly: [f32; 4],
-}
-
-const EXP_C: ExpConsts = ExpConsts {
-    floor: -87.3,
-    log2e: std::f32::consts::LOG2_E,
-    ln2_hi: 0.693_145_75,
-    ln2_lo: 1.428_606_8e-6,
-    magic: 12_582_912.0,
-    poly: [0.499_992_3, 0.166_671_14, 4.189_009_6e-2, 8.312_506e-3],
-};
 
 #[cfg(test)]
 mod exp_tests {

@@ -6,6 +6,7 @@
 //! panels once and reused by later runs when the program was told that weights are constant
 //! ([`CpuProgram::set_weights_constant`](super::CpuProgram::set_weights_constant)).
 
+use super::activation::BlockAct;
 use super::blocked::{self, Aligned, BSource, Block, PackedB, View};
 use super::exprgen::{self, AccKind, ExprKernel, Store};
 use super::io::{read_f32, read_i64};
@@ -46,6 +47,9 @@ const EPI_COLS: u64 = 256;
 /// A compiled GEMM.
 pub(super) struct GemmKernel {
     epilogue: FuncId,
+    /// An activation at the head of the epilogue, applied to each finished block before
+    /// the compiled rest of it (see [`BlockAct`]).
+    act: Option<BlockAct>,
     batch: Vec<u64>,
     m: u64,
     n: u64,
@@ -147,12 +151,21 @@ pub(super) fn compile(
     out_shape.extend([m, n]);
     // The epilogue sees the full [batch…, m, n] coordinates; the product may run as one
     // taller GEMM (see `fold_batch`), which leaves the dense output layout unchanged.
+    let split = if int {
+        None
+    } else {
+        BlockAct::split(ctx, &spec.exprs, spec.epilogue, &out_shape)?
+    };
+    let (act, exprs) = match split {
+        Some((act, rest)) => (Some(act), std::borrow::Cow::Owned(rest)),
+        None => (None, std::borrow::Cow::Borrowed(&spec.exprs)),
+    };
     let (batch, m, a, b) = fold_batch(batch, m, a, b);
     let epilogue = exprgen::compile(
         jit,
         ctx,
         &ExprKernel {
-            exprs: &spec.exprs,
+            exprs: &exprs,
             shape: out_shape,
             stores: vec![Store::Arg {
                 arg: spec.out,
@@ -171,6 +184,7 @@ pub(super) fn compile(
         b_weight,
         packed: Mutex::new(None),
         epilogue,
+        act,
         batch,
         m,
         n,
@@ -546,6 +560,20 @@ impl GemmKernel {
                 // Each finished block of the product goes through the epilogue while it is
                 // in cache.
                 let mut finish = |blk: Block| -> Result<(), jit::Fault> {
+                    if let Some(act) = &self.act {
+                        // SAFETY: the block holds rows × cols values, `ld` apart, of columns
+                        // n0 + col.. of the product.
+                        unsafe {
+                            act.apply(
+                                args,
+                                n0 + blk.col as u64,
+                                blk.rows,
+                                blk.cols,
+                                blk.data,
+                                blk.ld,
+                            )
+                        };
+                    }
                     let lin = (bi * m + m0 + blk.row as u64) * n + n0 + blk.col as u64;
                     // SAFETY: the block holds rows × cols values, `ld` apart.
                     unsafe {
@@ -609,6 +637,10 @@ impl GemmKernel {
                     )
                 }
                 let (rows, cols) = (mc as usize, cw as usize);
+                if let Some(act) = &self.act {
+                    // SAFETY: the tile holds mc × cw values of columns cn0.. of the product.
+                    unsafe { act.apply(args, cn0, rows, cols, tile.as_mut_ptr(), cols) };
+                }
                 let lin = (bi * m + m0) * n + cn0;
                 // SAFETY: the tile holds mc × cw values, cw apart.
                 unsafe { epilogue_rows(epi, args, lin, n, rows, cols, tile.as_mut_ptr(), cols) }?;

@@ -42,6 +42,7 @@
 //! Faults at run time (a gather index out of range, an integer division by zero) are
 //! returned as [`CpuError`]s naming the kernel; generated code never reads out of bounds.
 
+mod activation;
 mod attention;
 
 /// Run `f` on this thread's reusable scratch in `key`. A nested use on the same thread
@@ -69,6 +70,7 @@ mod par;
 mod resolve;
 mod row_reduce;
 mod scan;
+mod vexp;
 
 use crate::spec::{BufferKind, Kernel, Program};
 use jit::{FAULT_DIV_ZERO, FAULT_GATHER, FAULT_POW, Fault, Jit, JitCode};
