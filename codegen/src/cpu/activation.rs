@@ -256,7 +256,172 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::{Act, BlockAct, act1};
+    use crate::cpu::Bindings;
     use crate::cpu::par::ArgsPtr;
+    use crate::cpu::resolve::{ArgInfo, Ctx};
+    use crate::spec::{Expr, Exprs, IndexMap, Term};
+    use dqc_ir::DType;
+    use dqc_ir::op::{BinaryOp, GeluApprox};
+
+    fn load(e: &mut Exprs, arg: u32, strides: [i64; 2]) -> u32 {
+        let map = IndexMap {
+            offset: vec![],
+            strides: strides.iter().map(|&s| Term::constant(s)).collect(),
+        };
+        e.push(DType::F32, Expr::Load { arg, map })
+    }
+
+    /// Which epilogues lose their head to the block stage: `act(acc ± bias[col])` and
+    /// `act(acc)` do; the accumulator used twice, a bias varying along rows, an integer
+    /// bias or another activation do not.
+    #[test]
+    fn split_takes_only_an_activation_of_the_accumulator_and_a_column_bias() {
+        let bindings = Bindings::new();
+        let ctx = Ctx {
+            kernel: "k",
+            bindings: &bindings,
+            args: vec![
+                ArgInfo {
+                    dtype: DType::F32,
+                    numel: 8,
+                },
+                ArgInfo {
+                    dtype: DType::F32,
+                    numel: 32,
+                },
+                ArgInfo {
+                    dtype: DType::I32,
+                    numel: 8,
+                },
+            ],
+        };
+        let shape = [4u64, 8];
+        type Build = fn(&mut Exprs, u32) -> u32;
+        let cases: [(Build, Option<Act>); 7] = [
+            (
+                |e, acc| e.push(DType::F32, Expr::Silu { x: acc }),
+                Some(Act::Silu),
+            ),
+            (
+                |e, acc| {
+                    let b = load(e, 0, [0, 1]);
+                    let s = e.push(
+                        DType::F32,
+                        Expr::Binary {
+                            op: BinaryOp::Add,
+                            a: b,
+                            b: acc,
+                        },
+                    );
+                    let g = e.push(
+                        DType::F32,
+                        Expr::Gelu {
+                            approx: GeluApprox::Tanh,
+                            x: s,
+                        },
+                    );
+                    let r = load(e, 1, [8, 1]);
+                    e.push(
+                        DType::F32,
+                        Expr::Binary {
+                            op: BinaryOp::Mul,
+                            a: g,
+                            b: r,
+                        },
+                    )
+                },
+                Some(Act::GeluTanh),
+            ),
+            (
+                |e, acc| {
+                    let g = e.push(DType::F32, Expr::Silu { x: acc });
+                    e.push(
+                        DType::F32,
+                        Expr::Binary {
+                            op: BinaryOp::Add,
+                            a: g,
+                            b: acc,
+                        },
+                    )
+                },
+                None,
+            ),
+            (
+                |e, acc| {
+                    let b = load(e, 1, [8, 1]);
+                    let s = e.push(
+                        DType::F32,
+                        Expr::Binary {
+                            op: BinaryOp::Add,
+                            a: acc,
+                            b,
+                        },
+                    );
+                    e.push(DType::F32, Expr::Silu { x: s })
+                },
+                None,
+            ),
+            (
+                |e, acc| {
+                    let b = load(e, 2, [0, 1]);
+                    let s = e.push(
+                        DType::F32,
+                        Expr::Binary {
+                            op: BinaryOp::Add,
+                            a: acc,
+                            b,
+                        },
+                    );
+                    e.push(DType::F32, Expr::Silu { x: s })
+                },
+                None,
+            ),
+            (
+                |e, acc| {
+                    e.push(
+                        DType::F32,
+                        Expr::Gelu {
+                            approx: GeluApprox::Erf,
+                            x: acc,
+                        },
+                    )
+                },
+                None,
+            ),
+            (
+                |e, acc| {
+                    let b = load(e, 0, [0, 1]);
+                    e.push(
+                        DType::F32,
+                        Expr::Binary {
+                            op: BinaryOp::Mul,
+                            a: acc,
+                            b,
+                        },
+                    )
+                },
+                None,
+            ),
+        ];
+        for (i, (build, want)) in cases.into_iter().enumerate() {
+            let mut e = Exprs::new();
+            let acc = e.push(DType::F32, Expr::Acc);
+            let root = build(&mut e, acc);
+            let got = BlockAct::split(&ctx, &e, root, &shape).unwrap();
+            assert_eq!(got.as_ref().map(|(a, _)| a.act), want, "case {i}");
+            if let Some((_, rest)) = got {
+                let reach_acc = rest
+                    .nodes
+                    .iter()
+                    .filter(|n| matches!(n.expr, Expr::Acc))
+                    .count();
+                assert_eq!(
+                    reach_acc, 2,
+                    "case {i}: the activation node now reads the block"
+                );
+            }
+        }
+    }
 
     fn gelu_f64(x: f64) -> f64 {
         let k = (2.0 / std::f64::consts::PI).sqrt();
