@@ -1216,27 +1216,11 @@ fn bench_layer_norm() {
         Buf::f32(&rand_f32((b * n) as usize, 3)),
         Buf::zeros(DType::F32, numel),
     ];
-    let ptrs: Vec<usize> = bufs.iter_mut().map(|b| b.ptr() as usize).collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
-    let mut ts: Vec<f64> = pool.install(|| {
-        let ptrs: Vec<*mut u8> = ptrs.iter().map(|&p| p as *mut u8).collect();
-        (0..200)
-            .map(|_| {
-                let t0 = std::time::Instant::now();
-                // SAFETY: buffers sized for their shapes.
-                unsafe { cp.run_kernel(0, &ptrs) }.unwrap();
-                t0.elapsed().as_secs_f64()
-            })
-            .collect()
-    });
-    ts.sort_by(f64::total_cmp);
+    let t = median_one_thread(&cp, &mut bufs, 200);
     eprintln!(
         "layer norm + modulate, {b}x{s}x{n}: median {:.3} ns/element ({:.1} us)",
-        ts[100] * 1e9 / numel as f64,
-        ts[100] * 1e6
+        t * 1e9 / numel as f64,
+        t * 1e6
     );
 }
 
@@ -1281,27 +1265,11 @@ fn bench_attention() {
         Buf::f32(&rand_f32(n, 3)),
         Buf::zeros(DType::F32, n),
     ];
-    let ptrs: Vec<usize> = bufs.iter_mut().map(|b| b.ptr() as usize).collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
-    let mut ts: Vec<f64> = pool.install(|| {
-        let ptrs: Vec<*mut u8> = ptrs.iter().map(|&p| p as *mut u8).collect();
-        (0..50)
-            .map(|_| {
-                let t0 = std::time::Instant::now();
-                // SAFETY: buffers sized for their shapes.
-                unsafe { cp.run_kernel(0, &ptrs) }.unwrap();
-                t0.elapsed().as_secs_f64()
-            })
-            .collect()
-    });
-    ts.sort_by(f64::total_cmp);
+    let t = median_one_thread(&cp, &mut bufs, 50);
     let flops = 4.0 * (b * h * s * s * d) as f64;
     eprintln!(
         "attention {b}x{h} heads of {s}x{d}: median {:.3} ms, {:.1} GFLOP/s",
-        ts[25] * 1e3,
-        flops / ts[25] / 1e9
+        t * 1e3,
+        flops / t / 1e9
     );
 }

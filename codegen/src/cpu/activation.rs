@@ -271,6 +271,19 @@ mod tests {
         e.push(DType::F32, Expr::Load { arg, map })
     }
 
+    /// `acc + load(arg)` with the load's strides over `[m, n]`.
+    fn plus(e: &mut Exprs, acc: u32, arg: u32, strides: [i64; 2]) -> u32 {
+        let b = load(e, arg, strides);
+        e.push(
+            DType::F32,
+            Expr::Binary {
+                op: BinaryOp::Add,
+                a: acc,
+                b,
+            },
+        )
+    }
+
     /// Which epilogues lose their head to the block stage: `act(acc ± bias[col])` and
     /// `act(acc)` do; the accumulator used twice, a bias varying along rows, an integer
     /// bias or another activation do not.
@@ -348,30 +361,14 @@ mod tests {
             ),
             (
                 |e, acc| {
-                    let b = load(e, 1, [8, 1]);
-                    let s = e.push(
-                        DType::F32,
-                        Expr::Binary {
-                            op: BinaryOp::Add,
-                            a: acc,
-                            b,
-                        },
-                    );
+                    let s = plus(e, acc, 1, [8, 1]);
                     e.push(DType::F32, Expr::Silu { x: s })
                 },
                 None,
             ),
             (
                 |e, acc| {
-                    let b = load(e, 2, [0, 1]);
-                    let s = e.push(
-                        DType::F32,
-                        Expr::Binary {
-                            op: BinaryOp::Add,
-                            a: acc,
-                            b,
-                        },
-                    );
+                    let s = plus(e, acc, 2, [0, 1]);
                     e.push(DType::F32, Expr::Silu { x: s })
                 },
                 None,

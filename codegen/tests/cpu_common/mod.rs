@@ -110,6 +110,29 @@ pub fn run_with(p: &Program, b: &Bindings, bufs: &mut [Buf]) -> Result<(), CpuEr
     unsafe { cp.run_kernel(0, &ptrs) }
 }
 
+/// Median wall time in seconds of `runs` runs of kernel 0 of `cp` over `bufs` on a
+/// one-thread pool (the ignored benchmarks).
+pub fn median_one_thread(cp: &CpuProgram, bufs: &mut [Buf], runs: usize) -> f64 {
+    let ptrs: Vec<usize> = bufs.iter_mut().map(|b| b.ptr() as usize).collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a one-thread pool");
+    let mut ts: Vec<f64> = pool.install(|| {
+        let ptrs: Vec<*mut u8> = ptrs.iter().map(|&p| p as *mut u8).collect();
+        (0..runs.max(1))
+            .map(|_| {
+                let t0 = std::time::Instant::now();
+                // SAFETY: every buffer is sized for its declared shape and 64-byte aligned.
+                unsafe { cp.run_kernel(0, &ptrs) }.expect("kernel runs");
+                t0.elapsed().as_secs_f64()
+            })
+            .collect()
+    });
+    ts.sort_by(f64::total_cmp);
+    ts[ts.len() / 2]
+}
+
 /// Constant terms.
 pub fn t(c: i64) -> Term {
     Term::constant(c)
