@@ -272,6 +272,25 @@ fn operand(arg: u32, offset: i64, batch: &[i64], rs: i64, cs: i64) -> MatOperand
     }
 }
 
+/// An f32 GEMM of a dense row-major `A` (argument 0, `m × k`) and `B` (argument 1,
+/// `k × n`) with the given epilogue writing argument `out`.
+fn dense_f32_gemm(m: u64, n: u64, k: u64, exprs: Exprs, epilogue: u32, out: u32) -> Kernel {
+    Kernel::Gemm(Gemm {
+        batch: Shape::scalar(),
+        m: Dim::fixed(m),
+        n: Dim::fixed(n),
+        k: Dim::fixed(k),
+        a: operand(0, 0, &[], k as i64, 1),
+        b: operand(1, 0, &[], n as i64, 1),
+        in_dtype: DType::F32,
+        acc_dtype: DType::F32,
+        alpha: 1.0,
+        exprs,
+        epilogue,
+        out,
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 fn naive_gemm(
     batch: u64,
@@ -488,20 +507,7 @@ fn gemm_activation_epilogues_over_blocks() {
                 (DType::F32, vec![m, n]),
                 (DType::F32, vec![m, n]),
             ],
-            Kernel::Gemm(Gemm {
-                batch: Shape::scalar(),
-                m: Dim::fixed(m),
-                n: Dim::fixed(n),
-                k: Dim::fixed(k),
-                a: operand(0, 0, &[], k as i64, 1),
-                b: operand(1, 0, &[], n as i64, 1),
-                in_dtype: DType::F32,
-                acc_dtype: DType::F32,
-                alpha: 1.0,
-                exprs: e,
-                epilogue: root,
-                out: 4,
-            }),
+            dense_f32_gemm(m, n, k, e, root, 4),
             vec![4],
         );
         let mut bufs = [
@@ -1109,20 +1115,7 @@ fn bench_gemm(m: u64, n: u64, k: u64, with_gelu: bool, constant: bool) {
             (DType::F32, vec![n]),
             (DType::F32, vec![m, n]),
         ],
-        Kernel::Gemm(Gemm {
-            batch: Shape::scalar(),
-            m: Dim::fixed(m),
-            n: Dim::fixed(n),
-            k: Dim::fixed(k),
-            a: operand(0, 0, &[], k as i64, 1),
-            b: operand(1, 0, &[], n as i64, 1),
-            in_dtype: DType::F32,
-            acc_dtype: DType::F32,
-            alpha: 1.0,
-            exprs: e,
-            epilogue: g,
-            out: 3,
-        }),
+        dense_f32_gemm(m, n, k, e, g, 3),
         vec![3],
     );
     p.buffers[1].kind = BufferKind::Weight { name: "w".into() };
