@@ -1,5 +1,6 @@
-//! Row reductions: compiled prologue → Rust row op (f64 accumulation) → compiled epilogue,
-//! rows in parallel blocks.
+//! Row reductions: compiled prologue → Rust row op → compiled epilogue, rows in parallel
+//! blocks. The row op accumulates in f64 (norms: f32 partial sums combined in f64); an
+//! input that is a plain dense f32 load is read in place, without the prologue.
 
 use super::exprgen::{self, AccKind, ExprKernel, Store};
 use super::jit::{self, ExprFn, Jit, JitCode};
