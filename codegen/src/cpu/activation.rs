@@ -156,14 +156,15 @@ impl BlockAct {
                 cs as isize,
             )
         });
+        #[cfg(target_arch = "x86_64")]
+        let wide = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && bias.is_none_or(|(_, cs)| cs == 1);
         for r in 0..rows {
             // SAFETY: row r holds `cols` writable values (contract).
             let row = unsafe { std::slice::from_raw_parts_mut(data.add(r * ld), cols) };
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-                && bias.is_none_or(|(_, cs)| cs == 1)
-            {
+            if wide {
                 // SAFETY: the CPU has the features; the bias covers the row's columns.
                 unsafe { avx2::apply_row(self.act, row, bias.map(|(p, _)| p)) };
                 continue;

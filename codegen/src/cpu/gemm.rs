@@ -560,25 +560,10 @@ impl GemmKernel {
                 // Each finished block of the product goes through the epilogue while it is
                 // in cache.
                 let mut finish = |blk: Block| -> Result<(), jit::Fault> {
-                    if let Some(act) = &self.act {
-                        // SAFETY: the block holds rows × cols values, `ld` apart, of columns
-                        // n0 + col.. of the product.
-                        unsafe {
-                            act.apply(
-                                args,
-                                n0 + blk.col as u64,
-                                blk.rows,
-                                blk.cols,
-                                blk.data,
-                                blk.ld,
-                            )
-                        };
-                    }
                     let lin = (bi * m + m0 + blk.row as u64) * n + n0 + blk.col as u64;
-                    // SAFETY: the block holds rows × cols values, `ld` apart.
-                    unsafe {
-                        epilogue_rows(epi, args, lin, n, blk.rows, blk.cols, blk.data, blk.ld)
-                    }
+                    // SAFETY: the block holds rows × cols values, `ld` apart, of the
+                    // product's rows and columns from `lin` on.
+                    unsafe { self.finish_f32(epi, args, lin, blk.rows, blk.cols, blk.data, blk.ld) }
                 };
                 // SAFETY: A and B address the task's mc × k and k × nc operands (checked
                 // at compile time); `micro` was detected on this CPU.
@@ -595,6 +580,31 @@ impl GemmKernel {
                     )
                 }
             })
+    }
+
+    /// Finish `rows × cols` f32 values of the product (`ld` apart) whose first is element
+    /// `lin` of the output (linear, row-major): the block activation, if any, in place, then
+    /// the compiled epilogue.
+    ///
+    /// # Safety
+    /// As [`epilogue_rows`]; the values are writable.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn finish_f32(
+        &self,
+        epi: ExprFn,
+        args: ArgsPtr,
+        lin: u64,
+        rows: usize,
+        cols: usize,
+        data: *mut f32,
+        ld: usize,
+    ) -> Result<(), jit::Fault> {
+        if let Some(act) = &self.act {
+            // SAFETY: forwarded; the values are columns `lin % n ..` of the product.
+            unsafe { act.apply(args, lin % self.n.max(1), rows, cols, data, ld) };
+        }
+        // SAFETY: forwarded contract.
+        unsafe { epilogue_rows(epi, args, lin, self.n, rows, cols, data, ld) }
     }
 
     /// One task on CPUs without AVX2 + FMA: the `gemm` crate into a per-thread tile, a
@@ -637,13 +647,9 @@ impl GemmKernel {
                     )
                 }
                 let (rows, cols) = (mc as usize, cw as usize);
-                if let Some(act) = &self.act {
-                    // SAFETY: the tile holds mc × cw values of columns cn0.. of the product.
-                    unsafe { act.apply(args, cn0, rows, cols, tile.as_mut_ptr(), cols) };
-                }
                 let lin = (bi * m + m0) * n + cn0;
-                // SAFETY: the tile holds mc × cw values, cw apart.
-                unsafe { epilogue_rows(epi, args, lin, n, rows, cols, tile.as_mut_ptr(), cols) }?;
+                // SAFETY: the tile holds mc × cw values, cw apart, of the product from `lin`.
+                unsafe { self.finish_f32(epi, args, lin, rows, cols, tile.as_mut_ptr(), cols) }?;
                 c0 += cw;
             }
             Ok(())

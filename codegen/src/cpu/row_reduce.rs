@@ -31,15 +31,22 @@ thread_local! {
 
 /// A compiled row reduction.
 pub(super) struct RowReduceKernel {
-    prologue: FuncId,
+    input: Input,
     epilogue: FuncId,
     op: RowOp,
     in_dtype: DType,
     rows: u64,
     row_len: u64,
-    /// The input is f32 argument `.0` read densely from element `.1` on (a plain load in
-    /// row-major order): the row op reads it in place and the prologue is not called.
-    direct: Option<(u32, u64)>,
+}
+
+/// Where the rows come from.
+#[derive(Clone, Copy)]
+enum Input {
+    /// The compiled prologue writes them into per-thread scratch.
+    Prologue(FuncId),
+    /// They are f32 argument `arg` read densely from element `offset` on (a plain load in
+    /// row-major order): the row op reads them in place, there is no prologue.
+    Dense { arg: u32, offset: u64 },
 }
 
 /// Generate the prologue and epilogue functions.
@@ -103,19 +110,22 @@ pub(super) fn compile(
     if matches!(spec.op, RowOp::ArgReduce { .. }) && row_len == 0 && rows > 0 {
         return Err(ctx.malformed("arg-reduction over empty rows"));
     }
-    let prologue = exprgen::compile(
-        jit,
-        ctx,
-        &ExprKernel {
-            exprs: &spec.exprs,
-            shape: shape.clone(),
-            stores: vec![Store::Aux {
-                expr: spec.input,
-                kind: in_kind,
-            }],
-            acc: None,
-        },
-    )?;
+    let input = match dense_input(ctx, spec, &shape)? {
+        Some((arg, offset)) => Input::Dense { arg, offset },
+        None => Input::Prologue(exprgen::compile(
+            jit,
+            ctx,
+            &ExprKernel {
+                exprs: &spec.exprs,
+                shape: shape.clone(),
+                stores: vec![Store::Aux {
+                    expr: spec.input,
+                    kind: in_kind,
+                }],
+                acc: None,
+            },
+        )?),
+    };
     let out_shape = if spec.op.reduces() {
         shape[..axis].to_vec()
     } else {
@@ -135,13 +145,12 @@ pub(super) fn compile(
         },
     )?;
     Ok(RowReduceKernel {
-        prologue,
+        input,
         epilogue,
         op: spec.op,
         in_dtype,
         rows,
         row_len,
-        direct: dense_input(ctx, spec, &shape)?,
     })
 }
 
@@ -190,7 +199,11 @@ impl RowReduceKernel {
             kernel: name.to_string(),
             message: "function missing after finalization".into(),
         };
-        let pro = code.expr_fn(self.prologue).ok_or_else(missing)?;
+        // The prologue's address, or where the rows are read in place.
+        let src = match self.input {
+            Input::Prologue(f) => Ok(code.expr_fn(f).ok_or_else(missing)?),
+            Input::Dense { arg, offset } => Err((arg, offset)),
+        };
         let epi = code.expr_fn(self.epilogue).ok_or_else(missing)?;
         let a = ArgsPtr(args.as_ptr());
         let per_block = (BLOCK / self.row_len.max(1)).max(2);
@@ -208,14 +221,7 @@ impl RowReduceKernel {
                         v.resize(len, T::default());
                     }
                 }
-                grow(
-                    &mut sc.xf,
-                    if float && self.direct.is_none() {
-                        blk * n
-                    } else {
-                        0
-                    },
-                );
+                grow(&mut sc.xf, if float && src.is_ok() { blk * n } else { 0 });
                 grow(&mut sc.xi, if float { 0 } else { blk * n });
                 grow(&mut sc.yf, blk * out_per_row);
                 grow(&mut sc.yi, blk * out_per_row);
@@ -229,18 +235,8 @@ impl RowReduceKernel {
                     } else {
                         xi.as_mut_ptr().cast::<u8>()
                     };
-                    let xs: &[f32] = match self.direct {
-                        // SAFETY: rows r..re of the dense input are inside the argument
-                        // (checked at compile time), f32, and not written by this kernel.
-                        Some((arg, off)) => unsafe {
-                            std::slice::from_raw_parts(
-                                (*a.get().add(arg as usize))
-                                    .cast::<f32>()
-                                    .add((off + r * n as u64) as usize),
-                                cnt * n,
-                            )
-                        },
-                        None => {
+                    let xs: &[f32] = match src {
+                        Ok(pro) => {
                             // SAFETY: the prologue writes (re - r)·n elements of the scratch.
                             unsafe {
                                 jit::call(
@@ -253,6 +249,16 @@ impl RowReduceKernel {
                             }?;
                             &xf[..if float { cnt * n } else { 0 }]
                         }
+                        // SAFETY: rows r..re of the dense input are inside the argument
+                        // (checked at compile time), f32, and not written by this kernel.
+                        Err((arg, offset)) => unsafe {
+                            std::slice::from_raw_parts(
+                                (*a.get().add(arg as usize))
+                                    .cast::<f32>()
+                                    .add((offset + r * n as u64) as usize),
+                                cnt * n,
+                            )
+                        },
                     };
                     let res_f32 =
                         self.rows_op(xs, &xi[..if float { 0 } else { cnt * n }], n, cnt, yf, yi);
