@@ -17,6 +17,13 @@ With --rounds R (> 1) steps 2 and 4 run R times each, in the order ort, dqc, dqc
 so that a slow drift of the machine (turbo, neighbours) does not always favour the engine
 that runs first; each engine's figures are then the medians over its rounds, and the
 ratio is the median of the per-round ratios.
+
+With --interleave both engines load once, each in its own long-lived child process, and
+take turns one forward at a time (ort, dqc, dqc, ort, ..., with --gap ms of idle before
+each turn), driven over pipes (`dqc bench --lockstep`, and the same protocol for
+onnxruntime). The host's slow and fast phases (neighbours on shared cores and caches, each
+lasting seconds) then fall on both engines alike; the ratio is the median, over the
+iterations, of each dqc forward's time over the onnxruntime forward next to it in time.
 """
 
 import argparse
@@ -96,6 +103,77 @@ def ort(out: Path, threads: int, iters: int, warmup: int) -> None:
                           p90=times[(len(times) * 9) // 10])))
 
 
+def ort_worker(out: Path, threads: int, iters: int, warmup: int) -> None:
+    """onnxruntime under the `dqc bench --lockstep` protocol: `ready` after the warm-up,
+    then one timed forward per line read from stdin, each answered with `ms <time>`."""
+    import numpy as np
+    import onnxruntime as rt
+
+    so = rt.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = rt.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = rt.InferenceSession(str(out / "model.onnx"), so, providers=["CPUExecutionProvider"])
+    feeds = dict(np.load(out / "inputs.npz"))
+    for _ in range(warmup):
+        sess.run(None, feeds)
+    print("ready", flush=True)
+    res = None
+    for i in range(iters):
+        if not sys.stdin.readline():
+            sys.exit(f"error: stdin closed before timed run {i + 1} of {iters}")
+        t = time.perf_counter()
+        res = sess.run(None, feeds)
+        print(f"ms {(time.perf_counter() - t) * 1e3:.3f}", flush=True)
+    np.savez(out / "ort_outputs.npz", sample=res[0])
+
+
+class Turns:
+    """An engine in a child process under the lockstep protocol."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict | None = None):
+        self.name, self.cmd = name, cmd
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  env=env, text=True)
+        self.times: list[float] = []
+        self.expect("ready")
+
+    def expect(self, what: str) -> str:
+        line = self.p.stdout.readline()
+        if not line.startswith(what):
+            self.p.kill()
+            sys.exit(f"error: {self.name} ({' '.join(self.cmd)}): expected `{what}`, "
+                     f"got {line!r}")
+        return line
+
+    def turn(self) -> None:
+        """One timed forward."""
+        self.p.stdin.write("go\n")
+        self.p.stdin.flush()
+        self.times.append(float(self.expect("ms ").split()[1]))
+
+    def finish(self) -> int:
+        """Wait for the exit; return the peak RSS in MiB."""
+        self.p.stdin.close()
+        self.p.stdout.read()
+        _, status, usage = os.wait4(self.p.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            sys.exit(f"error: {self.name} ({' '.join(self.cmd)}) failed (exit {code})")
+        return usage.ru_maxrss // 1024
+
+
+def med(xs: list[float]) -> float:
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def pct(xs: list[float], p: int) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, (len(xs) * p) // 100)]
+
+
 def child(cmd: list[str], env: dict | None = None) -> tuple[str, float, int]:
     """Run `cmd`, return (stdout, wall seconds, max RSS in MiB)."""
     t = time.perf_counter()
@@ -117,7 +195,12 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=1,
                     help="run each engine this many times, alternating which goes first")
-    ap.add_argument("--step", choices=["all", "export", "ort"], default="all")
+    ap.add_argument("--interleave", action="store_true",
+                    help="load both engines at once and let them take turns, one forward "
+                         "at a time (see the module doc)")
+    ap.add_argument("--gap", type=float, default=50.0,
+                    help="with --interleave: idle milliseconds before each turn")
+    ap.add_argument("--step", choices=["all", "export", "ort", "ort-worker"], default="all")
     a = ap.parse_args()
     out = Path(a.out)
     if a.step == "export":
@@ -125,6 +208,9 @@ def main() -> int:
         return 0
     if a.step == "ort":
         ort(out, a.threads, a.iters, a.warmup)
+        return 0
+    if a.step == "ort-worker":
+        ort_worker(out, a.threads, a.iters, a.warmup)
         return 0
 
     me = [sys.executable, __file__, "--out", str(out), "--threads", str(a.threads),
@@ -141,11 +227,13 @@ def main() -> int:
         ort_out, _, rss = child(me + ["--step", "ort"])
         return json.loads(ort_out.strip().splitlines()[-1]), rss
 
+    def dqc_cmd() -> list[str]:
+        return [a.dqc, "bench", str(plan), "--inputs", str(out / "inputs.npz"),
+                "--iters", str(a.iters), "--warmup", str(a.warmup),
+                "--threads", str(a.threads), "--outputs", str(out / "dqc_outputs.npz")]
+
     def run_dqc() -> tuple[dict, int]:
-        dqc_out, _, rss = child([a.dqc, "bench", str(plan), "--inputs", str(out / "inputs.npz"),
-                                 "--iters", str(a.iters), "--warmup", str(a.warmup),
-                                 "--threads", str(a.threads), "--outputs",
-                                 str(out / "dqc_outputs.npz")], env)
+        dqc_out, _, rss = child(dqc_cmd(), env)
         m = re.search(r"median\s+([0-9.]+)\s*ms.*p10\s+([0-9.]+)\s*ms.*p90\s+([0-9.]+)\s*ms",
                       dqc_out)
         if not m:
@@ -154,25 +242,40 @@ def main() -> int:
 
     runs: dict[str, list[dict]] = {"ort": [], "dqc": []}
     rss = {"ort": 0, "dqc": 0}
-    for r in range(max(a.rounds, 1)):
-        order = ("ort", "dqc") if r % 2 == 0 else ("dqc", "ort")
-        for eng in order:
-            t, m = run_ort() if eng == "ort" else run_dqc()
-            runs[eng].append(t)
-            rss[eng] = max(rss[eng], m)
-        if a.rounds > 1:
-            o, d = runs["ort"][-1]["median"], runs["dqc"][-1]["median"]
-            print(f"round {r + 1} ({' then '.join(order)}): onnxruntime {o:.2f} ms, "
-                  f"dqc {d:.2f} ms, ratio {d / o:.3f}")
-
-    def med(xs: list[float]) -> float:
-        xs = sorted(xs)
-        n = len(xs)
-        return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+    if a.interleave:
+        # Loaded and warmed up one after the other, so the two warm-ups do not overlap.
+        eng = {"ort": Turns("onnxruntime", me + ["--step", "ort-worker"])}
+        eng["dqc"] = Turns("dqc", dqc_cmd() + ["--lockstep"], env)
+        for i in range(a.iters):
+            for name in (("ort", "dqc") if i % 2 == 0 else ("dqc", "ort")):
+                time.sleep(a.gap / 1e3)
+                eng[name].turn()
+        for k, e in eng.items():
+            rss[k] = e.finish()
+            runs[k].append(dict(median=med(e.times), p10=pct(e.times, 10),
+                                p90=pct(e.times, 90)))
+        pairs = [d / o for o, d in zip(eng["ort"].times, eng["dqc"].times)]
+        (out / "interleaved_ms.json").write_text(json.dumps(
+            {"onnxruntime": eng["ort"].times, "dqc": eng["dqc"].times}))
+        ratio = med(pairs)
+        print(f"per-forward ratios dqc / onnxruntime: p10 {pct(pairs, 10):.3f}, "
+              f"median {ratio:.3f}, p90 {pct(pairs, 90):.3f}; dqc faster in "
+              f"{sum(r < 1 for r in pairs)} of {len(pairs)}")
+    else:
+        for r in range(max(a.rounds, 1)):
+            order = ("ort", "dqc") if r % 2 == 0 else ("dqc", "ort")
+            for name in order:
+                t, m = run_ort() if name == "ort" else run_dqc()
+                runs[name].append(t)
+                rss[name] = max(rss[name], m)
+            if a.rounds > 1:
+                o, d = runs["ort"][-1]["median"], runs["dqc"][-1]["median"]
+                print(f"round {r + 1} ({' then '.join(order)}): onnxruntime {o:.2f} ms, "
+                      f"dqc {d:.2f} ms, ratio {d / o:.3f}")
+        ratio = med([d["median"] / o["median"] for o, d in zip(runs["ort"], runs["dqc"])])
 
     ort_t = {k: med([t[k] for t in runs["ort"]]) for k in ("median", "p10", "p90")}
     dqc_t = {k: med([t[k] for t in runs["dqc"]]) for k in ("median", "p10", "p90")}
-    ratio = med([d["median"] / o["median"] for o, d in zip(runs["ort"], runs["dqc"])])
     ort_rss, dqc_rss = rss["ort"], rss["dqc"]
 
     import numpy as np
@@ -187,8 +290,11 @@ def main() -> int:
         print(f"{name:<12} {t['median']:>10.2f} {t['p10']:>8.2f} {t['p90']:>8.2f} {rss:>13}")
     print(f"dqc compile: {compile_s:.2f} s (incl. process start)")
     print(f"max |dqc - ort| / max |ort| = {rel:.2e}")
-    rounds = f", median of {a.rounds} rounds" if a.rounds > 1 else ""
-    print(f"ratio dqc / onnxruntime (median{rounds}) = {ratio:.3f}")
+    if a.interleave:
+        how = f", median of {a.iters} interleaved pairs"
+    else:
+        how = f", median of {a.rounds} rounds" if a.rounds > 1 else ""
+    print(f"ratio dqc / onnxruntime (median{how}) = {ratio:.3f}")
     return 0
 
 

@@ -41,6 +41,11 @@ pub struct Args {
     /// Also write the last run's outputs here.
     #[arg(long)]
     pub outputs: Option<PathBuf>,
+    /// For harnesses that interleave engines: after the warm-up print `ready`, then before
+    /// each timed run wait for a line on stdin and after it print `ms <time>` (flushed), so
+    /// another engine can run between two of ours on the same machine state.
+    #[arg(long)]
+    pub lockstep: bool,
 }
 
 /// Run the command.
@@ -65,10 +70,17 @@ pub fn run(a: Args) -> Result<()> {
         session.enable_profiling();
     }
     let mut ms = Vec::with_capacity(a.iters);
-    for _ in 0..a.iters {
+    let mut step = a.lockstep.then(Lockstep::new).transpose()?;
+    for i in 0..a.iters {
+        if let Some(l) = &mut step {
+            l.wait(i, a.iters)?;
+        }
         let t = Instant::now();
         last = session.run_named(&inputs)?;
         ms.push(t.elapsed().as_secs_f64() * 1e3);
+        if let Some(l) = &mut step {
+            l.say(&format!("ms {:.3}", ms[i]))?;
+        }
     }
     ms.sort_by(f64::total_cmp);
     let pct = |p: f64| ms[((p / 100.0) * (ms.len() - 1) as f64).round() as usize];
@@ -92,6 +104,47 @@ pub fn run(a: Args) -> Result<()> {
         write_npz(path, &last)?;
     }
     Ok(())
+}
+
+/// The `--lockstep` protocol on stdin/stdout.
+struct Lockstep {
+    input: std::io::StdinLock<'static>,
+    line: String,
+}
+
+impl Lockstep {
+    /// Announce that the warm-up is done.
+    fn new() -> Result<Lockstep> {
+        let mut l = Lockstep {
+            input: std::io::stdin().lock(),
+            line: String::new(),
+        };
+        l.say("ready")?;
+        Ok(l)
+    }
+
+    /// Wait for the go-ahead of timed run `i` (of `n`).
+    fn wait(&mut self, i: usize, n: usize) -> Result<()> {
+        use std::io::BufRead;
+        self.line.clear();
+        let got = self
+            .input
+            .read_line(&mut self.line)
+            .context("--lockstep: reading stdin")?;
+        if got == 0 {
+            bail!("--lockstep: stdin closed before timed run {} of {n}", i + 1);
+        }
+        Ok(())
+    }
+
+    /// One line on stdout, flushed.
+    fn say(&mut self, msg: &str) -> Result<()> {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{msg}")
+            .and_then(|()| out.flush())
+            .context("--lockstep: writing stdout")
+    }
 }
 
 /// Time per family and the ten slowest kernels, per run.
