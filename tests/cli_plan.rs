@@ -104,6 +104,76 @@ fn compile_inspect_run_bench() {
     assert!(stdout(&o).contains("median"), "{}", stdout(&o));
 }
 
+/// `dqc bench --lockstep`: `ready` after the warm-up, one timed run per line of stdin,
+/// each answered with `ms <time>`; stdin closing early is a clean error; `--top` bounds the
+/// profile's kernel list.
+#[test]
+fn bench_lockstep_takes_turns_from_stdin() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let plan = compile_dit(dir.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dqc"))
+        .args([
+            "bench",
+            p(&plan),
+            "--iters",
+            "3",
+            "--warmup",
+            "1",
+            "--lockstep",
+            "--profile",
+            "--top",
+            "2",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the dqc binary runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    for _ in 0..3 {
+        writeln!(stdin, "go").unwrap();
+        stdin.flush().unwrap();
+        line.clear();
+        out.read_line(&mut line).unwrap();
+        let ms: f64 = line
+            .strip_prefix("ms ")
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or_else(|| panic!("expected `ms <time>`, got {line:?}"));
+        assert!(ms > 0.0, "{line}");
+    }
+    drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(rest.contains("3 iterations"), "{rest}");
+    let listed = rest
+        .lines()
+        .filter(|l| l.trim_start().starts_with('#'))
+        .count();
+    assert_eq!(listed, 2, "--top 2 lists two kernels: {rest}");
+
+    // Too few go-aheads: a clean one-line error naming the run that never came.
+    let o = Command::new(env!("CARGO_BIN_EXE_dqc"))
+        .args([
+            "bench",
+            p(&plan),
+            "--iters",
+            "2",
+            "--warmup",
+            "1",
+            "--lockstep",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("the dqc binary runs");
+    assert_clean_failure(&o, "stdin closed before timed run 1 of 2");
+    assert_eq!(stdout(&o).trim(), "ready");
+}
+
 #[test]
 fn compile_refuses_unknown_target_and_pass() {
     let model = dit().join("model.onnx");

@@ -38,6 +38,9 @@ pub struct Args {
     /// Print the time spent per kernel family and the slowest kernels (timed runs only).
     #[arg(long)]
     pub profile: bool,
+    /// With `--profile`: how many of the slowest kernels to list.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
     /// Also write the last run's outputs here.
     #[arg(long)]
     pub outputs: Option<PathBuf>,
@@ -97,7 +100,7 @@ pub fn run(a: Args) -> Result<()> {
         rayon::current_num_threads()
     );
     if let Some(prof) = session.profile() {
-        print_profile(&plan, &prof);
+        print_profile(&plan, &prof, a.top);
     }
     if let Some(path) = &a.outputs {
         ensure_parent(path)?;
@@ -147,8 +150,8 @@ impl Lockstep {
     }
 }
 
-/// Time per family and the ten slowest kernels, per run.
-fn print_profile(plan: &Plan, prof: &[(std::time::Duration, u64)]) {
+/// Time per family and the `top` slowest kernels, per run.
+fn print_profile(plan: &Plan, prof: &[(std::time::Duration, u64)], top: usize) {
     let kernels = &plan.program().kernels;
     let per_run = |(d, n): (std::time::Duration, u64)| d.as_secs_f64() * 1e3 / n.max(1) as f64;
     let total: f64 = prof.iter().map(|&p| per_run(p)).sum();
@@ -168,7 +171,7 @@ fn print_profile(plan: &Plan, prof: &[(std::time::Duration, u64)]) {
     let mut order: Vec<usize> = (0..kernels.len().min(prof.len())).collect();
     order.sort_by(|&a, &b| per_run(prof[b]).total_cmp(&per_run(prof[a])));
     println!("  slowest kernels:");
-    for &i in order.iter().take(10) {
+    for &i in order.iter().take(top) {
         println!(
             "  #{i:<4} {:<15} {:>9.3} ms  {}",
             kernels[i].body.family(),
