@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# CPU benchmark: DiT-S/2 with onnxruntime vs `dqc run` (same inputs, same threads).
+# CPU benchmark: DiT-S/2 with onnxruntime vs dqc (`dqc bench`: the runtime `dqc run` uses),
+# same inputs, same threads.
 #
-#   scripts/bench-cpu.sh [--threads N] [--iters N] [--rounds R]
+#   scripts/bench-cpu.sh [--threads N] [--iters N] [--separate] [--rounds R]
 #
 # Builds the release CLI, makes a Python venv with torch/diffusers/onnx/onnxruntime if
 # $DQC_VENV is not set (target/bench-venv, needs network once), exports DiT-S/2 to ONNX,
-# and prints both engines' median/p10/p90 forward times, peak memory and the ratio.
+# and prints both engines' median/p10/p90 forward times, peak memory and the ratio. The
+# engines take turns one forward at a time; --separate (or --rounds R) times each in a
+# process of its own instead (see scripts/bench_cpu.py).
 # Record results in docs/performance.md with the command and the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -3,27 +3,27 @@
 
     python scripts/bench_cpu.py --dqc target/release/dqc --out target/bench-cpu [--threads N]
 
-Steps, each in its own child process so that peak memory (max RSS, from wait4) belongs to
-one engine only:
+Each engine runs in its own child process, so that peak memory (max RSS, from wait4)
+belongs to one engine only:
   1. export   DiT-S/2 (diffusers DiTTransformer2DModel: hidden 384, depth 12, 6 heads,
               patch 2, latent 32x32x4, learned sigma), seeded random weights, TorchScript
               exporter opset 17, dynamic batch; inputs.npz for batch 2.
-  2. ort      onnxruntime CPU, same threads, median/p10/p90 of --iters runs after warm-up.
-  3. compile  `dqc compile model.onnx --target cpu` (wall time; goal < 5 s).
-  4. dqc      `dqc bench PLAN --inputs inputs.npz --iters N --warmup W --threads T`.
-Prints one table and the ratio of median forward times (dqc / onnxruntime).
+  2. compile  `dqc compile model.onnx --target cpu` (wall time; goal < 5 s).
+  3. time     onnxruntime CPU and `dqc bench PLAN --inputs inputs.npz --threads T`, same
+              inputs, same threads, --iters timed forwards each after --warmup.
+Prints one table (median/p10/p90 and peak RSS of each) and the ratio dqc / onnxruntime.
 
-With --rounds R (> 1) steps 2 and 4 run R times each, in the order ort, dqc, dqc, ort, ...
-so that a slow drift of the machine (turbo, neighbours) does not always favour the engine
-that runs first; each engine's figures are then the medians over its rounds, and the
-ratio is the median of the per-round ratios.
-
-With --interleave both engines load once, each in its own long-lived child process, and
+By default (interleaved) both engines load once, each in its own long-lived child, and
 take turns one forward at a time (ort, dqc, dqc, ort, ..., with --gap ms of idle before
 each turn), driven over pipes (`dqc bench --lockstep`, and the same protocol for
 onnxruntime). The host's slow and fast phases (neighbours on shared cores and caches, each
 lasting seconds) then fall on both engines alike; the ratio is the median, over the
 iterations, of each dqc forward's time over the onnxruntime forward next to it in time.
+The per-forward times are kept in OUT/interleaved_ms.json.
+
+With --separate (or --rounds R > 1) each engine instead runs all its forwards in one
+process of its own, R times, in the order ort, dqc, dqc, ort, ...; each engine's figures
+are then the medians over its rounds and the ratio is the median of the per-round ratios.
 """
 
 import argparse
@@ -193,16 +193,18 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--separate", action="store_true",
+                    help="time each engine in a process of its own instead of taking turns "
+                         "one forward at a time (see the module doc)")
     ap.add_argument("--rounds", type=int, default=1,
-                    help="run each engine this many times, alternating which goes first")
-    ap.add_argument("--interleave", action="store_true",
-                    help="load both engines at once and let them take turns, one forward "
-                         "at a time (see the module doc)")
+                    help="implies --separate: run each engine this many times, alternating "
+                         "which goes first")
     ap.add_argument("--gap", type=float, default=50.0,
-                    help="with --interleave: idle milliseconds before each turn")
+                    help="interleaved: idle milliseconds before each turn")
     ap.add_argument("--step", choices=["all", "export", "ort", "ort-worker"], default="all")
     a = ap.parse_args()
     out = Path(a.out)
+    interleave = not a.separate and a.rounds <= 1
     if a.step == "export":
         export(out)
         return 0
@@ -242,7 +244,7 @@ def main() -> int:
 
     runs: dict[str, list[dict]] = {"ort": [], "dqc": []}
     rss = {"ort": 0, "dqc": 0}
-    if a.interleave:
+    if interleave:
         # Loaded and warmed up one after the other, so the two warm-ups do not overlap.
         eng = {"ort": Turns("onnxruntime", me + ["--step", "ort-worker"])}
         eng["dqc"] = Turns("dqc", dqc_cmd() + ["--lockstep"], env)
@@ -290,7 +292,7 @@ def main() -> int:
         print(f"{name:<12} {t['median']:>10.2f} {t['p10']:>8.2f} {t['p90']:>8.2f} {rss:>13}")
     print(f"dqc compile: {compile_s:.2f} s (incl. process start)")
     print(f"max |dqc - ort| / max |ort| = {rel:.2e}")
-    if a.interleave:
+    if interleave:
         how = f", median of {a.iters} interleaved pairs"
     else:
         how = f", median of {a.rounds} rounds" if a.rounds > 1 else ""
