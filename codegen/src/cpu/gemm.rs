@@ -433,6 +433,7 @@ impl GemmKernel {
         name: &str,
         args: &[*mut u8],
         constant_weights: bool,
+        release: Option<&super::WeightRelease>,
     ) -> Result<(), CpuError> {
         let epi = code.expr_fn(self.epilogue).ok_or_else(|| CpuError::Jit {
             kernel: name.to_string(),
@@ -451,7 +452,7 @@ impl GemmKernel {
             let av = unsafe { read_f32(self.a.dtype, pa, self.a.numel as usize) };
             let packed = if constant_weights && self.b_weight && micro != Micro::Portable {
                 // SAFETY: as above.
-                Some(unsafe { self.packed_b(pb) })
+                Some(unsafe { self.packed_b(pb, release) })
             } else {
                 None
             };
@@ -473,14 +474,23 @@ impl GemmKernel {
     }
 
     /// `B` packed into panels: the cached copy if it was packed from the buffer at `pb`,
-    /// else packed now (and cached).
+    /// else packed now (and cached). With `release` (weights fixed for the program's life,
+    /// [`CpuProgram::set_weight_release`](super::CpuProgram::set_weight_release)) the cache
+    /// is keyed by the address alone and the buffer is handed to `release` once packed.
     ///
     /// # Safety
     /// `pb` addresses B's buffer (`numel` elements of its dtype).
-    unsafe fn packed_b(&self, pb: *const u8) -> Arc<PackedB> {
+    unsafe fn packed_b(
+        &self,
+        pb: *const u8,
+        release: Option<&super::WeightRelease>,
+    ) -> Arc<PackedB> {
         let bytes = self.b.dtype.storage_bytes(self.b.numel as usize);
-        // SAFETY: forwarded contract.
-        let print = fingerprint(unsafe { std::slice::from_raw_parts(pb, bytes) });
+        let print = match release {
+            Some(_) => 0,
+            // SAFETY: forwarded contract.
+            None => fingerprint(unsafe { std::slice::from_raw_parts(pb, bytes) }),
+        };
         let mut slot = self.packed.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((addr, fp, p)) = slot.as_ref()
             && *addr == pb as usize
@@ -499,7 +509,11 @@ impl GemmKernel {
         // SAFETY: the k × n view stays inside the buffer (checked at compile time); B has no
         // batch offset (`b_weight`).
         let p = Arc::new(unsafe { PackedB::pack(self.k as usize, self.n as usize, view) });
+        drop(bv);
         *slot = Some((pb as usize, print, Arc::clone(&p)));
+        if let Some(release) = release {
+            release(pb, bytes);
+        }
         p
     }
 

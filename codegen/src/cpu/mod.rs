@@ -224,6 +224,10 @@ struct CompiledKernel {
     body: Compiled,
 }
 
+/// Called with a weight buffer's bytes once a kernel has made its own copy of them (see
+/// [`CpuProgram::set_weight_release`]).
+pub type WeightRelease = std::sync::Arc<dyn Fn(*const u8, usize) + Send + Sync>;
+
 /// A [`Program`] compiled for the host CPU under fixed symbol bindings.
 ///
 /// `Send + Sync`: the generated code is immutable once compiled; one program may run
@@ -233,6 +237,8 @@ pub struct CpuProgram {
     code: JitCode,
     /// See [`CpuProgram::set_weights_constant`].
     constant_weights: bool,
+    /// See [`CpuProgram::set_weight_release`].
+    release: Option<WeightRelease>,
 }
 
 impl CpuProgram {
@@ -282,6 +288,7 @@ impl CpuProgram {
             kernels,
             code,
             constant_weights: false,
+            release: None,
         })
     }
 
@@ -298,6 +305,18 @@ impl CpuProgram {
     /// [`compile`](CpuProgram::compile); turning it off drops nothing but stops the reuse.
     pub fn set_weights_constant(&mut self, constant: bool) {
         self.constant_weights = constant;
+    }
+
+    /// With constant weights (above), declare that every weight also stays at its address,
+    /// unchanged, for as long as this program lives — true of a plan's memory-mapped
+    /// weights — and hand over `release`, which a kernel calls with a weight's bytes once it
+    /// has made its own copy of them (a GEMM after packing `B` into panels). The callback
+    /// may drop those pages from memory if reading them again gives the same bytes (a
+    /// read-only file mapping refaults them from the file), so that a packed weight is held
+    /// once, not twice. Packed copies are then reused by address alone: the sampled
+    /// fingerprint would bring released pages back. `None` (the default) turns it off.
+    pub fn set_weight_release(&mut self, release: Option<WeightRelease>) {
+        self.release = release;
     }
 
     /// Number of kernels.
@@ -339,7 +358,10 @@ impl CpuProgram {
             match &k.body {
                 Compiled::Elementwise(e) => e.run(code, name, args),
                 Compiled::RowReduce(r) => r.run(code, name, args),
-                Compiled::Gemm(g) => g.run(code, name, args, self.constant_weights),
+                Compiled::Gemm(g) => {
+                    let release = self.release.as_ref().filter(|_| self.constant_weights);
+                    g.run(code, name, args, self.constant_weights, release)
+                }
                 Compiled::Attention(a) => a.run(name, args),
                 Compiled::Conv(c) => c.run(code, name, args),
                 Compiled::SelectiveScan(s) => s.run(name, args),

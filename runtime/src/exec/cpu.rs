@@ -5,7 +5,7 @@ use crate::align::{AlignedBuf, is_aligned};
 use crate::error::RuntimeError;
 use crate::plan::Plan;
 use crate::sizes::root_of;
-use dqc_codegen::cpu::{Bindings, CpuError, CpuProgram};
+use dqc_codegen::cpu::{Bindings, CpuError, CpuProgram, WeightRelease};
 use dqc_codegen::spec::{BufferKind, Program};
 use dqc_ir::Tensor;
 use dqc_ir::tensor::Storage;
@@ -19,8 +19,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub(crate) trait Backend: Send + Sync {
     /// A compiled program (run by a worker of the thread pool).
     type Compiled: Send + Sync;
-    /// Compile every kernel of `program` for `bindings`.
-    fn compile(program: &Program, bindings: &Bindings) -> Result<Self::Compiled, CpuError>;
+    /// Compile every kernel of `program` for `bindings`; `release` is the plan's
+    /// [`Plan::weight_release`].
+    fn compile(
+        program: &Program,
+        bindings: &Bindings,
+        release: Option<WeightRelease>,
+    ) -> Result<Self::Compiled, CpuError>;
     /// Number of kernels compiled.
     fn len(c: &Self::Compiled) -> usize;
     /// Run kernel `index`.
@@ -39,11 +44,17 @@ pub(crate) struct Cranelift;
 
 impl Backend for Cranelift {
     type Compiled = CpuProgram;
-    fn compile(program: &Program, bindings: &Bindings) -> Result<CpuProgram, CpuError> {
+    fn compile(
+        program: &Program,
+        bindings: &Bindings,
+        release: Option<WeightRelease>,
+    ) -> Result<CpuProgram, CpuError> {
         let mut cpu = CpuProgram::compile(program, bindings)?;
         // The executor binds weights to the plan's bytes, mapped read-only for the
-        // session's lifetime: kernels may keep packed copies across runs.
+        // session's lifetime: kernels may keep packed copies across runs, and then let the
+        // mapped pages go.
         cpu.set_weights_constant(true);
+        cpu.set_weight_release(release);
         Ok(cpu)
     }
     fn len(c: &CpuProgram) -> usize {
@@ -83,11 +94,21 @@ enum OutBuf {
     Map(memmap2::MmapMut),
 }
 
+/// Weights up to this size are copied out of a memory-mapped plan when a session starts.
+/// Kernels read them on every run (biases, norm scales), while large GEMM weights are read
+/// once, packed and then released from the mapping ([`Plan::weight_release`]); with
+/// both in the mapping, each small read would map the file's pages around it (a whole
+/// large folio, often 2 MiB) back in, and with them most of the released weights.
+const SMALL_WEIGHT: usize = 256 * 1024;
+
 /// Runs a plan's program on the host CPU.
 pub(crate) struct CpuExecutor<B: Backend = Cranelift> {
     /// Address of each weight buffer's bytes (0 for other buffers); they live in the plan,
-    /// which the session keeps alive.
+    /// which the session keeps alive, or in `small_weights`.
     weight_addr: Vec<usize>,
+    /// Copies of a mapped plan's small weights (see [`SMALL_WEIGHT`]), 64-byte aligned.
+    #[allow(dead_code, reason = "owns the bytes `weight_addr` points into")]
+    small_weights: AlignedBuf,
     arena: Mutex<AlignedBuf>,
     compiled: Mutex<HashMap<Bindings, Arc<Compiled<B::Compiled>>>>,
     /// Per-kernel accumulated run time and run count, when profiling is on.
@@ -99,20 +120,45 @@ impl<B: Backend> CpuExecutor<B> {
     /// Allocate the arena and resolve the weights of `plan`.
     pub(crate) fn new(plan: &Plan) -> Result<CpuExecutor<B>, RuntimeError> {
         let program = plan.program();
-        let mut weight_addr = vec![0usize; program.buffers.len()];
+        let mut weights: Vec<(usize, &str, &[u8])> = Vec::new();
         for (i, b) in program.buffers.iter().enumerate() {
             if let BufferKind::Weight { name } = &b.kind {
                 let bytes = plan.weight_bytes(name).ok_or_else(|| RuntimeError::Size {
                     buffer: b.name.clone(),
                     problem: format!("weight `{name}` is not in the plan"),
                 })?;
-                weight_addr[i] = bytes.as_ptr() as usize;
+                weights.push((i, name, bytes));
             }
+        }
+        // Small weights of a mapped plan: one copy per name, each at a 64-byte offset.
+        let mut small: HashMap<&str, usize> = HashMap::new();
+        let mut small_len = 0usize;
+        if plan.is_mapped() {
+            for &(_, name, bytes) in &weights {
+                if bytes.len() <= SMALL_WEIGHT && !small.contains_key(name) {
+                    small.insert(name, small_len);
+                    small_len += bytes.len().next_multiple_of(64);
+                }
+            }
+        }
+        let mut small_weights = AlignedBuf::zeroed(small_len as u64)
+            .map_err(|e| RuntimeError::Alloc(format!("small weights: {e}")))?;
+        let mut weight_addr = vec![0usize; program.buffers.len()];
+        for &(i, name, bytes) in &weights {
+            weight_addr[i] = match small.get(name) {
+                Some(&off) => {
+                    let dst = &mut small_weights.as_mut_slice()[off..off + bytes.len()];
+                    dst.copy_from_slice(bytes);
+                    dst.as_ptr() as usize
+                }
+                None => bytes.as_ptr() as usize,
+            };
         }
         let arena = AlignedBuf::zeroed(program.arena_bytes)
             .map_err(|e| RuntimeError::Alloc(format!("activation arena: {e}")))?;
         Ok(CpuExecutor {
             weight_addr,
+            small_weights,
             arena: Mutex::new(arena),
             compiled: Mutex::new(HashMap::new()),
             profile: None,
@@ -151,8 +197,8 @@ impl<B: Backend> CpuExecutor<B> {
         }
         let program = plan.program();
         let sizes = super::device_layout::buffer_sizes(program, bindings)?;
-        let cpu =
-            B::compile(program, bindings).map_err(|source| RuntimeError::Compile { source })?;
+        let cpu = B::compile(program, bindings, plan.weight_release())
+            .map_err(|source| RuntimeError::Compile { source })?;
         if B::len(&cpu) != program.kernels.len() {
             return Err(RuntimeError::Size {
                 buffer: String::new(),

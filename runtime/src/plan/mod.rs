@@ -46,6 +46,43 @@ impl Source {
             Source::Owned(b) => b.as_slice(),
         }
     }
+
+    /// Let go of the resident pages of bytes `offset..offset + len` of a mapped file (the
+    /// whole pages inside the range); nothing for a plan held in memory.
+    fn release(&self, offset: usize, len: usize) {
+        if let Source::Mapped(map) = self {
+            release_pages(map, offset, len);
+        }
+    }
+}
+
+/// Drop the whole pages inside bytes `offset..offset + len` of `map` from this process's
+/// memory (`madvise(MADV_DONTNEED)`). The mapping is a shared, read-only map of the plan
+/// file, so this only unmaps them: the next read faults the same bytes back in from the
+/// page cache or the file. Best effort: where the call fails or does not exist, nothing
+/// changes.
+fn release_pages(map: &memmap2::Mmap, offset: usize, len: usize) {
+    #[cfg(unix)]
+    {
+        // SAFETY: sysconf has no preconditions.
+        let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+            p if p > 0 => p as usize,
+            _ => return,
+        };
+        let start = offset.next_multiple_of(page);
+        let end = offset.saturating_add(len).min(map.len()) / page * page;
+        if end > start {
+            // SAFETY: `Mmap::map` makes a shared read-only file mapping; dropping its pages
+            // leaves the bytes as they were (they come back from the file, which the plan's
+            // contract says is not modified while the plan is alive). No reference into the
+            // mapping observes a change.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+            };
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (map, offset, len);
 }
 
 /// Where one weight's bytes are.
@@ -183,6 +220,10 @@ impl Plan {
                 },
             );
         }
+        // Validation read every weight byte (the section checksum); nothing needs them
+        // resident until a kernel reads them, and kernels that keep their own copy (packed
+        // GEMM panels) should not hold a second one through the mapping.
+        source.release(w_off, w_len);
         Ok(Plan {
             inner: Arc::new(Inner {
                 path,
@@ -265,6 +306,30 @@ impl Plan {
             _ => Storage::Owned(Arc::from(self.weight_bytes(name)?)),
         };
         Tensor::from_storage(w.dtype, w.shape.clone(), storage).ok()
+    }
+
+    /// Whether the plan is a memory-mapped file (not bytes held in memory).
+    pub(crate) fn is_mapped(&self) -> bool {
+        matches!(self.inner.source, Source::Mapped(_))
+    }
+
+    /// For the CPU executor ([`CpuProgram::set_weight_release`]): when the plan is a
+    /// mapped file, a callback that drops the pages of a weight once a kernel has copied
+    /// it (addresses outside the mapping, such as weights copied at load time, are left
+    /// alone); `None` for a plan held in memory, whose bytes cannot be read back.
+    ///
+    /// [`CpuProgram::set_weight_release`]: dqc_codegen::cpu::CpuProgram::set_weight_release
+    pub(crate) fn weight_release(&self) -> Option<dqc_codegen::cpu::WeightRelease> {
+        let Source::Mapped(map) = &self.inner.source else {
+            return None;
+        };
+        let map = Arc::clone(map);
+        Some(Arc::new(move |ptr: *const u8, len: usize| {
+            let (base, p) = (map.as_ptr() as usize, ptr as usize);
+            if p >= base && p - base < map.len() {
+                release_pages(&map, p - base, len);
+            }
+        }))
     }
 
     /// Total bytes of the stored weights.

@@ -27,7 +27,11 @@ fn unsupported(what: &str) -> CpuError {
 
 impl Backend for Interp {
     type Compiled = Prog;
-    fn compile(program: &Program, bindings: &Bindings) -> Result<Prog, CpuError> {
+    fn compile(
+        program: &Program,
+        bindings: &Bindings,
+        _release: Option<dqc_codegen::cpu::WeightRelease>,
+    ) -> Result<Prog, CpuError> {
         Ok(Prog {
             program: program.clone(),
             bindings: bindings.clone(),
