@@ -17,9 +17,11 @@ By default (interleaved) both engines load once, each in its own long-lived chil
 take turns one forward at a time (ort, dqc, dqc, ort, ..., with --gap ms of idle before
 each turn), driven over pipes (`dqc bench --lockstep`, and the same protocol for
 onnxruntime). The host's slow and fast phases (neighbours on shared cores and caches, each
-lasting seconds) then fall on both engines alike; the ratio is the median, over the
-iterations, of each dqc forward's time over the onnxruntime forward next to it in time.
-The per-forward times are kept in OUT/interleaved_ms.json.
+lasting seconds) then fall on both engines alike; the ratio is the median, over all
+forwards, of each dqc forward's time over the onnxruntime forward next to it in time.
+This repeats for --pairs fresh pairs of processes, alternating which engine loads first
+(a process started second has measured a few per cent faster than an identical one
+started first). The per-forward times are kept in OUT/interleaved_ms.json.
 
 With --separate (or --rounds R > 1) each engine instead runs all its forwards in one
 process of its own, R times, in the order ort, dqc, dqc, ort, ...; each engine's figures
@@ -199,6 +201,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=1,
                     help="implies --separate: run each engine this many times, alternating "
                          "which goes first")
+    ap.add_argument("--pairs", type=int, default=2,
+                    help="interleaved: process pairs, alternating which engine loads first")
     ap.add_argument("--gap", type=float, default=50.0,
                     help="interleaved: idle milliseconds before each turn")
     ap.add_argument("--step", choices=["all", "export", "ort", "ort-worker"], default="all")
@@ -245,20 +249,34 @@ def main() -> int:
     runs: dict[str, list[dict]] = {"ort": [], "dqc": []}
     rss = {"ort": 0, "dqc": 0}
     if interleave:
-        # Loaded and warmed up one after the other, so the two warm-ups do not overlap.
-        eng = {"ort": Turns("onnxruntime", me + ["--step", "ort-worker"])}
-        eng["dqc"] = Turns("dqc", dqc_cmd() + ["--lockstep"], env)
-        for i in range(a.iters):
-            for name in (("ort", "dqc") if i % 2 == 0 else ("dqc", "ort")):
-                time.sleep(a.gap / 1e3)
-                eng[name].turn()
-        for k, e in eng.items():
-            rss[k] = e.finish()
-            runs[k].append(dict(median=med(e.times), p10=pct(e.times, 10),
-                                p90=pct(e.times, 90)))
-        pairs = [d / o for o, d in zip(eng["ort"].times, eng["dqc"].times)]
+        pairs: list[float] = []
+        per_fwd: dict[str, list[float]] = {"ort": [], "dqc": []}
+        for p in range(a.pairs):
+            # Loaded and warmed up one after the other (so the warm-ups do not overlap);
+            # which engine loads first alternates: of two processes of the same engine,
+            # the one started second has measured a few per cent faster here.
+            first = ("ort", "dqc") if p % 2 == 0 else ("dqc", "ort")
+            eng: dict[str, Turns] = {}
+            for name in first:
+                eng[name] = (Turns("onnxruntime", me + ["--step", "ort-worker"])
+                             if name == "ort"
+                             else Turns("dqc", dqc_cmd() + ["--lockstep"], env))
+            for i in range(a.iters):
+                for name in (first if i % 2 == 0 else first[::-1]):
+                    time.sleep(a.gap / 1e3)
+                    eng[name].turn()
+            for k, e in eng.items():
+                rss[k] = max(rss[k], e.finish())
+                per_fwd[k] += e.times
+            ratios = [d / o for o, d in zip(eng["ort"].times, eng["dqc"].times)]
+            pairs += ratios
+            print(f"pair {p + 1} ({' then '.join(first)} loaded): onnxruntime "
+                  f"{med(eng['ort'].times):.2f} ms, dqc {med(eng['dqc'].times):.2f} ms, "
+                  f"median ratio {med(ratios):.3f}", flush=True)
+        for k, ts in per_fwd.items():
+            runs[k].append(dict(median=med(ts), p10=pct(ts, 10), p90=pct(ts, 90)))
         (out / "interleaved_ms.json").write_text(json.dumps(
-            {"onnxruntime": eng["ort"].times, "dqc": eng["dqc"].times}))
+            {"onnxruntime": per_fwd["ort"], "dqc": per_fwd["dqc"]}))
         ratio = med(pairs)
         print(f"per-forward ratios dqc / onnxruntime: p10 {pct(pairs, 10):.3f}, "
               f"median {ratio:.3f}, p90 {pct(pairs, 90):.3f}; dqc faster in "
@@ -293,7 +311,7 @@ def main() -> int:
     print(f"dqc compile: {compile_s:.2f} s (incl. process start)")
     print(f"max |dqc - ort| / max |ort| = {rel:.2e}")
     if interleave:
-        how = f", median of {a.iters} interleaved pairs"
+        how = f" over {a.pairs} process pairs x {a.iters} interleaved forwards"
     else:
         how = f", median of {a.rounds} rounds" if a.rounds > 1 else ""
     print(f"ratio dqc / onnxruntime (median{how}) = {ratio:.3f}")
