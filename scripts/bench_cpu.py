@@ -82,7 +82,9 @@ def export(out: Path) -> None:
     (out / "config.json").write_text(json.dumps(dict(cfg, params=params), indent=1))
 
 
-def ort(out: Path, threads: int, iters: int, warmup: int) -> None:
+def ort_session(out: Path, threads: int, warmup: int):
+    """An onnxruntime CPU session of the model with all graph optimizations, `threads`
+    intra-op threads, run `warmup` times; returns (session, feeds)."""
     import numpy as np
     import onnxruntime as rt
 
@@ -94,6 +96,13 @@ def ort(out: Path, threads: int, iters: int, warmup: int) -> None:
     feeds = dict(np.load(out / "inputs.npz"))
     for _ in range(warmup):
         sess.run(None, feeds)
+    return sess, feeds
+
+
+def ort(out: Path, threads: int, iters: int, warmup: int) -> None:
+    import numpy as np
+
+    sess, feeds = ort_session(out, threads, warmup)
     times = []
     for _ in range(iters):
         t = time.perf_counter()
@@ -109,16 +118,8 @@ def ort_worker(out: Path, threads: int, iters: int, warmup: int) -> None:
     """onnxruntime under the `dqc bench --lockstep` protocol: `ready` after the warm-up,
     then one timed forward per line read from stdin, each answered with `ms <time>`."""
     import numpy as np
-    import onnxruntime as rt
 
-    so = rt.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = rt.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = rt.InferenceSession(str(out / "model.onnx"), so, providers=["CPUExecutionProvider"])
-    feeds = dict(np.load(out / "inputs.npz"))
-    for _ in range(warmup):
-        sess.run(None, feeds)
+    sess, feeds = ort_session(out, threads, warmup)
     print("ready", flush=True)
     res = None
     for i in range(iters):
