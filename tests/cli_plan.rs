@@ -157,19 +157,16 @@ fn bench_lockstep_takes_turns_from_stdin() {
     assert_eq!(listed, 2, "--top 2 lists two kernels: {rest}");
 
     // Too few go-aheads: a clean one-line error naming the run that never came.
-    let o = Command::new(env!("CARGO_BIN_EXE_dqc"))
-        .args([
-            "bench",
-            p(&plan),
-            "--iters",
-            "2",
-            "--warmup",
-            "1",
-            "--lockstep",
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("the dqc binary runs");
+    // (`dqc` runs the binary with stdin closed.)
+    let o = dqc(&[
+        "bench",
+        p(&plan),
+        "--iters",
+        "2",
+        "--warmup",
+        "1",
+        "--lockstep",
+    ]);
     assert_clean_failure(&o, "stdin closed before timed run 1 of 2");
     assert_eq!(stdout(&o).trim(), "ready");
 }

@@ -131,26 +131,26 @@ impl<B: Backend> CpuExecutor<B> {
             }
         }
         // Small weights of a mapped plan: one copy per name, each at a 64-byte offset.
-        let mut small: HashMap<&str, usize> = HashMap::new();
+        let mut small: HashMap<&str, (usize, &[u8])> = HashMap::new();
         let mut small_len = 0usize;
         if plan.is_mapped() {
             for &(_, name, bytes) in &weights {
                 if bytes.len() <= SMALL_WEIGHT && !small.contains_key(name) {
-                    small.insert(name, small_len);
+                    small.insert(name, (small_len, bytes));
                     small_len += bytes.len().next_multiple_of(64);
                 }
             }
         }
         let mut small_weights = AlignedBuf::zeroed(small_len as u64)
             .map_err(|e| RuntimeError::Alloc(format!("small weights: {e}")))?;
+        for &(off, bytes) in small.values() {
+            small_weights.as_mut_slice()[off..off + bytes.len()].copy_from_slice(bytes);
+        }
+        let base = small_weights.as_mut_ptr() as usize;
         let mut weight_addr = vec![0usize; program.buffers.len()];
         for &(i, name, bytes) in &weights {
             weight_addr[i] = match small.get(name) {
-                Some(&off) => {
-                    let dst = &mut small_weights.as_mut_slice()[off..off + bytes.len()];
-                    dst.copy_from_slice(bytes);
-                    dst.as_ptr() as usize
-                }
+                Some(&(off, _)) => base + off,
                 None => bytes.as_ptr() as usize,
             };
         }
