@@ -5,6 +5,10 @@
     device_check.py attention --b B --h H --s S --d D
     device_check.py dit-block --b B --n N --hidden C --heads H
     device_check.py ratio DQC_MS TORCH_MS
+    device_check.py batch BENCH_TXT
+
+`batch` runs every line of the bundle's bench.txt (`NAME PLAN KIND ARGS…`) in this one
+process and prefixes each printed line with NAME.
 
 Each benchmark prints `median_ms=X` (CUDA-event timing of `--iters` runs after
 `--warmup`, inputs already on the GPU) and a description line. `gemm --dtype int8` also
@@ -107,6 +111,9 @@ def dit_block(a):
     print(f"median_ms={ms:.4f}")
 
 
+RUNS = {"gemm": gemm, "attention": attention, "dit-block": dit_block}
+
+
 def ratio(a):
     dqc, torch_ms = float(a.dqc_ms), float(a.torch_ms)
     if dqc <= 0 or torch_ms <= 0:
@@ -116,13 +123,44 @@ def ratio(a):
     return 0
 
 
+def batch(path, parser):
+    import contextlib
+    import io
+
+    import torch
+
+    if not torch.cuda.is_available():
+        print("error: torch sees no CUDA device", file=sys.stderr)
+        return 1
+    print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}")
+    status = 0
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 3:
+                continue
+            name, _plan, rest = parts[0], parts[1], parts[2:]
+            buf = io.StringIO()
+            try:
+                a = parser.parse_args(rest)
+                with contextlib.redirect_stdout(buf):
+                    RUNS[a.cmd](a)
+            except Exception as e:  # one failing benchmark must not hide the others
+                print(f"{name} error: {e}")
+                status = 1
+            for out in buf.getvalue().splitlines():
+                print(f"{name} {out}")
+            sys.stdout.flush()
+    return status
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("gemm", "attention", "dit-block"):
         s = sub.add_parser(name)
-        s.add_argument("--iters", type=int, default=20)
-        s.add_argument("--warmup", type=int, default=5)
+        s.add_argument("--iters", type=int, default=50)
+        s.add_argument("--warmup", type=int, default=10)
         if name == "gemm":
             s.add_argument("--dtype", choices=["bf16", "int8"], required=True)
             for d in ("m", "n", "k"):
@@ -136,6 +174,8 @@ def main():
     r = sub.add_parser("ratio")
     r.add_argument("dqc_ms")
     r.add_argument("torch_ms")
+    if len(sys.argv) == 3 and sys.argv[1] == "batch":
+        return batch(sys.argv[2], p)
     a = p.parse_args()
     if a.cmd == "ratio":
         return ratio(a)
@@ -144,7 +184,7 @@ def main():
     if not torch.cuda.is_available():
         print("error: torch sees no CUDA device", file=sys.stderr)
         return 1
-    {"gemm": gemm, "attention": attention, "dit-block": dit_block}[a.cmd](a)
+    RUNS[a.cmd](a)
     return 0
 
 
