@@ -10,7 +10,7 @@ mod ptx_util;
 use dqc_codegen::lower::{LowerOptions, lower};
 use dqc_codegen::ptx::abi::{Bindings, launch_config};
 use dqc_codegen::ptx::compile_program;
-use dqc_codegen::ptx::tiles::attention_tile;
+use dqc_codegen::ptx::tiles::{attention_tile, gemm_tile};
 use dqc_codegen::spec::Kernel;
 use dqc_ir::{DType, Target};
 use lower_util::parse;
@@ -205,25 +205,62 @@ fn launch_configurations_follow_the_tile_table() {
     assert_eq!(c.grid, [4, 2, 3]); // ⌈100 / 32⌉, heads, batch
     assert_eq!(c.block, [128, 1, 1]);
     assert_eq!(c.shared_bytes, 2 * 32 * 64 * 4);
-    // bf16, D = 72 → dpad 80: 4 warps × 16 rows, 64 keys per tile, rows of 160 + 16 bytes
+    // bf16, D = 72 → dpad 80: 128 queries, 4 warps × 2 m-tiles of 16 rows, 64 keys per
+    // tile, rows of 160 + 16 bytes, K and V tiles double-buffered
     let c = launch_config(&bf16_prog, idx(&bf16_prog), &b, &h100).unwrap();
-    assert_eq!(c.grid, [2, 2, 3]);
+    assert_eq!(c.grid, [1, 2, 3]);
     assert_eq!(c.block, [128, 1, 1]);
-    assert_eq!(c.shared_bytes, 2 * 64 * 176);
-    // consumer parts take half the keys per tile at this head dim
+    assert_eq!(c.shared_bytes, 2 * 2 * 64 * 176);
+    // consumer parts take 64 queries (2 warps) and half the keys per tile at this head dim
     let ada = Target::parse("sm_89").unwrap();
     let c = launch_config(&bf16_prog, idx(&bf16_prog), &b, &ada).unwrap();
-    assert_eq!(c.shared_bytes, 2 * 32 * 176);
+    assert_eq!(c.block, [64, 1, 1]);
+    assert_eq!(c.shared_bytes, 2 * 2 * 32 * 176);
+}
+
+/// Dynamic shared memory one block may opt into on the smallest part of each family
+/// (sm_86 / sm_89 / sm_120: 99 KiB; sm_80: 163 KiB; sm_90+: 227 KiB).
+fn shared_optin_limit(target: &str) -> u32 {
+    match target {
+        "sm_86" | "sm_89" | "sm_120" => 99 * 1024,
+        "sm_80" => 163 * 1024,
+        _ => 227 * 1024,
+    }
 }
 
 #[test]
-fn tile_table_stays_within_default_shared_memory() {
+fn gemm_tiles_fit_each_targets_shared_memory() {
+    for t in ptx_util::ALL_TARGETS {
+        let target = Target::parse(t).unwrap();
+        for dt in [
+            DType::F32,
+            DType::F16,
+            DType::BF16,
+            DType::I8,
+            DType::F8E4M3,
+        ] {
+            let tile = gemm_tile(dt, &target);
+            assert!(
+                tile.gemm_shared_bytes() <= shared_optin_limit(t),
+                "{t} {dt}: {tile:?} needs {} B",
+                tile.gemm_shared_bytes()
+            );
+            assert!(tile.threads() <= 1024 && tile.threads().is_multiple_of(32));
+        }
+    }
+}
+
+#[test]
+fn tile_table_fits_each_targets_shared_memory() {
     for t in ptx_util::ALL_TARGETS {
         let target = Target::parse(t).unwrap();
         for dt in [DType::F32, DType::F16, DType::BF16] {
             for d in 1..=256u64 {
                 let tile = attention_tile(d, dt, &target);
-                assert!(tile.shared_bytes() <= 48 * 1024, "{t} {dt} d={d}: {tile:?}");
+                assert!(
+                    tile.shared_bytes() <= shared_optin_limit(t),
+                    "{t} {dt} d={d}: {tile:?}"
+                );
                 assert!(tile.dpad as u64 >= d, "{t} {dt} d={d}: {tile:?}");
                 assert!(
                     tile.threads() <= 256 && tile.threads().is_multiple_of(32),
@@ -231,7 +268,7 @@ fn tile_table_stays_within_default_shared_memory() {
                 );
                 if tile.tensor_cores() {
                     assert!(tile.dpad.is_multiple_of(16));
-                    assert!(tile.bq.is_multiple_of(16));
+                    assert!(tile.bq.is_multiple_of(16 * tile.m_tiles));
                     assert!(tile.bk.is_multiple_of(16));
                 } else {
                     assert!(tile.dpad.is_multiple_of(4 * tile.row_lanes));

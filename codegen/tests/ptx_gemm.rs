@@ -74,8 +74,10 @@ fn bf16_matmul_uses_tensor_cores() {
             "{t}"
         );
         assert!(ptx.contains("cp.async.cg.shared.global"), "{t}");
+        // 4 stages: wait until at most 2 groups are pending; 4 warps, 2 blocks per SM
         let flat = ptx.split_whitespace().collect::<Vec<_>>().join(" ");
-        assert!(flat.contains("cp.async.wait_group 1;"), "{t}: {ptx}");
+        assert!(flat.contains("cp.async.wait_group 2;"), "{t}: {ptx}");
+        assert!(flat.contains(".maxntid 128 .minnctapersm 2"), "{t}");
     }
     // GEMM kernels are ~20 KB of PTX whatever the spec size, and the three targets differ
     // only in their headers: one snapshot.
@@ -83,6 +85,30 @@ fn bf16_matmul_uses_tensor_cores() {
         "gemm_bf16",
         snaps.into_iter().filter(|(t, _)| t == "sm_90").collect(),
     );
+}
+
+#[test]
+fn row_major_16_bit_b_is_staged_n_major_and_loaded_transposed() {
+    // N = 64: rows of B are 128 bytes, so a 16-byte aligned B takes the n-major tile
+    // (16-byte cp.async along n) and `ldmatrix.trans` fragments; a k-contiguous B would
+    // take the k-major tile and plain `ldmatrix`
+    let snaps = ptx_for(
+        "graph @g(%x: bf16[5,24], %w: bf16[24,64]) -> (bf16[5,64]) {
+          %m = matmul(%x, %w)
+          return %m
+        }",
+        "gemm",
+    );
+    for (t, ptx) in &snaps {
+        assert!(
+            ptx.contains("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16"),
+            "{t}"
+        );
+        assert!(
+            ptx.contains("ldmatrix.sync.aligned.m8n8.x4.shared.b16"),
+            "{t}"
+        );
+    }
 }
 
 #[test]
@@ -234,20 +260,16 @@ fn launch_config_matches_the_tile() {
     let t = gemm_tile(DType::BF16, &target);
     assert_eq!(c.grid, [3, 3, 3]); // ⌈260/128⌉, ⌈300/128⌉, B
     assert_eq!(c.block, [t.threads(), 1, 1]);
-    assert_eq!(c.block, [256, 1, 1]);
+    assert_eq!(c.block, [128, 1, 1]); // 2 × 2 warps of 64 × 64
     assert_eq!(c.shared_bytes, t.gemm_shared_bytes());
-    // 2 stages × (128 A rows + 128 B rows) × (32 bf16 + 16 bytes of padding)
-    assert_eq!(c.shared_bytes, 2 * 256 * 80);
-    // fits the default 48 KiB of dynamic shared memory (no opt-in needed)
-    for dt in [
-        DType::F32,
-        DType::BF16,
-        DType::F16,
-        DType::I8,
-        DType::U8,
-        DType::F8E4M3,
-        DType::I32,
-    ] {
+    // 4 stages × (128 A rows + 128 k-major B rows) × (32 bf16 + 16 bytes of padding)
+    assert_eq!(c.shared_bytes, 4 * 256 * 80);
+    // int8: 256 × 128 tiles, 16 warps, 4 stages × (256 + 128 rows) × (64 + 16 bytes)
+    let t8 = gemm_tile(DType::I8, &target);
+    assert_eq!((t8.bm, t8.bn, t8.threads()), (256, 128, 512));
+    assert_eq!(t8.gemm_shared_bytes(), 4 * 384 * 80);
+    // f32 (SIMT) stays within the default 48 KiB of dynamic shared memory
+    for dt in [DType::F32, DType::F8E5M2, DType::I32] {
         let s = gemm_tile(dt, &target).gemm_shared_bytes();
         assert!(s <= 48 * 1024, "{dt}: {s}");
     }

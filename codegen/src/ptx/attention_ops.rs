@@ -224,13 +224,6 @@ impl<'ctx> Kb<'ctx, '_> {
         self.cp_async_16(dst, src, src_bytes)
     }
 
-    /// Commit the issued `cp.async` copies and wait until all of them have landed (this
-    /// thread's; a barrier must follow before other threads read them).
-    pub fn attn_cp_async_wait_all(&self) -> R<()> {
-        self.cp_async_commit()?;
-        self.cp_async_wait(0)
-    }
-
     /// Address of element `idx` (i64) of argument `arg` whose elements are `elem_bytes`
     /// wide, as a global pointer.
     pub fn attn_gptr(

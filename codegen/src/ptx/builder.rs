@@ -432,6 +432,16 @@ impl<'ctx, 'a> Kb<'ctx, 'a> {
         self.zext64(v)
     }
 
+    /// Declare the kernel's launch bounds (PTX `.maxntid threads` and `.minnctapersm
+    /// min_blocks`): ptxas then keeps registers low enough for `min_blocks` blocks of
+    /// `threads` threads per multiprocessor (spilling if it must).
+    pub fn launch_bounds(&self, threads: u32, min_blocks: u32) {
+        for (k, v) in [("nvvm.maxntid", threads), ("nvvm.minctasm", min_blocks)] {
+            let a = self.cx.create_string_attribute(k, &v.to_string());
+            self.f.add_attribute(AttributeLoc::Function, a);
+        }
+    }
+
     /// `__syncthreads()`.
     pub fn barrier(&self) -> R<()> {
         self.call(

@@ -166,19 +166,24 @@ impl<'ctx> Kb<'ctx, '_> {
                 operand_dtype(*x)?;
                 let xv = self.eval_memo(exprs, *x, at, memo)?;
                 let x = self.as_f(xv)?;
-                let half_x = self.fmul(x, self.f32c(0.5))?;
-                let inner = match approx {
+                let r = match approx {
                     GeluApprox::Erf => {
-                        self.erf(self.fmul(x, self.f32c(std::f32::consts::FRAC_1_SQRT_2))?)?
+                        let half_x = self.fmul(x, self.f32c(0.5))?;
+                        let inner =
+                            self.erf(self.fmul(x, self.f32c(std::f32::consts::FRAC_1_SQRT_2))?)?;
+                        self.fmul(half_x, self.fadd(self.f32c(1.0), inner)?)?
                     }
                     GeluApprox::Tanh => {
+                        // ½x(1 + tanh u) = x·σ(2u) = x / (1 + 2^(−2u·log₂e)): one exp2 and
+                        // one division, and no cancellation in 1 + tanh u for negative u
                         let x3 = self.fmul(self.fmul(x, x)?, x)?;
                         let u = self.fma(x3, self.f32c(0.044_715), x)?;
-                        let u = self.fmul(u, self.f32c(0.797_884_6))?;
-                        self.tanh(u)?
+                        let t =
+                            self.fmul(u, self.f32c(-2.0 * 0.797_884_6 * std::f32::consts::LOG2_E))?;
+                        let d = self.fadd(self.f32c(1.0), self.exp2_approx(t)?)?;
+                        self.div_approx(x, d)?
                     }
                 };
-                let r = self.fmul(half_x, self.fadd(self.f32c(1.0), inner)?)?;
                 Val::F(self.round_to(dt, r)?)
             }
             Expr::Silu { x } => {

@@ -132,16 +132,28 @@ impl<'ctx> Kb<'ctx, '_> {
     /// `n0 + l % 8 + 8·(l / 16)`, byte `kb0 + 16·((l / 8) % 2)`: registers 0, 1 are the
     /// fragment of columns `n0..n0 + 8`, registers 2, 3 that of `n0 + 8..n0 + 16`.
     pub fn ldmatrix_x4(&self, p: PointerValue<'ctx>) -> R<[IntValue<'ctx>; 4]> {
+        self.ldmatrix4("llvm.nvvm.ldmatrix.sync.aligned.m8n8.x4.b16.p3", p)
+    }
+
+    /// `ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16`: as [`Kb::ldmatrix_x4`] but each
+    /// 8 × 8 matrix of 16-bit elements transposed: register `q` of lane `l` holds elements
+    /// `(2·(l % 4), l / 4)` and `(2·(l % 4) + 1, l / 4)` (row, column) of matrix `q`.
+    ///
+    /// For two B fragments of a k16 step from an n-major tile (row = k, 16-bit elements
+    /// along n) lane `l` points at row `k0 + l % 8 + 8·((l / 8) % 2)`, column
+    /// `n0 + 8·(l / 16)`: registers 0, 1 are the fragment of columns `n0..n0 + 8`, registers
+    /// 2, 3 that of `n0 + 8..n0 + 16` (the same pairing as the k-major pattern).
+    pub fn ldmatrix_x4_trans(&self, p: PointerValue<'ctx>) -> R<[IntValue<'ctx>; 4]> {
+        self.ldmatrix4("llvm.nvvm.ldmatrix.sync.aligned.m8n8.x4.trans.b16.p3", p)
+    }
+
+    fn ldmatrix4(&self, name: &str, p: PointerValue<'ctx>) -> R<[IntValue<'ctx>; 4]> {
         let i32t = self.cx.i32_type();
         let st = self
             .cx
             .struct_type(&[i32t.into(), i32t.into(), i32t.into(), i32t.into()], false);
         let r = self
-            .call(
-                "llvm.nvvm.ldmatrix.sync.aligned.m8n8.x4.b16.p3",
-                Some(st.into()),
-                &[p.into()],
-            )?
+            .call(name, Some(st.into()), &[p.into()])?
             .ok_or_else(|| self.malformed("ldmatrix returned nothing"))?
             .into_struct_value();
         let mut out = [i32t.const_zero(); 4];

@@ -74,17 +74,23 @@ impl GemmTile {
         self.bm / self.warps_m.max(1)
     }
 
+    /// Bytes of one tensor-core pipeline stage: the A tile (`bm` rows of `bk` elements)
+    /// and room for the B tile in either layout — k-major (`bn` rows of `bk` elements) or
+    /// n-major (`bk` rows of `bn` elements) — every row padded by 16 bytes.
+    pub fn mma_stage_bytes(&self) -> u32 {
+        let pitch_k = self.bk * self.elem_bytes + 16;
+        let pitch_n = self.bn * self.elem_bytes + 16;
+        self.bm * pitch_k + (self.bn * pitch_k).max(self.bk * pitch_n)
+    }
+
     /// Dynamic shared memory of a GEMM kernel (what [`super::abi::launch_config`] asks for):
     /// the largest of
-    /// - the tensor-core pipeline: `stages` copies of the A tile (`bm` rows of `bk`
-    ///   elements) and of the B tile stored transposed (`bn` rows of `bk` elements), every
-    ///   row padded by 16 bytes;
+    /// - the tensor-core pipeline: `stages` times [`Self::mma_stage_bytes`];
     /// - the SIMT step: `GEMM_SIMT_BK` rows of `bm` and of `bn` f32, padded;
     /// - the epilogue staging: [`Self::epilogue_rows`] rows of `bn` 32-bit accumulators,
     ///   padded.
     pub fn gemm_shared_bytes(&self) -> u32 {
-        let pitch = self.bk * self.elem_bytes + 16;
-        let mma = self.stages * (self.bm + self.bn) * pitch;
+        let mma = self.stages * self.mma_stage_bytes();
         let simt = GEMM_SIMT_BK * (self.bm + self.bn + 2 * GEMM_PAD_WORDS) * 4;
         let epi = self.epilogue_rows() * (self.bn + GEMM_PAD_WORDS) * 4;
         mma.max(simt).max(epi)
@@ -101,22 +107,53 @@ pub fn staged_bytes(dtype: DType) -> u32 {
     }
 }
 
-/// The GEMM tile for operands of `dtype` on `target`.
+/// True when a GEMM of `dtype` operands runs on tensor cores (`mma.sync`) on `target`:
+/// bf16, f16, i8, u8 everywhere; f8e4m3 from sm_100 (the e4m3 `mma` exists from sm_89 but
+/// needs PTX ISA 8.4, above what LLVM writes for sm_89 / sm_90). Everything else takes the
+/// SIMT (f32 FMA) or exact integer path.
+pub fn gemm_uses_tensor_cores(dtype: DType, target: &Target) -> bool {
+    match dtype {
+        DType::F16 | DType::BF16 | DType::I8 | DType::U8 => true,
+        DType::F8E4M3 => capability(target) >= (10, 0),
+        _ => false,
+    }
+}
+
+/// The GEMM tile for operands of `dtype` on `target`. The tensor-core types run a 4-stage
+/// `cp.async` pipeline; the shapes were chosen on an H100 among 128×128 (2×4 and 2×2
+/// warps), 128×256 and 256×128 (8 and 16 warps), 3 to 5 stages (`docs/performance.md`,
+/// "GPU"):
+/// - 16-bit: 128 × 128, 4 warps of 64 × 64 (2 blocks per SM: ≤ 255 registers, 2 × 80 KiB
+///   of shared memory);
+/// - 8-bit: 256 × 128, 16 warps of 64 × 32 (1 block per SM: ≤ 128 registers, 120 KiB);
+/// - the SIMT path (f32 and the types without a tensor-core path here, see
+///   [`gemm_uses_tensor_cores`]) stages one step at a time: 128 × 128, 8 warps, 2 stages.
+///
+/// Shared memory above 99 KiB (the 8-bit tile) exceeds what sm_86 / sm_89 / sm_120 give a
+/// block; those targets keep the 16-bit shape for 8-bit operands.
 pub fn gemm_tile(dtype: DType, target: &Target) -> GemmTile {
-    let _ = capability(target);
+    let (major, minor) = capability(target);
+    let consumer = (major == 8 && minor >= 6) || major == 12;
     let elem_bytes = staged_bytes(dtype);
     let bk = match elem_bytes {
         1 => 64,
         2 => 32,
         _ => 16,
     };
+    let (bm, warps_m, warps_n, stages) = if !gemm_uses_tensor_cores(dtype, target) {
+        (128, 2, 4, 2)
+    } else if elem_bytes == 1 && !consumer {
+        (256, 4, 4, 4)
+    } else {
+        (128, 2, 2, 4)
+    };
     GemmTile {
-        bm: 128,
+        bm,
         bn: 128,
         bk,
-        warps_m: 2,
-        warps_n: 4,
-        stages: 2,
+        warps_m,
+        warps_n,
+        stages,
         elem_bytes,
     }
 }
@@ -145,6 +182,9 @@ pub struct AttentionTile {
     pub elem_bytes: u32,
     /// SIMT path: threads per query row (4 or 8); 0 on the tensor-core path.
     pub row_lanes: u32,
+    /// Tensor-core path: 16-query m-tiles per warp (1 or 2; with 2 every K / V fragment a
+    /// warp loads from shared memory feeds two products). 1 on the SIMT path.
+    pub m_tiles: u32,
 }
 
 /// Threads per block of the SIMT (f32) attention path.
@@ -163,7 +203,7 @@ impl AttentionTile {
     /// (SIMT).
     pub fn threads(&self) -> u32 {
         if self.tensor_cores() {
-            (self.bq / 16) * WARP
+            (self.bq / (16 * self.m_tiles.max(1))) * WARP
         } else {
             self.bq * self.row_lanes
         }
@@ -178,21 +218,32 @@ impl AttentionTile {
         }
     }
 
-    /// Dynamic shared memory: the K tile then the V tile, `bk` rows each.
-    pub fn shared_bytes(&self) -> u32 {
+    /// Shared-memory buffers of K and V tiles: two on the tensor-core path (the next key
+    /// tile is copied while the current one is computed on), one on the SIMT path.
+    pub fn buffers(&self) -> u32 {
+        if self.tensor_cores() { 2 } else { 1 }
+    }
+
+    /// Bytes of one buffer: the K tile then the V tile, `bk` rows each.
+    pub fn buffer_bytes(&self) -> u32 {
         2 * self.bk * self.row_bytes()
+    }
+
+    /// Dynamic shared memory: [`Self::buffers`] × [`Self::buffer_bytes`].
+    pub fn shared_bytes(&self) -> u32 {
+        self.buffers() * self.buffer_bytes()
     }
 }
 
 /// The attention tile for a head dimension (the larger of Q·K's and V's), element type
-/// and target. Every entry stays within the 48 KiB of dynamic shared memory a launch gets
-/// without opting in.
+/// and target. Tensor-core tiles are double-buffered (shared memory below is both
+/// buffers); above 48 KiB the executor raises the kernel's dynamic shared-memory limit.
 ///
 /// | path | dpad | bq | bk | warps | shared |
 /// |---|---|---|---|---|---|
-/// | tensor cores | ≤ 64 | 128 | 64 | 8 | 18 KiB |
-/// | tensor cores | ≤ 128 | 64 | 64 (consumer parts: 32) | 4 | 34 KiB (17 KiB) |
-/// | tensor cores | ≤ 256 | 64 | 32 | 4 | 33 KiB |
+/// | tensor cores | ≤ 80 | 128 | 64 (consumer parts ≤ 64: 64, else 32) | 4 (2 m-tiles each) | ≤ 44 KiB |
+/// | tensor cores | ≤ 128 | 128 (consumer parts: 64) | 64 (consumer: 32) | 8 (4) | ≤ 68 KiB (≤ 34 KiB) |
+/// | tensor cores | ≤ 256 | 64 | 32 | 4 | 66 KiB |
 /// | SIMT f32 | ≤ 128 | 32 | 32 | 4 | ≤ 32 KiB |
 /// | SIMT f32 | ≤ 256 | 16 | 16 | 4 | ≤ 32 KiB |
 ///
@@ -208,7 +259,7 @@ pub fn attention_tile(head_dim: u64, dtype: DType, target: &Target) -> Attention
             let (bq, bk) = if dpad <= 64 {
                 (128, 64)
             } else if dpad <= 128 {
-                (64, if consumer { 32 } else { 64 })
+                if consumer { (64, 32) } else { (128, 64) }
             } else {
                 (64, 32)
             };
@@ -218,6 +269,7 @@ pub fn attention_tile(head_dim: u64, dtype: DType, target: &Target) -> Attention
                 dpad,
                 elem_bytes,
                 row_lanes: 0,
+                m_tiles: if dpad <= 80 { 2 } else { 1 },
             }
         }
         _ => {
@@ -230,6 +282,7 @@ pub fn attention_tile(head_dim: u64, dtype: DType, target: &Target) -> Attention
                 dpad,
                 elem_bytes: 4,
                 row_lanes,
+                m_tiles: 1,
             }
         }
     }
@@ -242,5 +295,6 @@ pub fn conv_tile(dtype: DType, target: &Target) -> GemmTile {
     t.bn = 64;
     t.warps_m = 2;
     t.warps_n = 2;
+    t.stages = 2;
     t
 }

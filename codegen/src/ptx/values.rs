@@ -119,6 +119,15 @@ impl<'ctx> Kb<'ctx, '_> {
         self.fcall("llvm.nvvm.ex2.approx.f32", &[x])
     }
 
+    /// `a / b` by `div.approx.f32` (`a · (1/b)`, 2 ulp for `|b|` in `[2^-126, 2^126]`, 0
+    /// for finite `a` above); IEEE division in host mode.
+    pub fn div_approx(&self, a: FloatValue<'ctx>, b: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {
+        if self.host {
+            return self.fdiv(a, b);
+        }
+        self.fcall("llvm.nvvm.div.approx.f", &[a, b])
+    }
+
     /// `e^x`: `n = rint(x·log2 e)`, `r = x − n·ln2` (two-part ln 2), `e^x = 2^n · 2^(r·log2 e)`
     /// — relative error a few ulp over the whole range; overflow to +inf, underflow to 0.
     pub fn exp(&self, x: FloatValue<'ctx>) -> R<FloatValue<'ctx>> {

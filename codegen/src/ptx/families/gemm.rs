@@ -33,7 +33,7 @@ mod tensor;
 use crate::ptx::builder::{Kb, R, Val};
 use crate::ptx::expr::At;
 use crate::ptx::mma::MmaKind;
-use crate::ptx::tiles::{GEMM_PAD_WORDS, GemmTile, capability, gemm_tile};
+use crate::ptx::tiles::{GEMM_PAD_WORDS, GemmTile, gemm_tile, gemm_uses_tensor_cores};
 use crate::spec::{Gemm, MatOperand};
 use dqc_ir::DType;
 use inkwell::IntPredicate;
@@ -96,8 +96,9 @@ fn path(kb: &Kb<'_, '_>, dt: DType) -> R<Path> {
             // for no PTX version, so LLVM writes its default per target (7.8 for sm_89 and
             // sm_90, 8.0 for sm_90a, 8.6+ from sm_100) and aborts ("Cannot select") on
             // the intrinsic below 8.4. Until a `+ptx84` feature is passed, only sm_100+
-            // take the tensor-core path.
-            if capability(kb.target) >= (10, 0) {
+            // take the tensor-core path (`tiles::gemm_uses_tensor_cores`, which the tile
+            // table follows).
+            if gemm_uses_tensor_cores(DType::F8E4M3, kb.target) {
                 Path::Tensor(MmaKind::E4m3)
             } else {
                 Path::Simt

@@ -40,7 +40,7 @@ use inkwell::{FloatPredicate, IntPredicate};
 pub(super) fn generate<'ctx>(kb: &mut Kb<'ctx, '_>, a: &Attention, tile: &AttentionTile) -> R<()> {
     let dt = a.dtype;
     if !tile.tensor_cores()
-        || !tile.bq.is_multiple_of(16)
+        || !tile.bq.is_multiple_of(16 * tile.m_tiles.max(1))
         || !tile.bk.is_multiple_of(16)
         || !tile.dpad.is_multiple_of(16)
     {
@@ -58,11 +58,19 @@ pub(super) fn generate<'ctx>(kb: &mut Kb<'ctx, '_>, a: &Attention, tile: &Attent
             a.head_dim, a.v_head_dim
         )));
     }
-    // registers, created in the entry block
+    let mt = tile.m_tiles.max(1) as usize;
+    // Two blocks per multiprocessor: ≤ 128 registers per thread at 8 warps of one m-tile
+    // (while Q fragments and O accumulators fit: dpad ≤ 80), ≤ 255 at 4 warps of two.
+    // Above, one block (ptxas measured: d 96+ at one m-tile spills at 128).
+    kb.launch_bounds(tile.threads(), if tile.dpad <= 80 { 2 } else { 1 });
+    // registers, created in the entry block: per m-tile `mi`, rows r = 0, 1 at index 2mi + r
     let ninf = kb.f32c(f32::NEG_INFINITY);
-    let m = [kb.attn_slot(ninf)?, kb.attn_slot(ninf)?];
-    let l = [kb.attn_slot(kb.f32c(0.0))?, kb.attn_slot(kb.f32c(0.0))?];
-    let o: Vec<Slot> = (0..nto * 4)
+    let m: Vec<Slot> = (0..2 * mt).map(|_| kb.attn_slot(ninf)).collect::<R<_>>()?;
+    let l: Vec<Slot> = (0..2 * mt)
+        .map(|_| kb.attn_slot(kb.f32c(0.0)))
+        .collect::<R<_>>()?;
+    // o[(mi·nto + nt)·4 + q]
+    let o: Vec<Slot> = (0..mt as u64 * nto * 4)
         .map(|_| kb.attn_slot(kb.f32c(0.0)))
         .collect::<R<_>>()?;
 
@@ -72,35 +80,43 @@ pub(super) fn generate<'ctx>(kb: &mut Kb<'ctx, '_>, a: &Attention, tile: &Attent
     let lane = kb.urem(tid, kb.i64c(32))?;
     let g = kb.udiv(lane, kb.i64c(4))?;
     let t = kb.urem(lane, kb.i64c(4))?;
-    let i0 = kb.add(kb.add(st.q0, kb.mul(warp, kb.i64c(16))?)?, g)?;
-    let i1 = kb.add(i0, kb.i64c(8))?;
-    let rows = [i0, i1];
-    let row_ok = [
-        kb.icmp(IntPredicate::SLT, i0, st.sq)?,
-        kb.icmp(IntPredicate::SLT, i1, st.sq)?,
-    ];
+    // warp w owns queries q0 + 16·mt·w + 16·mi + (g, g + 8)
+    let w0 = kb.add(st.q0, kb.mul(warp, kb.i64c(16 * mt as i64))?)?;
+    let mut rows = Vec::with_capacity(2 * mt);
+    let mut row_ok = Vec::with_capacity(2 * mt);
+    for mi in 0..mt {
+        for r in 0..2 {
+            let i = kb.add(w0, kb.add(g, kb.i64c((16 * mi + 8 * r) as i64))?)?;
+            row_ok.push(kb.icmp(IntPredicate::SLT, i, st.sq)?);
+            rows.push(i);
+        }
+    }
     let t2 = kb.mul(t, kb.i64c(2))?;
 
-    // Q as A fragments
+    // Q as A fragments, qa[mi][kk]
     let d = kb.i64c(a.head_dim as i64);
     let qel = |kb: &Kb<'ctx, '_>, r: usize, c: IntValue<'ctx>| -> R<FloatValue<'ctx>> {
         let ok = kb.attn_and(row_ok[r], kb.icmp(IntPredicate::SLT, c, d)?)?;
         let idx = kb.add(kb.add(st.q_base, kb.mul(rows[r], st.q_ss)?)?, c)?;
         kb.attn_load_f(a.q.arg, ok, idx)
     };
-    let mut qa: Vec<[BasicValueEnum; 4]> = Vec::with_capacity(kd as usize);
-    for kk in 0..kd {
-        let c = kb.add(t2, kb.i64c((16 * kk) as i64))?;
-        let c1 = kb.add(c, kb.i64c(1))?;
-        let c8 = kb.add(c, kb.i64c(8))?;
-        let c9 = kb.add(c, kb.i64c(9))?;
-        let mut regs = Vec::with_capacity(4);
-        for (r, lo, hi) in [(0, c, c1), (1, c, c1), (0, c8, c9), (1, c8, c9)] {
-            let x = qel(kb, r, lo)?;
-            let y = qel(kb, r, hi)?;
-            regs.push(kb.attn_pack2(dt, x, y)?);
+    let mut qa: Vec<Vec<[BasicValueEnum; 4]>> = Vec::with_capacity(mt);
+    for mi in 0..mt {
+        let mut per = Vec::with_capacity(kd as usize);
+        for kk in 0..kd {
+            let c = kb.add(t2, kb.i64c((16 * kk) as i64))?;
+            let c1 = kb.add(c, kb.i64c(1))?;
+            let c8 = kb.add(c, kb.i64c(8))?;
+            let c9 = kb.add(c, kb.i64c(9))?;
+            let mut regs = Vec::with_capacity(4);
+            for (r, lo, hi) in [(0, c, c1), (1, c, c1), (0, c8, c9), (1, c8, c9)] {
+                let x = qel(kb, 2 * mi + r, lo)?;
+                let y = qel(kb, 2 * mi + r, hi)?;
+                regs.push(kb.attn_pack2(dt, x, y)?);
+            }
+            per.push([regs[0], regs[1], regs[2], regs[3]]);
         }
-        qa.push([regs[0], regs[1], regs[2], regs[3]]);
+        qa.push(per);
     }
 
     // cp.async needs every copied 8-element chunk 16-byte aligned in global memory
@@ -115,9 +131,41 @@ pub(super) fn generate<'ctx>(kb: &mut Kb<'ctx, '_>, a: &Attention, tile: &Attent
         None
     };
     let v_tile = kb.i64c((bk * rowb) as i64);
+    let buf_bytes = i64::from(tile.buffer_bytes());
     let log2e = kb.f32c(std::f32::consts::LOG2_E);
-
+    // ldmatrix lane patterns (see `Kb::ldmatrix_x4` / `ldmatrix_x4_trans`): K rows (keys)
+    // l%8 + 8·(l/16), byte 16·((l/8)%2); V rows (keys) l%8 + 8·((l/8)%2), column 8·(l/16).
+    let l8 = kb.urem(lane, kb.i64c(8))?;
+    let q2 = kb.urem(kb.udiv(lane, kb.i64c(8))?, kb.i64c(2))?;
+    let h16 = kb.udiv(lane, kb.i64c(16))?;
+    let k_lane = kb.add(
+        kb.mul(kb.add(l8, kb.mul(h16, kb.i64c(8))?)?, kb.i64c(rowb as i64))?,
+        kb.mul(q2, kb.i64c(16))?,
+    )?;
+    let v_lane = kb.add(
+        v_tile,
+        kb.add(
+            kb.mul(kb.add(l8, kb.mul(q2, kb.i64c(8))?)?, kb.i64c(rowb as i64))?,
+            kb.mul(h16, kb.i64c(16))?,
+        )?,
+    )?;
+    // Key tiles alternate between two buffers. With cp.async (aligned rows) the copy of
+    // tile j0 + bk is issued before tile j0 is computed on: prologue copies tile 0; each
+    // iteration issues the next tile (or an empty group), waits until only that group is
+    // pending, and passes a barrier; a second barrier after the computation frees the
+    // buffer for the copy issued next iteration. The scalar path copies tile j0 itself.
+    if let Some(c) = aligned {
+        kb.if_then(c, |kb| {
+            let any = kb.icmp(IntPredicate::SLT, kb.i64c(0), st.kend)?;
+            kb.if_then(any, |kb| {
+                load_tile_async(kb, a, &st, kb.i64c(0), tid, tile, kb.i64c(0))
+            })?;
+            kb.cp_async_commit()
+        })?;
+    }
     kb.for_loop(kb.i64c(0), st.kend, kb.i64c(bk as i64), |kb, j0| {
+        let it = kb.udiv(j0, kb.i64c(bk as i64))?;
+        let cur = kb.mul(kb.urem(it, kb.i64c(2))?, kb.i64c(buf_bytes))?;
         match aligned {
             Some(c) => {
                 let fast = kb.block("cp_async_tile");
@@ -125,154 +173,217 @@ pub(super) fn generate<'ctx>(kb: &mut Kb<'ctx, '_>, a: &Attention, tile: &Attent
                 let join = kb.block("tile_loaded");
                 kb.cond_br(c, fast, slow)?;
                 kb.b.position_at_end(fast);
-                load_tile_async(kb, a, &st, j0, tid, tile, v_tile)?;
+                let next = kb.add(j0, kb.i64c(bk as i64))?;
+                let more = kb.icmp(IntPredicate::SLT, next, st.kend)?;
+                let other = kb.sub(kb.i64c(buf_bytes), cur)?;
+                kb.if_then(more, |kb| {
+                    load_tile_async(kb, a, &st, next, tid, tile, other)
+                })?;
+                kb.cp_async_commit()?;
+                kb.cp_async_wait(1)?;
                 kb.br(join)?;
                 kb.b.position_at_end(slow);
-                load_tile_scalar(kb, a, &st, j0, tid, tile, v_tile)?;
+                load_tile_scalar(kb, a, &st, j0, tid, tile, cur, v_tile)?;
                 kb.br(join)?;
                 kb.b.position_at_end(join);
             }
-            None => load_tile_scalar(kb, a, &st, j0, tid, tile, v_tile)?,
+            None => load_tile_scalar(kb, a, &st, j0, tid, tile, cur, v_tile)?,
         }
         kb.barrier()?;
 
-        // S = Q·Kᵀ, then scale and mask
-        let mut s: Vec<[FloatValue; 4]> = Vec::with_capacity(nts as usize);
-        for nt in 0..nts {
-            let krow = kb.mul(kb.add(g, kb.i64c((8 * nt) as i64))?, kb.i64c(rowb as i64))?;
-            let mut c = [kb.f32c(0.0); 4];
-            for (kk, qf) in qa.iter().enumerate() {
-                let col = kb.add(t2, kb.i64c((16 * kk) as i64))?;
-                let off0 = kb.add(krow, kb.mul(col, kb.i64c(2))?)?;
-                let off1 = kb.add(off0, kb.i64c(16))?;
-                let b0 = kb.attn_lds(kb.cx.i32_type().into(), off0, 4)?;
-                let b1 = kb.attn_lds(kb.cx.i32_type().into(), off1, 4)?;
-                c = kb.attn_mma(dt, qf, &[b0, b1], &c)?;
+        // S = Q·Kᵀ: B fragments of two 8-key n-tiles per ldmatrix, used by every m-tile;
+        // raw[mi·nts + nt]
+        let zero4 = [kb.f32c(0.0); 4];
+        let mut raw: Vec<[FloatValue; 4]> = vec![zero4; mt * nts as usize];
+        let k_at = kb.add(cur, k_lane)?;
+        for ntp in 0..(nts / 2) as usize {
+            for kk in 0..kd as usize {
+                let off = kb.add(
+                    k_at,
+                    kb.i64c((16 * ntp as u64 * rowb) as i64 + 32 * kk as i64),
+                )?;
+                let r = kb.ldmatrix_x4(kb.attn_smem(off)?)?;
+                for mi in 0..mt {
+                    for h in 0..2 {
+                        let at = mi * nts as usize + 2 * ntp + h;
+                        let b = [r[2 * h].into(), r[2 * h + 1].into()];
+                        raw[at] = kb.attn_mma(dt, &qa[mi][kk], &b, &raw[at])?;
+                    }
+                }
             }
-            let jb = kb.add(kb.add(j0, kb.i64c((8 * nt) as i64))?, t2)?;
+        }
+        // Logits in the log2 domain (scale · log2 e folded in); masked ones −∞. A tile
+        // with every key inside `sk` and (causal) visible from the block's first query
+        // needs no mask at all when there is no mask operand.
+        let edge = |kb: &mut Kb<'ctx, '_>| -> R<Vec<FloatValue<'ctx>>> {
+            let mut out = Vec::with_capacity(raw.len() * 4);
+            for (at, c) in raw.iter().enumerate() {
+                let (mi, nt) = (at / nts as usize, at % nts as usize);
+                let jb = kb.add(kb.add(j0, kb.i64c((8 * nt) as i64))?, t2)?;
+                for (q, &cq) in c.iter().enumerate() {
+                    let r = 2 * mi + q / 2;
+                    let j = kb.add(jb, kb.i64c((q % 2) as i64))?;
+                    let sc = kb.fmul(cq, kb.f32c(a.scale))?;
+                    let sc = masked_logit(kb, a, &st, sc, rows[r], j, row_ok[r])?;
+                    out.push(kb.fmul(sc, log2e)?);
+                }
+            }
+            Ok(out)
+        };
+        let flat = if a.mask.is_none() {
+            let j_end = kb.add(j0, kb.i64c(bk as i64))?;
+            let mut inside = kb.icmp(IntPredicate::SLE, j_end, st.sk)?;
+            if a.causal {
+                // last key j0 + bk − 1 ≤ q0 + shift (the block's smallest limit)
+                let lim = kb.add(st.q0, st.shift)?;
+                let seen = kb.icmp(IntPredicate::SLT, j_end, kb.add(lim, kb.i64c(1))?)?;
+                inside = kb.attn_and(inside, seen)?;
+            }
+            let sl2 = kb.f32c(a.scale * std::f32::consts::LOG2_E);
+            branch_values(
+                kb,
+                inside,
+                |kb| {
+                    let mut out = Vec::with_capacity(raw.len() * 4);
+                    for c in &raw {
+                        for &cq in c {
+                            out.push(kb.fmul(cq, sl2)?);
+                        }
+                    }
+                    Ok(out)
+                },
+                edge,
+            )?
+        } else {
+            edge(kb)?
+        };
+        let mut s: Vec<[FloatValue; 4]> =
+            flat.chunks(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
+
+        // online softmax, per m-tile and row r (values q = 2r, 2r + 1 of every n-tile)
+        let mut alpha = vec![kb.f32c(0.0); 2 * mt];
+        let mut shift = vec![kb.f32c(0.0); 2 * mt];
+        for mi in 0..mt {
+            let tiles = &s[mi * nts as usize..(mi + 1) * nts as usize];
+            for r in 0..2 {
+                let mut mx = kb.f32c(f32::NEG_INFINITY);
+                for c in tiles {
+                    mx = kb.fmax(mx, c[2 * r])?;
+                    mx = kb.fmax(mx, c[2 * r + 1])?;
+                }
+                for x in [1, 2] {
+                    let other = kb.shfl_xor_f32(mx, x)?;
+                    mx = kb.fmax(mx, other)?;
+                }
+                let ri = 2 * mi + r;
+                let mo = kb.attn_get(m[ri])?;
+                let mn = kb.fmax(mo, mx)?;
+                let none = kb.fcmp(FloatPredicate::OEQ, mn, kb.f32c(f32::NEG_INFINITY))?;
+                let ms = kb.fsel(none, kb.f32c(0.0), mn)?;
+                alpha[ri] = kb.exp2_approx(kb.fsub(mo, ms)?)?;
+                shift[ri] = ms;
+                kb.attn_set(m[ri], mn)?;
+            }
+        }
+        let mut psum = vec![kb.f32c(0.0); 2 * mt];
+        for (at, c) in s.iter_mut().enumerate() {
+            let mi = at / nts as usize;
             for (q, cq) in c.iter_mut().enumerate() {
-                let r = q / 2;
-                let j = kb.add(jb, kb.i64c((q % 2) as i64))?;
-                let sc = kb.fmul(*cq, kb.f32c(a.scale))?;
-                *cq = masked_logit(kb, a, &st, sc, rows[r], j, row_ok[r])?;
+                let ri = 2 * mi + q / 2;
+                *cq = kb.exp2_approx(kb.fsub(*cq, shift[ri])?)?;
+                psum[ri] = kb.fadd(psum[ri], *cq)?;
             }
-            s.push(c);
+        }
+        for ri in 0..2 * mt {
+            let lv = kb.attn_get(l[ri])?;
+            kb.attn_set(l[ri], kb.fma(lv, alpha[ri], psum[ri])?)?;
         }
 
-        // online softmax, per row r (values q = 2r, 2r + 1 of every n-tile)
-        let mut alpha = [kb.f32c(0.0); 2];
-        let mut shift = [kb.f32c(0.0); 2];
-        for r in 0..2 {
-            let mut mx = kb.f32c(f32::NEG_INFINITY);
-            for c in &s {
-                mx = kb.fmax(mx, c[2 * r])?;
-                mx = kb.fmax(mx, c[2 * r + 1])?;
+        // O = O·α + P·V; ov[mi·nto + nt]
+        let mut ov: Vec<[FloatValue; 4]> = Vec::with_capacity(mt * nto as usize);
+        for mi in 0..mt {
+            for nt in 0..nto as usize {
+                let mut c = [kb.f32c(0.0); 4];
+                for (q, cq) in c.iter_mut().enumerate() {
+                    let old = kb.attn_get(o[(mi * nto as usize + nt) * 4 + q])?;
+                    *cq = kb.fmul(old, alpha[2 * mi + q / 2])?;
+                }
+                ov.push(c);
             }
-            for x in [1, 2] {
-                let other = kb.shfl_xor_f32(mx, x)?;
-                mx = kb.fmax(mx, other)?;
-            }
-            let mo = kb.attn_get(m[r])?;
-            let mn = kb.fmax(mo, mx)?;
-            let none = kb.fcmp(FloatPredicate::OEQ, mn, kb.f32c(f32::NEG_INFINITY))?;
-            let ms = kb.fsel(none, kb.f32c(0.0), mn)?;
-            alpha[r] = kb.exp2_approx(kb.fmul(kb.fsub(mo, ms)?, log2e)?)?;
-            shift[r] = ms;
-            kb.attn_set(m[r], mn)?;
-        }
-        let mut psum = [kb.f32c(0.0); 2];
-        for c in s.iter_mut() {
-            for (q, cq) in c.iter_mut().enumerate() {
-                let r = q / 2;
-                *cq = kb.exp2_approx(kb.fmul(kb.fsub(*cq, shift[r])?, log2e)?)?;
-                psum[r] = kb.fadd(psum[r], *cq)?;
-            }
-        }
-        for r in 0..2 {
-            let lv = kb.attn_get(l[r])?;
-            kb.attn_set(l[r], kb.fma(lv, alpha[r], psum[r])?)?;
-        }
-
-        // O = O·α + P·V
-        let mut ov: Vec<[FloatValue; 4]> = Vec::with_capacity(nto as usize);
-        for nt in 0..nto {
-            let mut c = [kb.f32c(0.0); 4];
-            for (q, cq) in c.iter_mut().enumerate() {
-                let old = kb.attn_get(o[(nt * 4) as usize + q])?;
-                *cq = kb.fmul(old, alpha[q / 2])?;
-            }
-            ov.push(c);
         }
         for ks in 0..kspv as usize {
-            let (pa, pb) = (s[2 * ks], s[2 * ks + 1]);
-            let af = [
-                kb.attn_pack2(dt, pa[0], pa[1])?,
-                kb.attn_pack2(dt, pa[2], pa[3])?,
-                kb.attn_pack2(dt, pb[0], pb[1])?,
-                kb.attn_pack2(dt, pb[2], pb[3])?,
-            ];
-            // key rows 16ks + 2t (+1) and 16ks + 8 + 2t (+1)
-            let k0 = kb.add(t2, kb.i64c((16 * ks) as i64))?;
-            let r0 = kb.add(v_tile, kb.mul(k0, kb.i64c(rowb as i64))?)?;
-            for (nt, c) in ov.iter_mut().enumerate() {
-                let col = kb.add(g, kb.i64c((8 * nt) as i64))?;
-                let at = kb.add(r0, kb.mul(col, kb.i64c(2))?)?;
-                let b0 = pair16(kb, at, rowb)?;
-                let b1 = pair16(kb, kb.add(at, kb.i64c((8 * rowb) as i64))?, rowb)?;
-                *c = kb.attn_mma(dt, &af, &[b0, b1], c)?;
+            let mut af = Vec::with_capacity(mt);
+            for mi in 0..mt {
+                let (pa, pb) = (
+                    s[mi * nts as usize + 2 * ks],
+                    s[mi * nts as usize + 2 * ks + 1],
+                );
+                af.push([
+                    kb.attn_pack2(dt, pa[0], pa[1])?,
+                    kb.attn_pack2(dt, pa[2], pa[3])?,
+                    kb.attn_pack2(dt, pb[0], pb[1])?,
+                    kb.attn_pack2(dt, pb[2], pb[3])?,
+                ]);
+            }
+            // V rows (keys) 16ks.., two 8-column n-tiles per ldmatrix.trans; with an odd
+            // count the last one also reads the next 8 columns (zero fill or the row's
+            // 16-byte pad, inside the tile) and drops them
+            let v_at = kb.add(
+                kb.add(cur, v_lane)?,
+                kb.i64c((16 * ks as u64 * rowb) as i64),
+            )?;
+            for ntp in 0..(nto as usize).div_ceil(2) {
+                let off = kb.add(v_at, kb.i64c(32 * ntp as i64))?;
+                let r = kb.ldmatrix_x4_trans(kb.attn_smem(off)?)?;
+                for h in 0..2 {
+                    let nt = 2 * ntp + h;
+                    if nt >= nto as usize {
+                        continue;
+                    }
+                    let b = [r[2 * h].into(), r[2 * h + 1].into()];
+                    for (mi, afm) in af.iter().enumerate() {
+                        let at = mi * nto as usize + nt;
+                        ov[at] = kb.attn_mma(dt, afm, &b, &ov[at])?;
+                    }
+                }
             }
         }
-        for (nt, c) in ov.iter().enumerate() {
+        for (at, c) in ov.iter().enumerate() {
             for (q, &cq) in c.iter().enumerate() {
-                kb.attn_set(o[nt * 4 + q], cq)?;
+                kb.attn_set(o[at * 4 + q], cq)?;
             }
         }
         kb.barrier()
     })?;
 
     // out = O / l, l summed over the row's 4 lanes
-    let mut inv = [kb.f32c(0.0); 2];
-    let mut empty = row_ok;
-    for r in 0..2 {
-        let mut lv = kb.attn_get(l[r])?;
+    let mut inv = vec![kb.f32c(0.0); 2 * mt];
+    let mut empty = row_ok.clone();
+    for ri in 0..2 * mt {
+        let mut lv = kb.attn_get(l[ri])?;
         for x in [1, 2] {
             let other = kb.shfl_xor_f32(lv, x)?;
             lv = kb.fadd(lv, other)?;
         }
-        empty[r] = kb.fcmp(FloatPredicate::OEQ, lv, kb.f32c(0.0))?;
-        inv[r] = kb.fdiv(kb.f32c(1.0), lv)?;
+        empty[ri] = kb.fcmp(FloatPredicate::OEQ, lv, kb.f32c(0.0))?;
+        inv[ri] = kb.fdiv(kb.f32c(1.0), lv)?;
     }
     let dv = kb.i64c(a.v_head_dim as i64);
-    for nt in 0..nto {
-        let cb = kb.add(t2, kb.i64c((8 * nt) as i64))?;
-        for q in 0..4usize {
-            let r = q / 2;
-            let col = kb.add(cb, kb.i64c((q % 2) as i64))?;
-            let ok = kb.attn_and(row_ok[r], kb.icmp(IntPredicate::SLT, col, dv)?)?;
-            let acc = kb.attn_get(o[nt as usize * 4 + q])?;
-            let v = normalize(kb, acc, inv[r], empty[r])?;
-            let idx = out_index(kb, a, &st, rows[r], col)?;
-            kb.if_then(ok, |kb| kb.store(a.out, idx, Val::F(v)))?;
+    for mi in 0..mt {
+        for nt in 0..nto {
+            let cb = kb.add(t2, kb.i64c((8 * nt) as i64))?;
+            for q in 0..4usize {
+                let ri = 2 * mi + q / 2;
+                let col = kb.add(cb, kb.i64c((q % 2) as i64))?;
+                let ok = kb.attn_and(row_ok[ri], kb.icmp(IntPredicate::SLT, col, dv)?)?;
+                let acc = kb.attn_get(o[(mi * nto as usize + nt as usize) * 4 + q])?;
+                let v = normalize(kb, acc, inv[ri], empty[ri])?;
+                let idx = out_index(kb, a, &st, rows[ri], col)?;
+                kb.if_then(ok, |kb| kb.store(a.out, idx, Val::F(v)))?;
+            }
         }
     }
     kb.ret()
-}
-
-/// The B register `{V[k][n], V[k + 1][n]}` from two 16-bit shared loads: the element at
-/// shared byte `at` in bits 0..16, the one a row (`rowb` bytes) below in bits 16..32.
-fn pair16<'ctx>(kb: &Kb<'ctx, '_>, at: IntValue<'ctx>, rowb: u64) -> R<BasicValueEnum<'ctx>> {
-    let i16t = kb.cx.i16_type();
-    let i32t = kb.cx.i32_type();
-    let lo = kb.attn_lds(i16t.into(), at, 2)?.into_int_value();
-    let hi = kb
-        .attn_lds(i16t.into(), kb.add(at, kb.i64c(rowb as i64))?, 2)?
-        .into_int_value();
-    let lo = kb.b.build_int_z_extend(lo, i32t, "").map_err(|e| kb.e(e))?;
-    let hi = kb.b.build_int_z_extend(hi, i32t, "").map_err(|e| kb.e(e))?;
-    let hi =
-        kb.b.build_left_shift(hi, kb.i32c(16), "")
-            .map_err(|e| kb.e(e))?;
-    Ok(kb.b.build_or(lo, hi, "").map_err(|e| kb.e(e))?.into())
 }
 
 /// Shared byte offset of element `(row, col)` of the K tile (add `v_tile` for V).
@@ -294,6 +405,7 @@ fn load_tile_scalar<'ctx>(
     j0: IntValue<'ctx>,
     tid: IntValue<'ctx>,
     tile: &AttentionTile,
+    buf: IntValue<'ctx>,
     v_tile: IntValue<'ctx>,
 ) -> R<()> {
     let dpad = kb.i64c(tile.dpad as i64);
@@ -307,7 +419,7 @@ fn load_tile_scalar<'ctx>(
         let col = kb.urem(e, dpad)?;
         let j = kb.add(j0, row)?;
         let jin = kb.icmp(IntPredicate::SLT, j, st.sk)?;
-        let off = tile_off(kb, row, col, rowb)?;
+        let off = kb.add(buf, tile_off(kb, row, col, rowb)?)?;
         let kc = kb.attn_and(jin, kb.icmp(IntPredicate::SLT, col, d)?)?;
         let kidx = kb.add(kb.add(st.k_base, kb.mul(j, st.k_ss)?)?, col)?;
         let kv = kb.attn_load_f(a.k.arg, kc, kidx)?;
@@ -323,11 +435,12 @@ fn load_tile_scalar<'ctx>(
     })
 }
 
-/// `cp.async` tile copy in 16-byte chunks (8 elements): thread `tid` copies chunks
-/// `tid, tid + threads, …` of each tile (row `c / (dpad/8)`, columns `8·(c % (dpad/8)) ..`).
-/// A chunk outside the data (key `≥ sk`, columns `≥ head_dim` — whole chunks, both head dims
-/// being multiples of 8 on this path) copies 0 bytes from the argument's base and is
-/// zero-filled. Waits for this thread's copies; the caller's barrier publishes them.
+/// `cp.async` tile copy in 16-byte chunks (8 elements) into the buffer at shared byte
+/// `buf`: thread `tid` copies chunks `tid, tid + threads, …` of each tile (row
+/// `c / (dpad/8)`, columns `8·(c % (dpad/8)) ..`). A chunk outside the data (key `≥ sk`,
+/// columns `≥ head_dim` — whole chunks, both head dims being multiples of 8 on this path)
+/// copies 0 bytes from the argument's base and is zero-filled. Issues the copies only: the
+/// caller commits, waits and passes a barrier.
 fn load_tile_async<'ctx>(
     kb: &mut Kb<'ctx, '_>,
     a: &Attention,
@@ -335,8 +448,9 @@ fn load_tile_async<'ctx>(
     j0: IntValue<'ctx>,
     tid: IntValue<'ctx>,
     tile: &AttentionTile,
-    v_tile: IntValue<'ctx>,
+    buf: IntValue<'ctx>,
 ) -> R<()> {
+    let v_tile = kb.i64c(i64::from(tile.bk * tile.row_bytes()));
     let cpr = kb.i64c((tile.dpad / 8) as i64);
     let total = kb.i64c((tile.bk * tile.dpad / 8) as i64);
     let step = kb.i64c(tile.threads() as i64);
@@ -348,7 +462,7 @@ fn load_tile_async<'ctx>(
         let col = kb.mul(kb.urem(c, cpr)?, kb.i64c(8))?;
         let j = kb.add(j0, row)?;
         let jin = kb.icmp(IntPredicate::SLT, j, st.sk)?;
-        let off = tile_off(kb, row, col, rowb)?;
+        let off = kb.add(buf, tile_off(kb, row, col, rowb)?)?;
         for (arg, base, ss, width, dst) in [
             (a.k.arg, st.k_base, st.k_ss, d, off),
             (a.v.arg, st.v_base, st.v_ss, dv, kb.add(off, v_tile)?),
@@ -364,6 +478,37 @@ fn load_tile_async<'ctx>(
             kb.attn_cp_async16(dst, src, bytes)?;
         }
         Ok(())
-    })?;
-    kb.attn_cp_async_wait_all()
+    })
+}
+
+/// `cond ? then_() : else_()` for equally long lists of f32 values (phi nodes at the join).
+fn branch_values<'ctx>(
+    kb: &mut Kb<'ctx, '_>,
+    cond: IntValue<'ctx>,
+    then_: impl FnOnce(&mut Kb<'ctx, '_>) -> R<Vec<FloatValue<'ctx>>>,
+    else_: impl FnOnce(&mut Kb<'ctx, '_>) -> R<Vec<FloatValue<'ctx>>>,
+) -> R<Vec<FloatValue<'ctx>>> {
+    let tb = kb.block("fast_tile");
+    let eb = kb.block("edge_tile");
+    let join = kb.block("tile_logits");
+    kb.cond_br(cond, tb, eb)?;
+    kb.b.position_at_end(tb);
+    let a = then_(kb)?;
+    let a_end = kb.current()?;
+    kb.br(join)?;
+    kb.b.position_at_end(eb);
+    let b = else_(kb)?;
+    let b_end = kb.current()?;
+    kb.br(join)?;
+    kb.b.position_at_end(join);
+    if a.len() != b.len() {
+        return Err(kb.malformed("branch values of different lengths"));
+    }
+    let mut out = Vec::with_capacity(a.len());
+    for (x, y) in a.iter().zip(&b) {
+        let phi = kb.b.build_phi(kb.cx.f32_type(), "").map_err(|e| kb.e(e))?;
+        phi.add_incoming(&[(x, a_end), (y, b_end)]);
+        out.push(phi.as_basic_value().into_float_value());
+    }
+    Ok(out)
 }

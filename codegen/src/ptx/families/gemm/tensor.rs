@@ -46,7 +46,10 @@ use inkwell::values::{BasicValueEnum, IntValue, PointerValue};
 /// Static layout of the path for one tile and operand kind.
 struct Layout {
     eb: i64,
+    /// Bytes per k-major row (`bk·eb + 16`).
     pitch: i64,
+    /// Bytes per n-major B row (`bn·eb + 16`).
+    pitch_n: i64,
     cpr: i64,
     epc: i64,
     a_bytes: i64,
@@ -75,10 +78,11 @@ fn layout(kb: &Kb<'_, '_>, blk: &Block<'_>, kind: MmaKind) -> R<Layout> {
     let l = Layout {
         eb,
         pitch: row_bytes + 16,
+        pitch_n: bn * eb + 16,
         cpr,
         epc: 16 / eb,
         a_bytes: bm * (row_bytes + 16),
-        stage_bytes: (bm + bn) * (row_bytes + 16),
+        stage_bytes: i64::from(t.mma_stage_bytes()),
         stages: i64::from(t.stages),
         threads,
         bm,
@@ -101,6 +105,10 @@ fn layout(kb: &Kb<'_, '_>, blk: &Block<'_>, kind: MmaKind) -> R<Layout> {
         && i64::from(t.epilogue_rows()) == wm_rows
         && (bm * cpr) % threads == 0
         && (bn * cpr) % threads == 0
+        && (l.bk * bn * eb / 16) % threads == 0
+        && bn % 32 == 0
+        && (eb != 1 || (l.bk / 4 * bn / 4) % threads == 0)
+        && l.a_bytes + (bn * l.pitch).max(l.bk * l.pitch_n) == l.stage_bytes
         && l.stages * l.stage_bytes <= i64::from(t.gemm_shared_bytes());
     if !fits {
         return Err(kb.malformed(format!(
@@ -108,6 +116,21 @@ fn layout(kb: &Kb<'_, '_>, blk: &Block<'_>, kind: MmaKind) -> R<Layout> {
         )));
     }
     Ok(l)
+}
+
+/// How B reaches shared memory (uniform per block, decided at run time).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BFill {
+    /// k-contiguous and 16-byte aligned: `cp.async` into the k-major tile.
+    KVector,
+    /// 16-bit elements, n-contiguous and 16-byte aligned: `cp.async` into the n-major tile
+    /// (fragments by `ldmatrix.trans`).
+    NVector,
+    /// 8-bit elements, n-contiguous and 4-byte aligned: 4 × 4-byte blocks loaded into
+    /// registers, transposed with byte shuffles and stored into the k-major tile.
+    NTranspose8,
+    /// Guarded scalar loads into the k-major tile.
+    Scalar,
 }
 
 /// Generate the tensor-core main loop and epilogue.
@@ -118,6 +141,12 @@ pub(super) fn generate<'ctx>(
     kind: MmaKind,
 ) -> R<()> {
     let l = layout(kb, blk, kind)?;
+    // As many blocks per multiprocessor as 128 registers per thread allow (≤ 64
+    // accumulators; 16 warps at 256 threads to hide one another's shared-memory and
+    // tensor-core latencies), or 255 with larger warp tiles.
+    let per_thread = if l.mt * l.nt <= 16 { 128 } else { 256 };
+    let min_blocks = (65536 / (per_thread * blk.tile.threads())).max(1);
+    kb.launch_bounds(blk.tile.threads(), min_blocks);
     let acc_t: BasicTypeEnum = if kind.int_acc() {
         kb.cx.i32_type().into()
     } else {
@@ -146,7 +175,8 @@ pub(super) fn generate<'ctx>(
     let q2 = kb.urem(kb.udiv(lane, kb.i64c(8))?, kb.i64c(2))?;
     let h16 = kb.udiv(lane, kb.i64c(16))?;
     // ldmatrix lane offsets (bytes, within a stage): A rows wm·WM + l%8 + 8·((l/8)%2),
-    // byte 16·(l/16); B columns wn·WN + l%8 + 8·(l/16), byte 16·((l/8)%2).
+    // byte 16·(l/16); k-major B columns wn·WN + l%8 + 8·(l/16), byte 16·((l/8)%2);
+    // n-major B rows (k) l%8 + 8·((l/8)%2), columns wn·WN + 8·(l/16).
     let a_row = kb.add(
         kb.mul(wm, kb.i64c(l.wm_rows))?,
         kb.add(l8, kb.mul(q2, kb.i64c(8))?)?,
@@ -160,57 +190,55 @@ pub(super) fn generate<'ctx>(
         kb.add(kb.i64c(l.a_bytes), kb.mul(b_col, kb.i64c(l.pitch))?)?,
         kb.mul(q2, kb.i64c(16))?,
     )?;
-    let a_vec = vector_ok(kb, blk.a.arg, blk.a.base, blk.a.cs, blk.a.rs, l.eb)?;
-    let b_vec = vector_ok(kb, blk.b.arg, blk.b.base, blk.b.rs, blk.b.cs, l.eb)?;
+    let bt_row = kb.add(l8, kb.mul(q2, kb.i64c(8))?)?;
+    let bt_col = kb.add(kb.mul(wn, kb.i64c(l.wn_cols))?, kb.mul(h16, kb.i64c(8))?)?;
+    let bt_lane = kb.add(
+        kb.add(kb.i64c(l.a_bytes), kb.mul(bt_row, kb.i64c(l.pitch_n))?)?,
+        kb.mul(bt_col, kb.i64c(l.eb))?,
+    )?;
+    let a_vec = vector_ok(kb, blk.a.arg, blk.a.base, blk.a.cs, blk.a.rs, l.eb, 16)?;
+    let b_kvec = vector_ok(kb, blk.b.arg, blk.b.base, blk.b.rs, blk.b.cs, l.eb, 16)?;
     // number of k-tiles
     let nk = kb.udiv(kb.add(blk.k, kb.i64c(l.bk - 1))?, kb.i64c(l.bk))?;
-    for s in 0..l.stages - 1 {
-        let kt = kb.i64c(s);
-        let more = kb.icmp(IntPredicate::SLT, kt, nk)?;
-        kb.if_then(more, |kb| fill(kb, blk, &l, a_vec, b_vec, kt))?;
-        kb.cp_async_commit()?;
+    let ctx = Main {
+        l: &l,
+        kind,
+        acc_t,
+        zero,
+        acc: &acc,
+        a_lane,
+        b_lane,
+        bt_lane,
+        a_vec,
+        nk,
+    };
+    if l.eb == 2 {
+        let b_nvec = vector_ok(kb, blk.b.arg, blk.b.base, blk.b.cs, blk.b.rs, l.eb, 16)?;
+        let not_k = kb.b.build_not(b_kvec, "").map_err(|e| kb.e(e))?;
+        let trans = kb.b.build_and(b_nvec, not_k, "").map_err(|e| kb.e(e))?;
+        kb.if_else(
+            trans,
+            |kb| main_loop(kb, blk, &ctx, &Choice::Fixed(BFill::NVector)),
+            |kb| {
+                let c = Choice::Runtime {
+                    c1: b_kvec,
+                    first: BFill::KVector,
+                    second: None,
+                    last: BFill::Scalar,
+                };
+                main_loop(kb, blk, &ctx, &c)
+            },
+        )?;
+    } else {
+        let b_t8 = vector_ok(kb, blk.b.arg, blk.b.base, blk.b.cs, blk.b.rs, l.eb, 4)?;
+        let c = Choice::Runtime {
+            c1: b_kvec,
+            first: BFill::KVector,
+            second: Some((b_t8, BFill::NTranspose8)),
+            last: BFill::Scalar,
+        };
+        main_loop(kb, blk, &ctx, &c)?;
     }
-    kb.for_loop(kb.i64c(0), nk, kb.i64c(1), |kb, kt| {
-        let next = kb.add(kt, kb.i64c(l.stages - 1))?;
-        let more = kb.icmp(IntPredicate::SLT, next, nk)?;
-        kb.if_then(more, |kb| fill(kb, blk, &l, a_vec, b_vec, next))?;
-        kb.cp_async_commit()?;
-        kb.cp_async_wait((l.stages - 1) as i32)?;
-        kb.barrier()?;
-        let sbase = kb.mul(kb.urem(kt, kb.i64c(l.stages))?, kb.i64c(l.stage_bytes))?;
-        for ks in 0..l.ksteps {
-            let kbyte = ks * 32;
-            let mut af = Vec::with_capacity(l.mt);
-            for i in 0..l.mt as i64 {
-                let off = kb.add(sbase, kb.add(a_lane, kb.i64c(i * 16 * l.pitch + kbyte))?)?;
-                af.push(kb.ldmatrix_x4(kb.smem_at(off)?)?);
-            }
-            let mut bf = Vec::with_capacity(l.nt);
-            for jp in 0..(l.nt / 2) as i64 {
-                let off = kb.add(sbase, kb.add(b_lane, kb.i64c(jp * 16 * l.pitch + kbyte))?)?;
-                let r = kb.ldmatrix_x4(kb.smem_at(off)?)?;
-                bf.push([r[0], r[1]]);
-                bf.push([r[2], r[3]]);
-            }
-            for (i, a) in af.iter().enumerate() {
-                for (j, b) in bf.iter().enumerate() {
-                    let base = (i * l.nt + j) * 4;
-                    let mut c = [zero; 4];
-                    for (q, cq) in c.iter_mut().enumerate() {
-                        *cq =
-                            kb.b.build_load(acc_t, acc[base + q], "")
-                                .map_err(|e| kb.e(e))?;
-                    }
-                    let d = kb.mma(kind, *a, *b, c)?;
-                    for (q, dq) in d.iter().enumerate() {
-                        kb.b.build_store(acc[base + q], *dq).map_err(|e| kb.e(e))?;
-                    }
-                }
-            }
-        }
-        kb.barrier()
-    })?;
-    kb.cp_async_wait(0)?;
     // Epilogue: warp row wm is pass wm.
     let g4 = kb.udiv(lane, kb.i64c(4))?;
     let t2 = kb.mul(kb.urem(lane, kb.i64c(4))?, kb.i64c(2))?;
@@ -236,9 +264,134 @@ pub(super) fn generate<'ctx>(
     })
 }
 
-/// Whether an operand can be filled with 16-byte `cp.async` chunks along k: its k stride
-/// (`kstride`) is 1, its other stride keeps rows 16-byte aligned and its first element
-/// (for this batch entry) is 16-byte aligned. Evaluated at run time, uniform per block.
+/// How a main loop fills B: one way, or chosen per fill at run time (uniform per block):
+/// `first` when `c1`, else `second.1` when `second.0`, else `last`.
+enum Choice<'ctx> {
+    Fixed(BFill),
+    Runtime {
+        c1: IntValue<'ctx>,
+        first: BFill,
+        second: Option<(IntValue<'ctx>, BFill)>,
+        last: BFill,
+    },
+}
+
+/// What both main-loop variants share.
+struct Main<'a, 'ctx> {
+    l: &'a Layout,
+    kind: MmaKind,
+    acc_t: BasicTypeEnum<'ctx>,
+    zero: BasicValueEnum<'ctx>,
+    acc: &'a [PointerValue<'ctx>],
+    a_lane: IntValue<'ctx>,
+    b_lane: IntValue<'ctx>,
+    bt_lane: IntValue<'ctx>,
+    a_vec: IntValue<'ctx>,
+    nk: IntValue<'ctx>,
+}
+
+/// The pipelined main loop (`S` stages): fill k-tiles `0 .. S−1` (one commit group each);
+/// iteration `kt` waits until at most `S − 2` groups are pending (k-tile `kt` has landed
+/// for this thread), passes a barrier (every thread's copies of k-tile `kt` have landed and
+/// every warp has finished computing on k-tile `kt − 1`), fills k-tile `kt + S − 1` into
+/// the stage of `kt − 1` and commits (possibly an empty group), then computes on k-tile
+/// `kt`. One barrier per k-tile. `choose` gives the B fill: fixed (`NVector` selects the
+/// n-major tile and `ldmatrix.trans` fragments), or chosen per fill at run time among the
+/// k-major fills.
+fn main_loop<'ctx>(
+    kb: &mut Kb<'ctx, '_>,
+    blk: &Block<'ctx>,
+    m: &Main<'_, 'ctx>,
+    choice: &Choice<'ctx>,
+) -> R<()> {
+    let l = m.l;
+    let trans = matches!(choice, Choice::Fixed(BFill::NVector));
+    let fill_b = |kb: &mut Kb<'ctx, '_>, kt: IntValue<'ctx>| -> R<()> {
+        match *choice {
+            Choice::Fixed(f) => fill(kb, blk, l, m.a_vec, f, kt),
+            Choice::Runtime {
+                c1,
+                first,
+                second,
+                last,
+            } => kb.if_else(
+                c1,
+                |kb| fill(kb, blk, l, m.a_vec, first, kt),
+                |kb| match second {
+                    Some((c2, f2)) => kb.if_else(
+                        c2,
+                        |kb| fill(kb, blk, l, m.a_vec, f2, kt),
+                        |kb| fill(kb, blk, l, m.a_vec, last, kt),
+                    ),
+                    None => fill(kb, blk, l, m.a_vec, last, kt),
+                },
+            ),
+        }
+    };
+    for s in 0..l.stages - 1 {
+        let kt = kb.i64c(s);
+        let more = kb.icmp(IntPredicate::SLT, kt, m.nk)?;
+        kb.if_then(more, |kb| fill_b(kb, kt))?;
+        kb.cp_async_commit()?;
+    }
+    kb.for_loop(kb.i64c(0), m.nk, kb.i64c(1), |kb, kt| {
+        kb.cp_async_wait((l.stages - 2) as i32)?;
+        kb.barrier()?;
+        let next = kb.add(kt, kb.i64c(l.stages - 1))?;
+        let more = kb.icmp(IntPredicate::SLT, next, m.nk)?;
+        kb.if_then(more, |kb| fill_b(kb, next))?;
+        kb.cp_async_commit()?;
+        let sbase = kb.mul(kb.urem(kt, kb.i64c(l.stages))?, kb.i64c(l.stage_bytes))?;
+        for ks in 0..l.ksteps {
+            let kbyte = ks * 32;
+            let mut af = Vec::with_capacity(l.mt);
+            for i in 0..l.mt as i64 {
+                let off = kb.add(sbase, kb.add(m.a_lane, kb.i64c(i * 16 * l.pitch + kbyte))?)?;
+                af.push(kb.ldmatrix_x4(kb.smem_at(off)?)?);
+            }
+            let mut bf = Vec::with_capacity(l.nt);
+            for jp in 0..(l.nt / 2) as i64 {
+                let r = if trans {
+                    // k rows 16·ks.., columns 16·jp.. of the warp's slice
+                    let off = kb.add(
+                        sbase,
+                        kb.add(m.bt_lane, kb.i64c(ks * 16 * l.pitch_n + jp * 16 * l.eb))?,
+                    )?;
+                    kb.ldmatrix_x4_trans(kb.smem_at(off)?)?
+                } else {
+                    let off =
+                        kb.add(sbase, kb.add(m.b_lane, kb.i64c(jp * 16 * l.pitch + kbyte))?)?;
+                    kb.ldmatrix_x4(kb.smem_at(off)?)?
+                };
+                bf.push([r[0], r[1]]);
+                bf.push([r[2], r[3]]);
+            }
+            for (i, a) in af.iter().enumerate() {
+                for (j, b) in bf.iter().enumerate() {
+                    let base = (i * l.nt + j) * 4;
+                    let mut c = [m.zero; 4];
+                    for (q, cq) in c.iter_mut().enumerate() {
+                        *cq =
+                            kb.b.build_load(m.acc_t, m.acc[base + q], "")
+                                .map_err(|e| kb.e(e))?;
+                    }
+                    let d = kb.mma(m.kind, *a, *b, c)?;
+                    for (q, dq) in d.iter().enumerate() {
+                        kb.b.build_store(m.acc[base + q], *dq)
+                            .map_err(|e| kb.e(e))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    })?;
+    kb.cp_async_wait(0)
+}
+
+/// Whether an operand can be filled with `align`-byte chunks along its unit-stride axis:
+/// that stride (`kstride`) is 1, its other stride keeps rows `align`-byte aligned and its
+/// first element (for this batch entry) is `align`-byte aligned. Evaluated at run time,
+/// uniform per block.
 fn vector_ok<'ctx>(
     kb: &Kb<'ctx, '_>,
     arg: u32,
@@ -246,9 +399,10 @@ fn vector_ok<'ctx>(
     kstride: IntValue<'ctx>,
     other: IntValue<'ctx>,
     eb: i64,
+    align: i64,
 ) -> R<IntValue<'ctx>> {
     let unit = kb.icmp(IntPredicate::EQ, kstride, kb.i64c(1))?;
-    let mask = kb.i64c(15);
+    let mask = kb.i64c(align - 1);
     let rows = kb.mul(other, kb.i64c(eb))?;
     let rows = kb.b.build_and(rows, mask, "").map_err(|e| kb.e(e))?;
     let rows_ok = kb.icmp(IntPredicate::EQ, rows, kb.i64c(0))?;
@@ -262,13 +416,13 @@ fn vector_ok<'ctx>(
     kb.b.build_and(r, addr_ok, "").map_err(|e| kb.e(e))
 }
 
-/// Fill the stage of k-tile `kt` (A and B, vector or scalar per operand).
+/// Fill the stage of k-tile `kt`: A (vector when `a_vec`, else scalar) and B by `bfill`.
 fn fill<'ctx>(
     kb: &mut Kb<'ctx, '_>,
     blk: &Block<'ctx>,
     l: &Layout,
     a_vec: IntValue<'ctx>,
-    b_vec: IntValue<'ctx>,
+    bfill: BFill,
     kt: IntValue<'ctx>,
 ) -> R<()> {
     let k0 = kb.mul(kt, kb.i64c(l.bk))?;
@@ -295,12 +449,68 @@ fn fill<'ctx>(
         rows: l.bn,
         smem: b_base,
     };
-    for (side, vec) in [(a, a_vec), (b, b_vec)] {
-        kb.if_else(
-            vec,
-            |kb| fill_vector(kb, blk, l, &side, k0),
-            |kb| fill_scalar(kb, blk, l, &side, k0),
+    // A k-tile entirely inside K takes copies whose sizes and source rows do not depend
+    // on the k-tile (LLVM hoists them out of the loop); the last, partial one clamps.
+    let k_end = kb.add(k0, kb.i64c(l.bk))?;
+    let full = kb.icmp(IntPredicate::SLE, k_end, blk.k)?;
+    kb.if_else(
+        a_vec,
+        |kb| {
+            kb.if_else(
+                full,
+                |kb| fill_vector_full(kb, blk, l, &a, k0),
+                |kb| fill_vector(kb, blk, l, &a, k0),
+            )
+        },
+        |kb| fill_scalar(kb, blk, l, &a, k0),
+    )?;
+    match bfill {
+        BFill::KVector => kb.if_else(
+            full,
+            |kb| fill_vector_full(kb, blk, l, &b, k0),
+            |kb| fill_vector(kb, blk, l, &b, k0),
+        ),
+        BFill::NVector => kb.if_else(
+            full,
+            |kb| fill_vector_n_full(kb, blk, l, &b, k0),
+            |kb| fill_vector_n(kb, blk, l, &b, k0),
+        ),
+        BFill::NTranspose8 => fill_transpose8(kb, blk, l, &b, k0),
+        BFill::Scalar => fill_scalar(kb, blk, l, &b, k0),
+    }
+}
+
+/// [`fill_vector`] for a k-tile inside `K` (`k0 + bk ≤ K`): every chunk of a row inside the
+/// operand copies 16 bytes, rows outside copy none; a row outside reads (nothing) from row
+/// `olen − 1`, so the address stays valid without a per-tile select.
+fn fill_vector_full<'ctx>(
+    kb: &mut Kb<'ctx, '_>,
+    blk: &Block<'ctx>,
+    l: &Layout,
+    s: &Side<'ctx>,
+    k0: IntValue<'ctx>,
+) -> R<()> {
+    let base_ptr = kb.arg(s.arg)?;
+    let last = kb.sub(s.olen, kb.i64c(1))?;
+    for i in 0..(s.rows * l.cpr) / l.threads {
+        let c = kb.add(blk.tid, kb.i64c(i * l.threads))?;
+        let r = kb.udiv(c, kb.i64c(l.cpr))?;
+        let q = kb.urem(c, kb.i64c(l.cpr))?;
+        let go = kb.add(s.o0, r)?;
+        let oin = kb.icmp(IntPredicate::SLT, go, s.olen)?;
+        let bytes = kb.isel(oin, kb.i64c(16), kb.i64c(0))?;
+        let go = kb.isel(oin, go, last)?;
+        let row = kb.add(
+            s.base,
+            kb.add(kb.mul(go, s.ostride)?, kb.mul(q, kb.i64c(l.epc))?)?,
         )?;
+        let idx = kb.add(row, k0)?;
+        let src = kb.elem_ptr(base_ptr, kb.cx.i8_type(), kb.mul(idx, kb.i64c(l.eb))?)?;
+        let dst_off = kb.add(
+            s.smem,
+            kb.add(kb.mul(r, kb.i64c(l.pitch))?, kb.mul(q, kb.i64c(16))?)?,
+        )?;
+        kb.cp_async_16(kb.smem_at(dst_off)?, src, kb.trunc32(bytes)?)?;
     }
     Ok(())
 }
@@ -385,6 +595,165 @@ fn fill_scalar<'ctx>(
             let dst = kb.smem_at(kb.add(row_off, kb.mul(kk, kb.i64c(l.eb))?)?)?;
             kb.b.build_store(dst, v).map_err(|e| kb.e(e))?;
         }
+    }
+    Ok(())
+}
+
+/// B n-contiguous (`ostride` = 1) into the n-major tile: `bk` rows (k) of `bn` elements,
+/// pitch `bn·eb + 16`; chunk `c = tid + i·threads` is row `c / (bn·eb/16)`, 16-byte column
+/// chunk `c % (bn·eb/16)` (consecutive threads on consecutive chunks of a row: coalesced),
+/// copying `min(16, (N − n)·eb)` bytes (0 outside `K`), the rest zero-filled.
+fn fill_vector_n<'ctx>(
+    kb: &mut Kb<'ctx, '_>,
+    blk: &Block<'ctx>,
+    l: &Layout,
+    s: &Side<'ctx>,
+    k0: IntValue<'ctx>,
+) -> R<()> {
+    let base_ptr = kb.arg(s.arg)?;
+    let chunks_per_row = l.bn * l.eb / 16;
+    for i in 0..(l.bk * chunks_per_row) / l.threads {
+        let c = kb.add(blk.tid, kb.i64c(i * l.threads))?;
+        let r = kb.udiv(c, kb.i64c(chunks_per_row))?;
+        let q = kb.urem(c, kb.i64c(chunks_per_row))?;
+        let gk = kb.add(k0, r)?;
+        let gn = kb.add(s.o0, kb.mul(q, kb.i64c(l.epc))?)?;
+        let rem = kb.mul(kb.sub(s.olen, gn)?, kb.i64c(l.eb))?;
+        let neg = kb.icmp(IntPredicate::SLT, rem, kb.i64c(0))?;
+        let rem = kb.isel(neg, kb.i64c(0), rem)?;
+        let big = kb.icmp(IntPredicate::SGT, rem, kb.i64c(16))?;
+        let rem = kb.isel(big, kb.i64c(16), rem)?;
+        let kin = kb.icmp(IntPredicate::SLT, gk, blk.k)?;
+        let bytes = kb.isel(kin, rem, kb.i64c(0))?;
+        let any = kb.icmp(IntPredicate::SGT, bytes, kb.i64c(0))?;
+        // element (k, n): base + k·kstride + n
+        let idx = kb.add(s.base, kb.add(kb.mul(gk, s.kstride)?, gn)?)?;
+        let idx = kb.isel(any, idx, kb.i64c(0))?;
+        let src = kb.elem_ptr(base_ptr, kb.cx.i8_type(), kb.mul(idx, kb.i64c(l.eb))?)?;
+        let dst_off = kb.add(
+            s.smem,
+            kb.add(kb.mul(r, kb.i64c(l.pitch_n))?, kb.mul(q, kb.i64c(16))?)?,
+        )?;
+        kb.cp_async_16(kb.smem_at(dst_off)?, src, kb.trunc32(bytes)?)?;
+    }
+    Ok(())
+}
+
+/// 8-bit B n-contiguous (`ostride` = 1, rows and start 4-byte aligned) into the k-major
+/// tile: block `c = tid + i·threads` covers k `4·(c / (bn/4)) ..+4`, n `4·(c % (bn/4))
+/// ..+4` (consecutive threads on consecutive 4-byte pieces of a row: coalesced). Its four
+/// rows are loaded as 32-bit words (guarded bytewise at the edges of `K × N`), transposed
+/// by byte shuffles into four words of 4 consecutive k for one n each, and stored into the
+/// k-major rows `n` at byte `4·kq`. Synchronous (the stage is free: see `main_loop`).
+fn fill_transpose8<'ctx>(
+    kb: &mut Kb<'ctx, '_>,
+    blk: &Block<'ctx>,
+    l: &Layout,
+    s: &Side<'ctx>,
+    k0: IntValue<'ctx>,
+) -> R<()> {
+    let base_ptr = kb.arg(s.arg)?;
+    let i32t = kb.cx.i32_type();
+    let i8t = kb.cx.i8_type();
+    let quads_n = l.bn / 4;
+    for i in 0..(l.bk / 4 * quads_n) / l.threads {
+        let c = kb.add(blk.tid, kb.i64c(i * l.threads))?;
+        let kq = kb.udiv(c, kb.i64c(quads_n))?;
+        let nq = kb.urem(c, kb.i64c(quads_n))?;
+        let gn = kb.add(s.o0, kb.mul(nq, kb.i64c(4))?)?;
+        let n_full = kb.icmp(IntPredicate::SLE, kb.add(gn, kb.i64c(4))?, s.olen)?;
+        let mut words = Vec::with_capacity(4);
+        for r in 0..4i64 {
+            let gk = kb.add(k0, kb.add(kb.mul(kq, kb.i64c(4))?, kb.i64c(r))?)?;
+            let kin = kb.icmp(IntPredicate::SLT, gk, blk.k)?;
+            let row = kb.add(s.base, kb.mul(gk, s.kstride)?)?;
+            let full = kb.b.build_and(kin, n_full, "").map_err(|e| kb.e(e))?;
+            // the whole word, or its bytes one by one inside K × N
+            let wb = kb.block("t8_word");
+            let eb_ = kb.block("t8_bytes");
+            let join = kb.block("t8_join");
+            kb.cond_br(full, wb, eb_)?;
+            kb.b.position_at_end(wb);
+            let p = kb.elem_ptr(base_ptr, i8t, kb.add(row, gn)?)?;
+            let w_full = kb.b.build_load(i32t, p, "").map_err(|e| kb.e(e))?;
+            kb.br(join)?;
+            kb.b.position_at_end(eb_);
+            let mut w = i32t.const_zero();
+            for e in 0..4i64 {
+                let gne = kb.add(gn, kb.i64c(e))?;
+                let ok = both_lt(kb, gk, blk.k, gne, s.olen)?;
+                let p = kb.elem_ptr(base_ptr, i8t, kb.add(row, gne)?)?;
+                let v = kb.guarded_load(ok, i8t.into(), p)?.into_int_value();
+                let v = kb.b.build_int_z_extend(v, i32t, "").map_err(|e| kb.e(e))?;
+                let v =
+                    kb.b.build_left_shift(v, i32t.const_int(8 * e as u64, false), "")
+                        .map_err(|e| kb.e(e))?;
+                w = kb.b.build_or(w, v, "").map_err(|e| kb.e(e))?;
+            }
+            let bytes_end = kb.current()?;
+            kb.br(join)?;
+            kb.b.position_at_end(join);
+            let phi = kb.b.build_phi(i32t, "").map_err(|e| kb.e(e))?;
+            phi.add_incoming(&[(&w_full, wb), (&w, bytes_end)]);
+            words.push(phi.as_basic_value().into_int_value());
+        }
+        // out[j] = byte j of words[0..4], k-ordered
+        for j in 0..4u64 {
+            let mut o = i32t.const_zero();
+            for (r, &w) in words.iter().enumerate() {
+                let b =
+                    kb.b.build_right_shift(w, i32t.const_int(8 * j, false), false, "")
+                        .map_err(|e| kb.e(e))?;
+                let b =
+                    kb.b.build_and(b, i32t.const_int(0xff, false), "")
+                        .map_err(|e| kb.e(e))?;
+                let b =
+                    kb.b.build_left_shift(b, i32t.const_int(8 * r as u64, false), "")
+                        .map_err(|e| kb.e(e))?;
+                o = kb.b.build_or(o, b, "").map_err(|e| kb.e(e))?;
+            }
+            let nrow = kb.add(kb.mul(nq, kb.i64c(4))?, kb.i64c(j as i64))?;
+            let off = kb.add(
+                s.smem,
+                kb.add(kb.mul(nrow, kb.i64c(l.pitch))?, kb.mul(kq, kb.i64c(4))?)?,
+            )?;
+            kb.b.build_store(kb.smem_at(off)?, o).map_err(|e| kb.e(e))?;
+        }
+    }
+    Ok(())
+}
+
+/// [`fill_vector_n`] for a k-tile inside `K`: the copy size depends only on the column
+/// (`min(16, (N − n)·eb)`, clamped at 0) and a chunk past `N` reads (nothing) from column 0.
+fn fill_vector_n_full<'ctx>(
+    kb: &mut Kb<'ctx, '_>,
+    blk: &Block<'ctx>,
+    l: &Layout,
+    s: &Side<'ctx>,
+    k0: IntValue<'ctx>,
+) -> R<()> {
+    let base_ptr = kb.arg(s.arg)?;
+    let chunks_per_row = l.bn * l.eb / 16;
+    for i in 0..(l.bk * chunks_per_row) / l.threads {
+        let c = kb.add(blk.tid, kb.i64c(i * l.threads))?;
+        let r = kb.udiv(c, kb.i64c(chunks_per_row))?;
+        let q = kb.urem(c, kb.i64c(chunks_per_row))?;
+        let gn = kb.add(s.o0, kb.mul(q, kb.i64c(l.epc))?)?;
+        let rem = kb.mul(kb.sub(s.olen, gn)?, kb.i64c(l.eb))?;
+        let neg = kb.icmp(IntPredicate::SLT, rem, kb.i64c(0))?;
+        let rem = kb.isel(neg, kb.i64c(0), rem)?;
+        let big = kb.icmp(IntPredicate::SGT, rem, kb.i64c(16))?;
+        let bytes = kb.isel(big, kb.i64c(16), rem)?;
+        let any = kb.icmp(IntPredicate::SGT, bytes, kb.i64c(0))?;
+        let gn = kb.isel(any, gn, kb.i64c(0))?;
+        let gk = kb.add(k0, r)?;
+        let idx = kb.add(s.base, kb.add(kb.mul(gk, s.kstride)?, gn)?)?;
+        let src = kb.elem_ptr(base_ptr, kb.cx.i8_type(), kb.mul(idx, kb.i64c(l.eb))?)?;
+        let dst_off = kb.add(
+            s.smem,
+            kb.add(kb.mul(r, kb.i64c(l.pitch_n))?, kb.mul(q, kb.i64c(16))?)?,
+        )?;
+        kb.cp_async_16(kb.smem_at(dst_off)?, src, kb.trunc32(bytes)?)?;
     }
     Ok(())
 }
