@@ -74,10 +74,10 @@ fn bf16_matmul_uses_tensor_cores() {
             "{t}"
         );
         assert!(ptx.contains("cp.async.cg.shared.global"), "{t}");
-        // 4 stages: wait until at most 2 groups are pending; 4 warps, 2 blocks per SM
+        // 4 stages: wait until at most 2 groups are pending; 8 warps, 2 blocks per SM
         let flat = ptx.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(flat.contains("cp.async.wait_group 2;"), "{t}: {ptx}");
-        assert!(flat.contains(".maxntid 128 .minnctapersm 2"), "{t}");
+        assert!(flat.contains(".maxntid 256 .minnctapersm 2"), "{t}");
     }
     // GEMM kernels are ~20 KB of PTX whatever the spec size, and the three targets differ
     // only in their headers: one snapshot.
@@ -260,7 +260,7 @@ fn launch_config_matches_the_tile() {
     let t = gemm_tile(DType::BF16, &target);
     assert_eq!(c.grid, [3, 3, 3]); // ⌈260/128⌉, ⌈300/128⌉, B
     assert_eq!(c.block, [t.threads(), 1, 1]);
-    assert_eq!(c.block, [128, 1, 1]); // 2 × 2 warps of 64 × 64
+    assert_eq!(c.block, [256, 1, 1]); // 2 × 4 warps of 64 × 32
     assert_eq!(c.shared_bytes, t.gemm_shared_bytes());
     // 4 stages × (128 A rows + 128 k-major B rows) × (32 bf16 + 16 bytes of padding)
     assert_eq!(c.shared_bytes, 4 * 256 * 80);
