@@ -93,21 +93,21 @@ pub(super) fn generate<'ctx>(kb: &mut Kb<'ctx, '_>, a: &Attention, tile: &Attent
     }
     let t2 = kb.mul(t, kb.i64c(2))?;
 
-    // Q as A fragments, qa[mi][kk]
+    // Q as A fragments, qa[kk][mi]
     let d = kb.i64c(a.head_dim as i64);
     let qel = |kb: &Kb<'ctx, '_>, r: usize, c: IntValue<'ctx>| -> R<FloatValue<'ctx>> {
         let ok = kb.attn_and(row_ok[r], kb.icmp(IntPredicate::SLT, c, d)?)?;
         let idx = kb.add(kb.add(st.q_base, kb.mul(rows[r], st.q_ss)?)?, c)?;
         kb.attn_load_f(a.q.arg, ok, idx)
     };
-    let mut qa: Vec<Vec<[BasicValueEnum; 4]>> = Vec::with_capacity(mt);
-    for mi in 0..mt {
-        let mut per = Vec::with_capacity(kd as usize);
-        for kk in 0..kd {
-            let c = kb.add(t2, kb.i64c((16 * kk) as i64))?;
-            let c1 = kb.add(c, kb.i64c(1))?;
-            let c8 = kb.add(c, kb.i64c(8))?;
-            let c9 = kb.add(c, kb.i64c(9))?;
+    let mut qa: Vec<Vec<[BasicValueEnum; 4]>> = Vec::with_capacity(kd as usize);
+    for kk in 0..kd {
+        let c = kb.add(t2, kb.i64c((16 * kk) as i64))?;
+        let c1 = kb.add(c, kb.i64c(1))?;
+        let c8 = kb.add(c, kb.i64c(8))?;
+        let c9 = kb.add(c, kb.i64c(9))?;
+        let mut per = Vec::with_capacity(mt);
+        for mi in 0..mt {
             let mut regs = Vec::with_capacity(4);
             for (r, lo, hi) in [(0, c, c1), (1, c, c1), (0, c8, c9), (1, c8, c9)] {
                 let x = qel(kb, 2 * mi + r, lo)?;
@@ -183,11 +183,11 @@ pub(super) fn generate<'ctx>(kb: &mut Kb<'ctx, '_>, a: &Attention, tile: &Attent
                 kb.cp_async_wait(1)?;
                 kb.br(join)?;
                 kb.b.position_at_end(slow);
-                load_tile_scalar(kb, a, &st, j0, tid, tile, cur, v_tile)?;
+                load_tile_scalar(kb, a, &st, j0, tid, tile, cur)?;
                 kb.br(join)?;
                 kb.b.position_at_end(join);
             }
-            None => load_tile_scalar(kb, a, &st, j0, tid, tile, cur, v_tile)?,
+            None => load_tile_scalar(kb, a, &st, j0, tid, tile, cur)?,
         }
         kb.barrier()?;
 
@@ -197,17 +197,17 @@ pub(super) fn generate<'ctx>(kb: &mut Kb<'ctx, '_>, a: &Attention, tile: &Attent
         let mut raw: Vec<[FloatValue; 4]> = vec![zero4; mt * nts as usize];
         let k_at = kb.add(cur, k_lane)?;
         for ntp in 0..(nts / 2) as usize {
-            for kk in 0..kd as usize {
+            for (kk, q_kk) in qa.iter().enumerate() {
                 let off = kb.add(
                     k_at,
                     kb.i64c((16 * ntp as u64 * rowb) as i64 + 32 * kk as i64),
                 )?;
                 let r = kb.ldmatrix_x4(kb.attn_smem(off)?)?;
-                for mi in 0..mt {
+                for (mi, qf) in q_kk.iter().enumerate() {
                     for h in 0..2 {
                         let at = mi * nts as usize + 2 * ntp + h;
                         let b = [r[2 * h].into(), r[2 * h + 1].into()];
-                        raw[at] = kb.attn_mma(dt, &qa[mi][kk], &b, &raw[at])?;
+                        raw[at] = kb.attn_mma(dt, qf, &b, &raw[at])?;
                     }
                 }
             }
@@ -406,8 +406,8 @@ fn load_tile_scalar<'ctx>(
     tid: IntValue<'ctx>,
     tile: &AttentionTile,
     buf: IntValue<'ctx>,
-    v_tile: IntValue<'ctx>,
 ) -> R<()> {
+    let v_tile = kb.i64c(i64::from(tile.bk * tile.row_bytes()));
     let dpad = kb.i64c(tile.dpad as i64);
     let total = kb.i64c((tile.bk * tile.dpad) as i64);
     let step = kb.i64c(tile.threads() as i64);
