@@ -274,3 +274,56 @@ fn launch_config_matches_the_tile() {
         assert!(s <= 48 * 1024, "{dt}: {s}");
     }
 }
+
+/// A kernel that declares `.maxntid N` refuses to launch with more than N threads: the
+/// launch configuration's block must be exactly what the generator declared, for every
+/// operand type of both tensor-core families and every target.
+#[test]
+fn declared_launch_bounds_match_the_launch_configuration() {
+    let models = [
+        "graph @g(%x: bf16[B,40,24], %w: bf16[24,64]) -> (bf16[B,40,64]) {
+          %m = matmul(%x, %w)
+          return %m
+        }",
+        "graph @g(%x: i8[B,40,64], %w: i8[64,32]) -> (i32[B,40,32]) {
+          %m = matmul(%x, %w)
+          return %m
+        }",
+        "graph @g(%q: bf16[B,40,144], %k: bf16[B,40,144], %v: bf16[B,40,144]) -> (bf16[B,40,144]) {
+          %o = attention(%q, %k, %v) {heads = 2, kv_heads = 2, scale = none, causal = false, has_mask = false}
+          return %o
+        }",
+        "graph @g(%q: f16[B,40,256], %k: f16[B,40,256], %v: f16[B,40,256]) -> (f16[B,40,256]) {
+          %o = attention(%q, %k, %v) {heads = 2, kv_heads = 2, scale = none, causal = true, has_mask = false}
+          return %o
+        }",
+    ];
+    let mut b = Bindings::new();
+    b.insert("B".to_string(), 2);
+    for src in models {
+        let program = lower(&parse(src), &LowerOptions::default())
+            .unwrap()
+            .program;
+        let i = program
+            .kernels
+            .iter()
+            .position(|k| matches!(k.body, Kernel::Gemm(_) | Kernel::Attention(_)))
+            .unwrap();
+        for t in ALL_TARGETS {
+            let target = Target::parse(t).unwrap();
+            let text: String = compile_program(&program, &target)
+                .unwrap()
+                .into_iter()
+                .map(|m| m.text)
+                .collect();
+            let declared: u32 = text
+                .split(".maxntid")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(|n| n.trim_end_matches(',').parse().unwrap())
+                .unwrap_or_else(|| panic!("{t}: no .maxntid in {src}"));
+            let c = launch_config(&program, i, &b, &target).unwrap();
+            assert_eq!(c.block, [declared, 1, 1], "{t}: {src}");
+        }
+    }
+}

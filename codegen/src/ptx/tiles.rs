@@ -124,7 +124,7 @@ pub fn gemm_uses_tensor_cores(dtype: DType, target: &Target) -> bool {
 /// warps), 128×256 and 256×128 (8 and 16 warps), 3 to 5 stages (`docs/performance.md`,
 /// "GPU"):
 /// - 16-bit: 128 × 128, 8 warps of 64 × 32 (2 blocks per SM: ≤ 128 registers, 2 × 80 KiB
-///   of shared memory). 4 warps of 64 × 64 ran plain products 2–10 % faster but the fused
+///   of shared memory). 4 warps of 64 × 64 ran plain products 3–12 % faster but the fused
 ///   epilogues of a DiT block 12–33 % slower (half the threads run the staged epilogue);
 ///   the block is what models run;
 /// - 8-bit: 256 × 128, 16 warps of 64 × 32 (1 block per SM: ≤ 128 registers, 120 KiB);
@@ -243,14 +243,19 @@ impl AttentionTile {
 ///
 /// | path | dpad | bq | bk | warps | shared |
 /// |---|---|---|---|---|---|
-/// | tensor cores | ≤ 80 | 128 | 64 (consumer parts ≤ 64: 64, else 32) | 4 (2 m-tiles each) | ≤ 44 KiB |
-/// | tensor cores | ≤ 128 | 128 (consumer parts: 64) | 64 (consumer: 32) | 8 (4) | ≤ 68 KiB (≤ 34 KiB) |
-/// | tensor cores | ≤ 256 | 64 | 32 | 4 | 66 KiB |
+/// | path | dpad | bq | bk | warps | shared |
+/// |---|---|---|---|---|---|
+/// | tensor cores | ≤ 64 | 128 | 64 | 4 (2 m-tiles each) | ≤ 36 KiB |
+/// | tensor cores | 80 | 128 (consumer parts: 64) | 64 (consumer: 32) | 4 (2), 2 m-tiles each | 44 KiB (22 KiB) |
+/// | tensor cores | 96 – 128 | 128 (consumer: 64) | 64 (consumer: 32) | 8 (4) | ≤ 68 KiB (≤ 34 KiB) |
+/// | tensor cores | ≤ 256 | 64 | 32 | 4 | ≤ 66 KiB |
 /// | SIMT f32 | ≤ 128 | 32 | 32 | 4 | ≤ 32 KiB |
 /// | SIMT f32 | ≤ 256 | 16 | 16 | 4 | ≤ 32 KiB |
 ///
 /// "Consumer parts" are sm_86, sm_89 and sm_120 (less shared memory and register file per
-/// SM than sm_80 / sm_90 / sm_100). The values are first guesses to be tuned on hardware.
+/// SM than sm_80 / sm_90 / sm_100). The D ≤ 80 rows were measured on an H100 (two m-tiles
+/// per warp: 0.697 → 0.629 ms at B 2, H 16, S 4096, D 72; `docs/performance.md`); the
+/// others are not tuned yet.
 pub fn attention_tile(head_dim: u64, dtype: DType, target: &Target) -> AttentionTile {
     let (major, minor) = capability(target);
     let consumer = (major == 8 && minor >= 6) || major == 12;

@@ -2,8 +2,9 @@
 //! `out[batch…, m, n] = epilogue(alpha · Σ_k A[batch…, m, k] · B[batch…, k, n])`.
 //!
 //! Grid (see `abi::launch_config`): `x` = column tiles (`bn`), `y` = row tiles (`bm`), `z` =
-//! flat batch index (row-major over `batch`); `tiles::gemm_tile` gives the block tile, the
-//! same for every path: `bm × bn = 128 × 128`, 8 warps (2 along rows × 4 along columns).
+//! flat batch index (row-major over `batch`); `tiles::gemm_tile` gives the block tile per
+//! operand type and target (16-bit 128 × 128 with 8 warps, 8-bit 256 × 128 with 16 warps,
+//! SIMT 128 × 128 with 8 warps).
 //! Block `(x, y, z)` owns output rows `m0 = y·bm ..`, columns `n0 = x·bn ..` of batch entry
 //! `z`; operand `X` of that entry starts at element `X.offset + Σ coord[d]·X.batch_strides[d]`
 //! (a stride 0 broadcasts), element `(i, j)` is `+ i·row_stride + j·col_stride`.
@@ -11,9 +12,10 @@
 //! Paths, chosen from the input dtype and the target:
 //! - **tensor** ([`tensor`]): bf16, f16 (`mma.sync` m16n8k16 → f32), i8, u8 (m16n8k32 → s32,
 //!   exact while `K · max|a·b| ≤ i32::MAX`, otherwise the exact path at run time), f8e4m3 on
-//!   sm_100+ (m16n8k32 e4m3 → f32; see `path` for sm_89/sm_90); shared-memory tiles filled by `cp.async` when the
-//!   operand is k-contiguous and 16-byte aligned (decided at run time), by guarded scalar
-//!   loads otherwise.
+//!   sm_100+ (m16n8k32 e4m3 → f32; see `path` for sm_89/sm_90); shared-memory tiles
+//!   filled by `cp.async` (k-contiguous operands, and n-contiguous 16-bit B into an n-major
+//!   tile), through registers (n-contiguous 8-bit B, transposed) or by guarded scalar loads,
+//!   decided per block at run time (see [`tensor`]).
 //! - **simt** ([`simt`]): f32 (f32-accurate FMA, 8 × 8 outputs per thread) and every float
 //!   type without a tensor-core path here (f8 other than e4m3, e4m3 before sm_100, fp4):
 //!   operands decoded to f32.

@@ -1,31 +1,38 @@
 //! f16 / bf16 attention on tensor cores (FlashAttention-2 register layout): both products
 //! on `mma.sync.aligned.m16n8k16.row.col` with f32 accumulation, the softmax in f32.
 //!
-//! Mapping (`W = bq / 16` warps; in a warp `g = lane / 4`, `t = lane % 4`):
-//! - warp `w` owns queries `q0 + 16w .. +16`; a thread holds rows `i0 = q0 + 16w + g` and
-//!   `i1 = i0 + 8` of every fragment (the m16n8k16 C layout: `c0, c1` at row `g`, columns
-//!   `2t, 2t+1`; `c2, c3` at row `g + 8`).
+//! Mapping (`mt = tile.m_tiles` 16-query m-tiles per warp, `W = bq / (16·mt)` warps; in
+//! a warp `g = lane / 4`, `t = lane % 4`):
+//! - warp `w`, m-tile `mi` owns queries `q0 + 16·mt·w + 16·mi .. +16`; a thread holds rows
+//!   `i0 = … + g` and `i1 = i0 + 8` of every fragment (the m16n8k16 C layout: `c0, c1` at
+//!   row `g`, columns `2t, 2t+1`; `c2, c3` at row `g + 8`). Every K and V fragment a warp
+//!   loads feeds the products of all its m-tiles.
 //! - Q stays in registers as A fragments, loaded once from global memory: for k-step `kk`
 //!   (head-dimension columns `16kk ..`), registers `{Q[i0][c], Q[i0][c+1]}`,
 //!   `{Q[i1][c], Q[i1][c+1]}`, `{Q[i0][c+8], …}`, `{Q[i1][c+8], …}` with `c = 16kk + 2t`;
 //!   zero beyond `head_dim` and for rows `≥ sq`.
 //! - Per key tile `[j0, j0 + bk)`: K and V rows go to shared memory (`bk` rows of `dpad`
-//!   elements, rows `row_bytes = 2·dpad + 16` apart; V after K), by `cp.async` 16-byte
-//!   copies when every row starts 16-byte aligned, element by element otherwise; zeros
-//!   beyond `sk`, `head_dim`, `v_head_dim` (shared memory starts as garbage, and 0·NaN would
-//!   poison the products).
-//! - `S = Q·Kᵀ` per 8-key n-tile `nt`: B fragment `{K[8nt + g][16kk + 2t], … + 1}` and
-//!   `{K[8nt + g][16kk + 8 + 2t], … + 1}` — two consecutive elements of a K row, one 32-bit
-//!   shared load each.
-//! - Scale, mask (−∞ for dropped keys), row maximum over the thread's values then a
-//!   butterfly over the 4 lanes of the row (`t` = 0..3: xor 1, 2), `m_new = max(m, rowmax)`,
-//!   `α = 2^((m − m̃)·log2 e)`, `p = 2^((s − m̃)·log2 e)` with `m̃ = m_new`, or 0 when
-//!   `m_new = −∞` (no key yet: every `p` is 0 and `α` is 0). Each thread keeps a partial sum
-//!   `l` of its own columns (`l = l·α + Σp`), reduced over the 4 lanes at the end.
+//!   elements, rows `row_bytes = 2·dpad + 16` apart; V after K) in one of two buffers
+//!   (tiles alternate), by `cp.async` 16-byte copies issued one tile ahead when every row
+//!   starts 16-byte aligned, element by element otherwise; zeros beyond `sk`, `head_dim`,
+//!   `v_head_dim` (shared memory starts as garbage, and 0·NaN would poison the products).
+//! - `S = Q·Kᵀ`: the B fragments of two 8-key n-tiles (`{K[8nt + g][16kk + 2t], … + 1}`,
+//!   `{K[8nt + g][16kk + 8 + 2t], … + 1}`) come from one `ldmatrix.x4` (K rows are
+//!   k-contiguous: the k-major pattern of `Kb::ldmatrix_x4`).
+//! - Logits in the log2 domain: `s·scale·log₂e` (one multiply when the tile is entirely
+//!   inside `sk`, causally visible from the block's first query and there is no mask
+//!   operand; otherwise scale, mask (−∞ for dropped keys), then `·log₂e`). Row maximum over
+//!   the thread's values then a butterfly over the 4 lanes of the row (`t` = 0..3: xor 1,
+//!   2), `m_new = max(m, rowmax)`, `α = 2^(m − m̃)`, `p = 2^(s − m̃)` with `m̃ = m_new`, or
+//!   0 when `m_new = −∞` (no key yet: every `p` is 0 and `α` is 0). Each thread keeps a
+//!   partial sum `l` of its own columns (`l = l·α + Σp`), reduced over the 4 lanes at the
+//!   end.
 //! - `O += P·V`: the S accumulators of n-tiles `2ks, 2ks+1` are exactly the A fragment of
-//!   k-step `ks` (keys `16ks ..`), rounded to the input type. B fragment for output n-tile
-//!   `nt`: `{V[16ks + 2t][8nt + g], V[16ks + 2t + 1][8nt + g]}` and the same 8 keys later —
-//!   two 16-bit shared loads each (no `ldmatrix.trans` yet).
+//!   k-step `ks` (keys `16ks ..`), rounded to the input type. The B fragments of two output
+//!   n-tiles (`{V[16ks + 2t][8nt + g], V[16ks + 2t + 1][8nt + g]}` and the same 8 keys
+//!   later) come from one `ldmatrix.x4.trans` (V rows are n-contiguous); with an odd
+//!   number of n-tiles the last load also reads 8 columns of zero fill or row padding and
+//!   drops them.
 //! - `out = O / l`, or 0 when `l = 0` (every key dropped).
 
 use super::{Setup, masked_logit, normalize, out_index, setup};

@@ -1,39 +1,47 @@
 //! The tensor-core GEMM path: warp-level `mma.sync` on 16-bit (k16) or 8-bit (k32)
-//! operands, a `stages`-deep shared-memory pipeline filled by `cp.async` (or by guarded
-//! scalar loads when an operand is not k-contiguous and 16-byte aligned), accumulators in
+//! operands, a `stages`-deep shared-memory pipeline filled by `cp.async` (or through
+//! registers when an operand's layout or alignment rules the copies out), accumulators in
 //! registers, then the staged epilogue.
 //!
-//! Shared memory, per stage `s` (`P = bk·eb + 16` bytes per row, `eb` bytes per element;
-//! `bk·eb` = 64 bytes = 2 mma k-steps of 32 bytes):
+//! Shared memory, per stage `s` (`P = bk·eb + 16` bytes per k-major row, `eb` bytes per
+//! element; `bk·eb` = 64 bytes = 2 mma k-steps of 32 bytes; `S = tile.mma_stage_bytes()`):
 //! - `A_s[r][kbyte]` at `s·S + r·P + kbyte`, `r < bm`: A(m0 + r, k0 + kbyte / eb);
-//! - `B_s[c][kbyte]` at `s·S + bm·P + c·P + kbyte`, `c < bn`: B(k0 + kbyte / eb, n0 + c)
-//!   (B stored transposed, k-contiguous, which is the "col" operand layout of mma);
+//! - B in one of two layouts, after the A tile:
+//!   - k-major `B_s[c][kbyte]` at `s·S + bm·P + c·P + kbyte`, `c < bn`: B(k0 + kbyte / eb,
+//!     n0 + c) (B stored transposed, k-contiguous: the "col" operand layout of mma,
+//!     fragments by `ldmatrix.x4`);
+//!   - n-major (16-bit only) `B_s[k][nbyte]` at `s·S + bm·P + k·Pn + nbyte`, `k < bk`,
+//!     `Pn = bn·eb + 16`: B(k0 + k, n0 + nbyte / eb) (fragments by `ldmatrix.x4.trans`);
 //!
-//! with `S = (bm + bn)·P`; elements outside `M × K` / `K × N` are zero, so they add nothing.
+//! elements outside `M × K` / `K × N` are zero, so they add nothing.
 //!
-//! Filling (16-byte chunks, `bk·eb / 16` per row, `e = 16 / eb` elements each; chunk
-//! `c = tid + i·threads`):
-//! - A vector (`A.col_stride == 1`, `A.row_stride·eb ≡ 0`, base address ≡ 0 mod 16):
-//!   chunk `(r, q) = (c / cpr, c % cpr)` copies `min(16, (K − k)·eb)` bytes (0 if the row is
-//!   outside `M` or `k ≥ K`) from element `(m0 + r, k0 + q·e)` with `cp.async … 16, n`
-//!   (the rest zero-filled).
-//! - A scalar: chunk `(r, q) = (c % bm, c / bm)`, each of its `e` elements loaded (guarded)
-//!   and stored to shared memory.
-//! - B likewise with `(c, q)`, vector when `B.row_stride == 1` (k-contiguous), scalar chunks
-//!   `(n, q) = (c % bn, c / bn)` (consecutive threads on consecutive columns: coalesced for
-//!   a row-major B).
+//! Filling (decided per block at run time, uniform):
+//! - A vector (`A.col_stride == 1`, rows and start 16-byte aligned): 16-byte chunks
+//!   `(r, q) = (c / cpr, c % cpr)` (`c = tid + i·threads`, `cpr = bk·eb / 16`) with
+//!   `cp.async … 16, n` copying `min(16, (K − k)·eb)` bytes (0 outside `M`), the rest
+//!   zero-filled; a k-tile entirely inside `K` takes a copy of the same chunks whose sizes
+//!   and rows do not depend on the k-tile (hoisted).
+//! - B k-contiguous and aligned: the same, into the k-major tile.
+//! - B n-contiguous and 16-byte aligned, 16-bit: 16-byte chunks along n into the n-major
+//!   tile (`min(16, (N − n)·eb)` bytes, 0 outside `K`).
+//! - B n-contiguous and 4-byte aligned, 8-bit: 4 × 4-byte blocks (4 k × 4 n) loaded into
+//!   registers, transposed with byte shuffles and stored into the k-major tile.
+//! - Otherwise guarded scalar loads: chunk `(r, q) = (c % rows, c / rows)`, each of its
+//!   `e = 16 / eb` elements loaded (guarded) and stored (k-major), consecutive threads on
+//!   consecutive rows of the non-contracted axis (coalesced for a row-major B).
 //!
-//! Pipeline (`S` = stages): fill k-tiles `0 .. S−1`, one commit each; iteration `kt` fills
-//! k-tile `kt + S − 1` (if any) into stage `(kt + S − 1) % S`, commits (possibly an empty
-//! group), waits until at most `S − 1` groups are pending (so k-tile `kt` has landed),
-//! barrier, computes on stage `kt % S`, barrier (the next iteration overwrites the stage
-//! just read).
+//! Pipeline (`S` = stages): fill k-tiles `0 .. S−1`, one commit each; iteration `kt` waits
+//! until at most `S − 2` groups are pending (k-tile `kt` has landed for this thread),
+//! passes one barrier (every thread's copies have landed; every warp is done with k-tile
+//! `kt − 1`), fills k-tile `kt + S − 1` into the stage of `kt − 1` and commits (possibly an
+//! empty group), then computes on k-tile `kt`.
 //!
 //! Warps: `w = tid / 32`, `wm = w / warps_n`, `wn = w % warps_n`; warp `(wm, wn)` owns rows
 //! `wm·WM .. +WM` (`WM = bm / warps_m`), columns `wn·WN .. +WN` (`WN = bn / warps_n`) as
-//! `WM/16 × WN/8` mma tiles. Fragments come from `ldmatrix.x4` (see `ptx::mma` for the
-//! address patterns); accumulator `(i, j, q)` is row `wm·WM + 16i + g + 8·(q / 2)`, column
-//! `wn·WN + 8j + 2t + q % 2` (`g = lane / 4`, `t = lane % 4`).
+//! `WM/16 × WN/8` mma tiles. Fragments come from `ldmatrix.x4` / `.trans` (see `ptx::mma`
+//! for the address patterns); accumulator `(i, j, q)` is row `wm·WM + 16i + g + 8·(q / 2)`,
+//! column `wn·WN + 8j + 2t + q % 2` (`g = lane / 4`, `t = lane % 4`). The main loop is
+//! generated twice for 16-bit operands (n-major B with `.trans` fragments, or k-major).
 
 use super::{Block, both_lt, stage_slot, staged_epilogue};
 use crate::ptx::builder::{Kb, R};
