@@ -466,8 +466,8 @@ fn fill<'ctx>(
         |kb| {
             kb.if_else(
                 full,
-                |kb| fill_vector_full(kb, blk, l, &a, k0),
-                |kb| fill_vector(kb, blk, l, &a, k0),
+                |kb| fill_vector(kb, blk, l, &a, k0, true),
+                |kb| fill_vector(kb, blk, l, &a, k0, false),
             )
         },
         |kb| fill_scalar(kb, blk, l, &a, k0),
@@ -475,52 +475,17 @@ fn fill<'ctx>(
     match bfill {
         BFill::KVector => kb.if_else(
             full,
-            |kb| fill_vector_full(kb, blk, l, &b, k0),
-            |kb| fill_vector(kb, blk, l, &b, k0),
+            |kb| fill_vector(kb, blk, l, &b, k0, true),
+            |kb| fill_vector(kb, blk, l, &b, k0, false),
         ),
         BFill::NVector => kb.if_else(
             full,
-            |kb| fill_vector_n_full(kb, blk, l, &b, k0),
-            |kb| fill_vector_n(kb, blk, l, &b, k0),
+            |kb| fill_vector_n(kb, blk, l, &b, k0, true),
+            |kb| fill_vector_n(kb, blk, l, &b, k0, false),
         ),
         BFill::NTranspose8 => fill_transpose8(kb, blk, l, &b, k0),
         BFill::Scalar => fill_scalar(kb, blk, l, &b, k0),
     }
-}
-
-/// [`fill_vector`] for a k-tile inside `K` (`k0 + bk ≤ K`): every chunk of a row inside the
-/// operand copies 16 bytes, rows outside copy none; a row outside reads (nothing) from row
-/// `olen − 1`, so the address stays valid without a per-tile select.
-fn fill_vector_full<'ctx>(
-    kb: &mut Kb<'ctx, '_>,
-    blk: &Block<'ctx>,
-    l: &Layout,
-    s: &Side<'ctx>,
-    k0: IntValue<'ctx>,
-) -> R<()> {
-    let base_ptr = kb.arg(s.arg)?;
-    let last = kb.sub(s.olen, kb.i64c(1))?;
-    for i in 0..(s.rows * l.cpr) / l.threads {
-        let c = kb.add(blk.tid, kb.i64c(i * l.threads))?;
-        let r = kb.udiv(c, kb.i64c(l.cpr))?;
-        let q = kb.urem(c, kb.i64c(l.cpr))?;
-        let go = kb.add(s.o0, r)?;
-        let oin = kb.icmp(IntPredicate::SLT, go, s.olen)?;
-        let bytes = kb.isel(oin, kb.i64c(16), kb.i64c(0))?;
-        let go = kb.isel(oin, go, last)?;
-        let row = kb.add(
-            s.base,
-            kb.add(kb.mul(go, s.ostride)?, kb.mul(q, kb.i64c(l.epc))?)?,
-        )?;
-        let idx = kb.add(row, k0)?;
-        let src = kb.elem_ptr(base_ptr, kb.cx.i8_type(), kb.mul(idx, kb.i64c(l.eb))?)?;
-        let dst_off = kb.add(
-            s.smem,
-            kb.add(kb.mul(r, kb.i64c(l.pitch))?, kb.mul(q, kb.i64c(16))?)?,
-        )?;
-        kb.cp_async_16(kb.smem_at(dst_off)?, src, kb.trunc32(bytes)?)?;
-    }
-    Ok(())
 }
 
 /// One operand's shared tile: `rows` rows along the non-contracted axis (`o`), each
@@ -536,39 +501,64 @@ struct Side<'ctx> {
     smem: IntValue<'ctx>,
 }
 
+/// One operand's k-major tile in 16-byte `cp.async` chunks along k (see the module docs).
+/// With `full` (the k-tile lies inside `K`, `k0 + bk ≤ K`) every chunk of a row inside the
+/// operand copies 16 bytes and rows outside copy none, reading (nothing) from row
+/// `olen − 1`: sizes and source rows do not depend on the k-tile, so LLVM hoists them.
+/// Otherwise each chunk copies `min(16, (K − k)·eb)` bytes, 0 outside the operand, from
+/// element 0 when it copies nothing.
 fn fill_vector<'ctx>(
     kb: &mut Kb<'ctx, '_>,
     blk: &Block<'ctx>,
     l: &Layout,
     s: &Side<'ctx>,
     k0: IntValue<'ctx>,
+    full: bool,
 ) -> R<()> {
     let base_ptr = kb.arg(s.arg)?;
+    let last = if full {
+        Some(kb.sub(s.olen, kb.i64c(1))?)
+    } else {
+        None
+    };
     for i in 0..(s.rows * l.cpr) / l.threads {
         let c = kb.add(blk.tid, kb.i64c(i * l.threads))?;
         let r = kb.udiv(c, kb.i64c(l.cpr))?;
         let q = kb.urem(c, kb.i64c(l.cpr))?;
         let go = kb.add(s.o0, r)?;
-        let gk = kb.add(k0, kb.mul(q, kb.i64c(l.epc))?)?;
-        // bytes = o < olen ? clamp((K − k)·eb, 0, 16) : 0
-        let rem = kb.mul(kb.sub(blk.k, gk)?, kb.i64c(l.eb))?;
-        let neg = kb.icmp(IntPredicate::SLT, rem, kb.i64c(0))?;
-        let rem = kb.isel(neg, kb.i64c(0), rem)?;
-        let big = kb.icmp(IntPredicate::SGT, rem, kb.i64c(16))?;
-        let rem = kb.isel(big, kb.i64c(16), rem)?;
-        let oin = kb.icmp(IntPredicate::SLT, go, s.olen)?;
-        let bytes = kb.isel(oin, rem, kb.i64c(0))?;
-        let any = kb.icmp(IntPredicate::SGT, bytes, kb.i64c(0))?;
-        // element (o, k) with k contiguous; element 0 when nothing is read
-        let idx = kb.add(s.base, kb.add(kb.mul(go, s.ostride)?, gk)?)?;
-        let idx = kb.isel(any, idx, kb.i64c(0))?;
+        let (idx, bytes) = match last {
+            Some(last) => {
+                let oin = kb.icmp(IntPredicate::SLT, go, s.olen)?;
+                let bytes = kb.isel(oin, kb.i64c(16), kb.i64c(0))?;
+                let go = kb.isel(oin, go, last)?;
+                let row = kb.add(
+                    s.base,
+                    kb.add(kb.mul(go, s.ostride)?, kb.mul(q, kb.i64c(l.epc))?)?,
+                )?;
+                (kb.add(row, k0)?, bytes)
+            }
+            None => {
+                let gk = kb.add(k0, kb.mul(q, kb.i64c(l.epc))?)?;
+                // bytes = o < olen ? clamp((K − k)·eb, 0, 16) : 0
+                let rem = kb.mul(kb.sub(blk.k, gk)?, kb.i64c(l.eb))?;
+                let neg = kb.icmp(IntPredicate::SLT, rem, kb.i64c(0))?;
+                let rem = kb.isel(neg, kb.i64c(0), rem)?;
+                let big = kb.icmp(IntPredicate::SGT, rem, kb.i64c(16))?;
+                let rem = kb.isel(big, kb.i64c(16), rem)?;
+                let oin = kb.icmp(IntPredicate::SLT, go, s.olen)?;
+                let bytes = kb.isel(oin, rem, kb.i64c(0))?;
+                let any = kb.icmp(IntPredicate::SGT, bytes, kb.i64c(0))?;
+                // element (o, k) with k contiguous; element 0 when nothing is read
+                let idx = kb.add(s.base, kb.add(kb.mul(go, s.ostride)?, gk)?)?;
+                (kb.isel(any, idx, kb.i64c(0))?, bytes)
+            }
+        };
         let src = kb.elem_ptr(base_ptr, kb.cx.i8_type(), kb.mul(idx, kb.i64c(l.eb))?)?;
         let dst_off = kb.add(
             s.smem,
             kb.add(kb.mul(r, kb.i64c(l.pitch))?, kb.mul(q, kb.i64c(16))?)?,
         )?;
-        let dst = kb.smem_at(dst_off)?;
-        kb.cp_async_16(dst, src, kb.trunc32(bytes)?)?;
+        kb.cp_async_16(kb.smem_at(dst_off)?, src, kb.trunc32(bytes)?)?;
     }
     Ok(())
 }
@@ -610,13 +600,16 @@ fn fill_scalar<'ctx>(
 /// B n-contiguous (`ostride` = 1) into the n-major tile: `bk` rows (k) of `bn` elements,
 /// pitch `bn·eb + 16`; chunk `c = tid + i·threads` is row `c / (bn·eb/16)`, 16-byte column
 /// chunk `c % (bn·eb/16)` (consecutive threads on consecutive chunks of a row: coalesced),
-/// copying `min(16, (N − n)·eb)` bytes (0 outside `K`), the rest zero-filled.
+/// copying `min(16, (N − n)·eb)` bytes, the rest zero-filled. With `full` (the k-tile lies
+/// inside `K`) the size depends only on the column and a chunk past `N` reads (nothing)
+/// from column 0; otherwise rows outside `K` copy nothing and read element 0.
 fn fill_vector_n<'ctx>(
     kb: &mut Kb<'ctx, '_>,
     blk: &Block<'ctx>,
     l: &Layout,
     s: &Side<'ctx>,
     k0: IntValue<'ctx>,
+    full: bool,
 ) -> R<()> {
     let base_ptr = kb.arg(s.arg)?;
     let chunks_per_row = l.bn * l.eb / 16;
@@ -624,19 +617,33 @@ fn fill_vector_n<'ctx>(
         let c = kb.add(blk.tid, kb.i64c(i * l.threads))?;
         let r = kb.udiv(c, kb.i64c(chunks_per_row))?;
         let q = kb.urem(c, kb.i64c(chunks_per_row))?;
-        let gk = kb.add(k0, r)?;
-        let gn = kb.add(s.o0, kb.mul(q, kb.i64c(l.epc))?)?;
+        let (gk, gn) = if full {
+            (None, kb.add(s.o0, kb.mul(q, kb.i64c(l.epc))?)?)
+        } else {
+            let gk = kb.add(k0, r)?;
+            (Some(gk), kb.add(s.o0, kb.mul(q, kb.i64c(l.epc))?)?)
+        };
         let rem = kb.mul(kb.sub(s.olen, gn)?, kb.i64c(l.eb))?;
         let neg = kb.icmp(IntPredicate::SLT, rem, kb.i64c(0))?;
         let rem = kb.isel(neg, kb.i64c(0), rem)?;
         let big = kb.icmp(IntPredicate::SGT, rem, kb.i64c(16))?;
         let rem = kb.isel(big, kb.i64c(16), rem)?;
-        let kin = kb.icmp(IntPredicate::SLT, gk, blk.k)?;
-        let bytes = kb.isel(kin, rem, kb.i64c(0))?;
-        let any = kb.icmp(IntPredicate::SGT, bytes, kb.i64c(0))?;
-        // element (k, n): base + k·kstride + n
-        let idx = kb.add(s.base, kb.add(kb.mul(gk, s.kstride)?, gn)?)?;
-        let idx = kb.isel(any, idx, kb.i64c(0))?;
+        let (idx, bytes) = match gk {
+            None => {
+                let any = kb.icmp(IntPredicate::SGT, rem, kb.i64c(0))?;
+                let gn = kb.isel(any, gn, kb.i64c(0))?;
+                let gk = kb.add(k0, r)?;
+                (kb.add(s.base, kb.add(kb.mul(gk, s.kstride)?, gn)?)?, rem)
+            }
+            Some(gk) => {
+                let kin = kb.icmp(IntPredicate::SLT, gk, blk.k)?;
+                let bytes = kb.isel(kin, rem, kb.i64c(0))?;
+                let any = kb.icmp(IntPredicate::SGT, bytes, kb.i64c(0))?;
+                // element (k, n): base + k·kstride + n
+                let idx = kb.add(s.base, kb.add(kb.mul(gk, s.kstride)?, gn)?)?;
+                (kb.isel(any, idx, kb.i64c(0))?, bytes)
+            }
+        };
         let src = kb.elem_ptr(base_ptr, kb.cx.i8_type(), kb.mul(idx, kb.i64c(l.eb))?)?;
         let dst_off = kb.add(
             s.smem,
@@ -727,41 +734,6 @@ fn fill_transpose8<'ctx>(
             )?;
             kb.b.build_store(kb.smem_at(off)?, o).map_err(|e| kb.e(e))?;
         }
-    }
-    Ok(())
-}
-
-/// [`fill_vector_n`] for a k-tile inside `K`: the copy size depends only on the column
-/// (`min(16, (N − n)·eb)`, clamped at 0) and a chunk past `N` reads (nothing) from column 0.
-fn fill_vector_n_full<'ctx>(
-    kb: &mut Kb<'ctx, '_>,
-    blk: &Block<'ctx>,
-    l: &Layout,
-    s: &Side<'ctx>,
-    k0: IntValue<'ctx>,
-) -> R<()> {
-    let base_ptr = kb.arg(s.arg)?;
-    let chunks_per_row = l.bn * l.eb / 16;
-    for i in 0..(l.bk * chunks_per_row) / l.threads {
-        let c = kb.add(blk.tid, kb.i64c(i * l.threads))?;
-        let r = kb.udiv(c, kb.i64c(chunks_per_row))?;
-        let q = kb.urem(c, kb.i64c(chunks_per_row))?;
-        let gn = kb.add(s.o0, kb.mul(q, kb.i64c(l.epc))?)?;
-        let rem = kb.mul(kb.sub(s.olen, gn)?, kb.i64c(l.eb))?;
-        let neg = kb.icmp(IntPredicate::SLT, rem, kb.i64c(0))?;
-        let rem = kb.isel(neg, kb.i64c(0), rem)?;
-        let big = kb.icmp(IntPredicate::SGT, rem, kb.i64c(16))?;
-        let bytes = kb.isel(big, kb.i64c(16), rem)?;
-        let any = kb.icmp(IntPredicate::SGT, bytes, kb.i64c(0))?;
-        let gn = kb.isel(any, gn, kb.i64c(0))?;
-        let gk = kb.add(k0, r)?;
-        let idx = kb.add(s.base, kb.add(kb.mul(gk, s.kstride)?, gn)?)?;
-        let src = kb.elem_ptr(base_ptr, kb.cx.i8_type(), kb.mul(idx, kb.i64c(l.eb))?)?;
-        let dst_off = kb.add(
-            s.smem,
-            kb.add(kb.mul(r, kb.i64c(l.pitch_n))?, kb.mul(q, kb.i64c(16))?)?,
-        )?;
-        kb.cp_async_16(kb.smem_at(dst_off)?, src, kb.trunc32(bytes)?)?;
     }
     Ok(())
 }
