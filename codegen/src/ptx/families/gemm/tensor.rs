@@ -540,11 +540,7 @@ fn fill_vector<'ctx>(
             None => {
                 let gk = kb.add(k0, kb.mul(q, kb.i64c(l.epc))?)?;
                 // bytes = o < olen ? clamp((K − k)·eb, 0, 16) : 0
-                let rem = kb.mul(kb.sub(blk.k, gk)?, kb.i64c(l.eb))?;
-                let neg = kb.icmp(IntPredicate::SLT, rem, kb.i64c(0))?;
-                let rem = kb.isel(neg, kb.i64c(0), rem)?;
-                let big = kb.icmp(IntPredicate::SGT, rem, kb.i64c(16))?;
-                let rem = kb.isel(big, kb.i64c(16), rem)?;
+                let rem = clamp16(kb, kb.mul(kb.sub(blk.k, gk)?, kb.i64c(l.eb))?)?;
                 let oin = kb.icmp(IntPredicate::SLT, go, s.olen)?;
                 let bytes = kb.isel(oin, rem, kb.i64c(0))?;
                 let any = kb.icmp(IntPredicate::SGT, bytes, kb.i64c(0))?;
@@ -553,12 +549,7 @@ fn fill_vector<'ctx>(
                 (kb.isel(any, idx, kb.i64c(0))?, bytes)
             }
         };
-        let src = kb.elem_ptr(base_ptr, kb.cx.i8_type(), kb.mul(idx, kb.i64c(l.eb))?)?;
-        let dst_off = kb.add(
-            s.smem,
-            kb.add(kb.mul(r, kb.i64c(l.pitch))?, kb.mul(q, kb.i64c(16))?)?,
-        )?;
-        kb.cp_async_16(kb.smem_at(dst_off)?, src, kb.trunc32(bytes)?)?;
+        copy_chunk(kb, base_ptr, l.eb, idx, s.smem, r, l.pitch, q, bytes)?;
     }
     Ok(())
 }
@@ -623,11 +614,7 @@ fn fill_vector_n<'ctx>(
             let gk = kb.add(k0, r)?;
             (Some(gk), kb.add(s.o0, kb.mul(q, kb.i64c(l.epc))?)?)
         };
-        let rem = kb.mul(kb.sub(s.olen, gn)?, kb.i64c(l.eb))?;
-        let neg = kb.icmp(IntPredicate::SLT, rem, kb.i64c(0))?;
-        let rem = kb.isel(neg, kb.i64c(0), rem)?;
-        let big = kb.icmp(IntPredicate::SGT, rem, kb.i64c(16))?;
-        let rem = kb.isel(big, kb.i64c(16), rem)?;
+        let rem = clamp16(kb, kb.mul(kb.sub(s.olen, gn)?, kb.i64c(l.eb))?)?;
         let (idx, bytes) = match gk {
             None => {
                 let any = kb.icmp(IntPredicate::SGT, rem, kb.i64c(0))?;
@@ -644,12 +631,7 @@ fn fill_vector_n<'ctx>(
                 (kb.isel(any, idx, kb.i64c(0))?, bytes)
             }
         };
-        let src = kb.elem_ptr(base_ptr, kb.cx.i8_type(), kb.mul(idx, kb.i64c(l.eb))?)?;
-        let dst_off = kb.add(
-            s.smem,
-            kb.add(kb.mul(r, kb.i64c(l.pitch_n))?, kb.mul(q, kb.i64c(16))?)?,
-        )?;
-        kb.cp_async_16(kb.smem_at(dst_off)?, src, kb.trunc32(bytes)?)?;
+        copy_chunk(kb, base_ptr, l.eb, idx, s.smem, r, l.pitch_n, q, bytes)?;
     }
     Ok(())
 }
@@ -736,4 +718,34 @@ fn fill_transpose8<'ctx>(
         }
     }
     Ok(())
+}
+
+/// `clamp(x, 0, 16)`: the bytes a 16-byte chunk copies when `x` bytes remain.
+fn clamp16<'ctx>(kb: &Kb<'ctx, '_>, x: IntValue<'ctx>) -> R<IntValue<'ctx>> {
+    let neg = kb.icmp(IntPredicate::SLT, x, kb.i64c(0))?;
+    let x = kb.isel(neg, kb.i64c(0), x)?;
+    let big = kb.icmp(IntPredicate::SGT, x, kb.i64c(16))?;
+    kb.isel(big, kb.i64c(16), x)
+}
+
+/// `cp.async` of `bytes` (≤ 16, zero-filled to 16) from element `idx` (`eb` bytes each) of
+/// `base_ptr` to shared byte `smem + row·pitch + 16·chunk`.
+#[allow(clippy::too_many_arguments)]
+fn copy_chunk<'ctx>(
+    kb: &Kb<'ctx, '_>,
+    base_ptr: PointerValue<'ctx>,
+    eb: i64,
+    idx: IntValue<'ctx>,
+    smem: IntValue<'ctx>,
+    row: IntValue<'ctx>,
+    pitch: i64,
+    chunk: IntValue<'ctx>,
+    bytes: IntValue<'ctx>,
+) -> R<()> {
+    let src = kb.elem_ptr(base_ptr, kb.cx.i8_type(), kb.mul(idx, kb.i64c(eb))?)?;
+    let dst_off = kb.add(
+        smem,
+        kb.add(kb.mul(row, kb.i64c(pitch))?, kb.mul(chunk, kb.i64c(16))?)?,
+    )?;
+    kb.cp_async_16(kb.smem_at(dst_off)?, src, kb.trunc32(bytes)?)
 }
