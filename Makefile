@@ -1,6 +1,7 @@
 # dqc — common tasks. `make demo` builds the CLI, compiles a DiT for the CPU and runs it;
 # `make test` lints
-# and runs every test of the workspace.
+# and runs every test of the workspace, then the CUDA executor's tests against a fake
+# driver (feature `cuda`: no GPU needed; the tests that need one are #[ignore]d).
 
 CARGO ?= cargo
 DQC := target/release/dqc
@@ -30,9 +31,11 @@ demo: build
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p dqc-runtime --features cuda --all-targets -- -D warnings
 
 test: setup lint
 	$(CARGO) test --workspace
+	$(CARGO) test -p dqc-runtime --features cuda
 
 fmt:
 	$(CARGO) fmt --all
