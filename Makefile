@@ -1,7 +1,9 @@
 # dqc — common tasks. `make demo` builds the CLI, compiles a DiT for the CPU and runs it;
 # `make test` lints
 # and runs every test of the workspace, then the CUDA executor's tests against a fake
-# driver (feature `cuda`: no GPU needed; the tests that need one are #[ignore]d).
+# driver (feature `cuda`: no GPU needed; the tests that need one are #[ignore]d). Both
+# `cuda` steps name the whole workspace so that dependencies keep the workspace's
+# features and are not built a second time.
 
 CARGO ?= cargo
 DQC := target/release/dqc
@@ -31,11 +33,11 @@ demo: build
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p dqc-runtime --features cuda --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features dqc-runtime/cuda -- -D warnings
 
 test: setup lint
 	$(CARGO) test --workspace
-	$(CARGO) test -p dqc-runtime --features cuda
+	$(CARGO) test --workspace --features dqc-runtime/cuda --test cuda_fake --test cuda
 
 fmt:
 	$(CARGO) fmt --all
