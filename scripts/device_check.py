@@ -129,9 +129,6 @@ def batch(path, parser):
 
     import torch
 
-    if not torch.cuda.is_available():
-        print("error: torch sees no CUDA device", file=sys.stderr)
-        return 1
     print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}")
     status = 0
     with open(path) as f:
@@ -174,16 +171,17 @@ def main():
     r = sub.add_parser("ratio")
     r.add_argument("dqc_ms")
     r.add_argument("torch_ms")
-    if len(sys.argv) == 3 and sys.argv[1] == "batch":
-        return batch(sys.argv[2], p)
-    a = p.parse_args()
-    if a.cmd == "ratio":
+    is_batch = len(sys.argv) == 3 and sys.argv[1] == "batch"
+    a = None if is_batch else p.parse_args()
+    if a is not None and a.cmd == "ratio":
         return ratio(a)
     import torch
 
     if not torch.cuda.is_available():
         print("error: torch sees no CUDA device", file=sys.stderr)
         return 1
+    if is_batch:
+        return batch(sys.argv[2], p)
     RUNS[a.cmd](a)
     return 0
 

@@ -107,6 +107,13 @@ pub fn staged_bytes(dtype: DType) -> u32 {
     }
 }
 
+/// sm_86, sm_89 and sm_120: less shared memory (at most 99 KiB per block) and register
+/// file per SM than sm_80 / sm_90 / sm_100, so some tiles are smaller there.
+fn consumer_part(target: &Target) -> bool {
+    let (major, minor) = capability(target);
+    (major == 8 && minor >= 6) || major == 12
+}
+
 /// True when a GEMM of `dtype` operands runs on tensor cores (`mma.sync`) on `target`:
 /// bf16, f16, i8, u8 everywhere; f8e4m3 from sm_100 (the e4m3 `mma` exists from sm_89 but
 /// needs PTX ISA 8.4, above what LLVM writes for sm_89 / sm_90). Everything else takes the
@@ -134,8 +141,7 @@ pub fn gemm_uses_tensor_cores(dtype: DType, target: &Target) -> bool {
 /// Shared memory above 99 KiB (the 8-bit tile) exceeds what sm_86 / sm_89 / sm_120 give a
 /// block; those targets keep the 16-bit shape for 8-bit operands.
 pub fn gemm_tile(dtype: DType, target: &Target) -> GemmTile {
-    let (major, minor) = capability(target);
-    let consumer = (major == 8 && minor >= 6) || major == 12;
+    let consumer = consumer_part(target);
     let elem_bytes = staged_bytes(dtype);
     let bk = match elem_bytes {
         1 => 64,
@@ -257,8 +263,7 @@ impl AttentionTile {
 /// per warp: 0.697 → 0.629 ms at B 2, H 16, S 4096, D 72; `docs/performance.md`); the
 /// others are not tuned yet.
 pub fn attention_tile(head_dim: u64, dtype: DType, target: &Target) -> AttentionTile {
-    let (major, minor) = capability(target);
-    let consumer = (major == 8 && minor >= 6) || major == 12;
+    let consumer = consumer_part(target);
     let elem_bytes = staged_bytes(dtype);
     match dtype {
         DType::F16 | DType::BF16 => {
