@@ -4,8 +4,9 @@
 //! panels over all of `k`, or taken from a [`PackedB`] made once), rows in blocks of
 //! [`MC`], `k` in blocks of at most [`KC`], then every (6-row strip, panel) pair through
 //! the microkernel — so each block of `C` stays in cache while all of `k` is added in.
-//! [`gemm_blocks`] computes each block in a per-thread buffer and hands it to the caller
-//! (the epilogue) as soon as it is finished, so the product is never written out whole.
+//! [`gemm_blocks`] computes each block in a per-thread buffer (or in place in the output)
+//! and hands it to the caller (the epilogue) as soon as it is finished, so the product is
+//! never passed over a second time out of cache.
 //! `A` is read in place: the microkernel broadcasts its elements one at a time, so a
 //! packed copy would only be a second pass over `A` (it cost 12 % of a DiT-S forward).
 //! The `B` packing and `C` block buffers are per thread and reused, so a call allocates nothing after the
@@ -218,13 +219,15 @@ pub(super) struct Block {
 }
 
 /// `alpha · A·B` handed to `finish` one `MC × NC` block at a time, as soon as all of `k`
-/// has been added into it: the block lives in a per-thread buffer that stays in L1/L2, so
-/// `finish` (an epilogue) reads it while it is hot and the full product is never
-/// materialized. Stops at the first error `finish` returns.
+/// has been added into it, so `finish` (an epilogue) reads it while it is hot. With `dest`
+/// (`C` and its row stride) each block is computed in place in `C` and `finish` may
+/// overwrite it there (an epilogue whose output is the product's own f32 buffer); without,
+/// the block lives in a per-thread buffer that stays in L1/L2 and the full product is
+/// never materialized. Stops at the first error `finish` returns.
 ///
 /// # Safety
-/// As [`gemm`] for `a` and `b`; `finish` may read and write the block's `rows × cols`
-/// elements (and nothing else of the buffer) during the call.
+/// As [`gemm`] for `a`, `b` and a `dest`; `finish` may read and write the block's
+/// `rows × cols` elements (and nothing else of the buffer) during the call.
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn gemm_blocks<E>(
     micro: Micro,
@@ -234,14 +237,15 @@ pub(super) unsafe fn gemm_blocks<E>(
     a: View,
     b: BSource<'_>,
     alpha: f32,
+    dest: Option<(*mut f32, usize)>,
     finish: &mut dyn FnMut(Block) -> Result<(), E>,
 ) -> Result<(), E> {
     // SAFETY: forwarded contract.
-    unsafe { drive(micro, m, n, k, a, b, alpha, None, finish) }
+    unsafe { drive(micro, m, n, k, a, b, alpha, dest, finish) }
 }
 
-/// The loop nest of [`gemm`] (`dest` set: `C` and its row stride) and [`gemm_blocks`]
-/// (`dest` unset: each block in the per-thread buffer, then `finish`).
+/// The loop nest of [`gemm`] and [`gemm_blocks`]: each block in `dest` (`C` and its row
+/// stride) or, without, in the per-thread buffer; then `finish`.
 ///
 /// # Safety
 /// As [`gemm`] / [`gemm_blocks`].
@@ -328,7 +332,6 @@ unsafe fn drive<E>(
                                     a.ptr.offset(row as isize * a.rs + p0 as isize * a.cs),
                                     (a.rs, a.cs),
                                     bp,
-                                    NR,
                                     cb.add(st * MR * ld + jp * NR),
                                     ld,
                                     mr,
@@ -341,16 +344,14 @@ unsafe fn drive<E>(
                     }
                     p0 += kc;
                 }
-                if dest.is_none() {
-                    finish(Block {
-                        row: i0,
-                        rows: mc,
-                        col: j0,
-                        cols: nc,
-                        data: cb,
-                        ld,
-                    })?;
-                }
+                finish(Block {
+                    row: i0,
+                    rows: mc,
+                    col: j0,
+                    cols: nc,
+                    data: cb,
+                    ld,
+                })?;
                 i0 += mc;
             }
             j0 += nc;

@@ -16,7 +16,7 @@ use super::par::ArgsPtr;
 use super::resolve::Ctx;
 use super::with_scratch;
 use super::{CpuError, fault_error};
-use crate::spec::{Gemm, MatOperand};
+use crate::spec::{Expr, Gemm, MatOperand};
 use cranelift_module::FuncId;
 use dqc_ir::DType;
 use rayon::prelude::*;
@@ -68,6 +68,11 @@ pub(super) struct GemmKernel {
     /// `B` packed into panels, with the address of the buffer it was packed from and a
     /// [`fingerprint`] of its bytes then.
     packed: Mutex<Option<(usize, u64, Arc<PackedB>)>>,
+    /// The output argument when the product may be computed in place in it: a dense f32
+    /// buffer that neither operand nor the epilogue reads. The epilogue then runs over
+    /// each finished block where it lies, instead of over a copy in a per-thread buffer
+    /// (one pass less over the product; 4–5 % of a chain of DiT-S/2 products).
+    direct: Option<u32>,
 }
 
 fn operand(
@@ -180,7 +185,17 @@ pub(super) fn compile(
             .copied()
             .unwrap_or(false)
         && b.batch_strides.iter().all(|&s| s == 0);
+    let reads_out = spec.exprs.nodes.iter().any(
+        |x| matches!(x.expr, Expr::Load { arg, .. } | Expr::Gather { arg, .. } if arg == spec.out),
+    );
+    let direct = (!int
+        && ctx.arg(spec.out)?.dtype == DType::F32
+        && spec.a.arg != spec.out
+        && spec.b.arg != spec.out
+        && !reads_out)
+        .then_some(spec.out);
     Ok(GemmKernel {
+        direct,
         b_weight,
         packed: Mutex::new(None),
         epilogue,
@@ -571,6 +586,14 @@ impl GemmKernel {
                         })
                     }
                 };
+                // The task's window of the output, when the product is made in place there.
+                let dest = self.direct.map(|out| {
+                    let lin = (bi * m + m0) * n + n0;
+                    // SAFETY: the output holds batches × m × n f32 (checked at compile
+                    // time); this task's window starts at `lin`, row stride n.
+                    let p = unsafe { (*args.get().add(out as usize)).cast::<f32>() };
+                    (p.wrapping_add(lin as usize), n as usize)
+                });
                 // Each finished block of the product goes through the epilogue while it is
                 // in cache.
                 let mut finish = |blk: Block| -> Result<(), jit::Fault> {
@@ -590,6 +613,7 @@ impl GemmKernel {
                         aview,
                         bsrc,
                         self.alpha,
+                        dest,
                         &mut finish,
                     )
                 }

@@ -1,13 +1,19 @@
 //! The register-blocked f32 GEMM microkernel: a `MR × NR = 6 × 16` tile of `C` from six
 //! rows of `A` read in place (any row and column strides, so neither a row-major nor a
-//! transposed `A` is copied) and a panel of `B` (`kc × 16`, column index fastest,
-//! consecutive `k` rows `b_rs` elements apart).
+//! transposed `A` is copied) and a panel of `B` (`kc` rows of 16 consecutive f32).
 //!
-//! Two implementations with one contract: an AVX2 + FMA one (12 accumulator registers, two
-//! `B` loads and six broadcasts of `A` per `k`), chosen at run time when the CPU has both
-//! features, and a portable one in plain Rust that the compiler vectorizes for whatever
-//! the target has. Both add the products in the same order (`k` ascending, one fused or
-//! unfused multiply-add per step), so they agree up to the FMA's single rounding.
+//! Two implementations with one contract: an AVX2 + FMA one, chosen at run time when the
+//! CPU has both features, and a portable one in plain Rust that the compiler vectorizes
+//! for whatever the target has. Both add the products in the same order (`k` ascending,
+//! one fused or unfused multiply-add per step), so they agree up to the FMA's single
+//! rounding.
+//!
+//! The AVX2 loop is inline assembly: 12 accumulator registers, per `k` two loads of `B`
+//! and six broadcasts of `A`, four `k` steps per iteration. Written with intrinsics, the
+//! same loop came out of LLVM one step per iteration, and a small change elsewhere in the
+//! function once made it copy all twelve accumulators between registers every step (1.7×
+//! slower); the assembly pins the schedule. Against the intrinsics loop it made a chain of
+//! DiT-S/2-sized products 6–8 % faster (see `docs/performance.md`, stop 14).
 
 /// Rows of the register tile.
 pub(super) const MR: usize = 6;
@@ -39,13 +45,13 @@ impl Micro {
         Micro::Portable
     }
 
-    /// `C[r][c] = alpha · Σ_p A[r][p] · b[p·b_rs + c] (+ C[r][c] if accumulate)` for
+    /// `C[r][c] = alpha · Σ_p A[r][p] · b[p·NR + c] (+ C[r][c] if accumulate)` for
     /// `r < mr`, `c < nr`, where `A[r][p]` is `a[r·a.0 + p·a.1]` and `C[r][c]` is
     /// `c_ptr[r·ldc + c]`.
     ///
     /// # Safety
     /// `a` addresses `A[r][p]` for `r < mr`, `p < kc` (rows `mr..MR` are never read),
-    /// `b` addresses `(kc−1)·b_rs + NR` readable f32 (when `kc > 0`), `c` addresses the
+    /// `b` addresses `kc·NR` readable f32, `c` addresses the
     /// `mr × nr` tile with row stride `ldc`, writable and not aliasing `a` or `b`;
     /// `1 ≤ mr ≤ MR`, `nr ≤ NR`. For [`Micro::Avx2Fma`] the CPU has AVX2 and FMA.
     #[allow(clippy::too_many_arguments)]
@@ -56,7 +62,6 @@ impl Micro {
         a: *const f32,
         a_strides: (isize, isize),
         b: *const f32,
-        b_rs: usize,
         c: *mut f32,
         ldc: usize,
         mr: usize,
@@ -68,11 +73,11 @@ impl Micro {
             // SAFETY: forwarded contract; the variant is only selected on AVX2+FMA CPUs.
             #[cfg(target_arch = "x86_64")]
             Micro::Avx2Fma => unsafe {
-                avx2::kernel(kc, a, a_strides, b, b_rs, c, ldc, mr, nr, alpha, accumulate)
+                avx2::kernel(kc, a, a_strides, b, c, ldc, mr, nr, alpha, accumulate)
             },
             // SAFETY: forwarded contract.
             Micro::Portable => unsafe {
-                portable(kc, a, a_strides, b, b_rs, c, ldc, mr, nr, alpha, accumulate)
+                portable(kc, a, a_strides, b, c, ldc, mr, nr, alpha, accumulate)
             },
         }
     }
@@ -127,7 +132,6 @@ unsafe fn portable(
     a: *const f32,
     (a_rs, a_ps): (isize, isize),
     b: *const f32,
-    b_rs: usize,
     c: *mut f32,
     ldc: usize,
     mr: usize,
@@ -139,7 +143,7 @@ unsafe fn portable(
     let rows = rows(a, a_rs, mr);
     for p in 0..kc {
         // SAFETY: step p of the panel is in range (contract).
-        let bp = unsafe { std::slice::from_raw_parts(b.add(p * b_rs), NR) };
+        let bp = unsafe { std::slice::from_raw_parts(b.add(p * NR), NR) };
         for (r, &row) in rows.iter().enumerate() {
             // SAFETY: A[min(r, mr − 1)][p] is in range (contract).
             let x = unsafe { *row.offset(p as isize * a_ps) };
@@ -155,7 +159,42 @@ unsafe fn portable(
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{MR, NR, rows, store_tile};
+    use std::arch::asm;
     use std::arch::x86_64::*;
+
+    /// One `k` step of the loop: `B` row at byte offset `$b0` / `$b1` (its two halves) from
+    /// `{bp}`, `A[r][p]` at `{rR} + {off}`; then `{off}` moves to the next `k`.
+    macro_rules! step {
+        ($b0:literal, $b1:literal) => {
+            concat!(
+                "vmovups {b0}, ymmword ptr [{bp} + ",
+                $b0,
+                "]\n",
+                "vmovups {b1}, ymmword ptr [{bp} + ",
+                $b1,
+                "]\n",
+                "vbroadcastss {x}, dword ptr [{r0} + {off}]\n",
+                "vfmadd231ps {c00}, {x}, {b0}\n",
+                "vfmadd231ps {c01}, {x}, {b1}\n",
+                "vbroadcastss {x}, dword ptr [{r1} + {off}]\n",
+                "vfmadd231ps {c10}, {x}, {b0}\n",
+                "vfmadd231ps {c11}, {x}, {b1}\n",
+                "vbroadcastss {x}, dword ptr [{r2} + {off}]\n",
+                "vfmadd231ps {c20}, {x}, {b0}\n",
+                "vfmadd231ps {c21}, {x}, {b1}\n",
+                "vbroadcastss {x}, dword ptr [{r3} + {off}]\n",
+                "vfmadd231ps {c30}, {x}, {b0}\n",
+                "vfmadd231ps {c31}, {x}, {b1}\n",
+                "vbroadcastss {x}, dword ptr [{r4} + {off}]\n",
+                "vfmadd231ps {c40}, {x}, {b0}\n",
+                "vfmadd231ps {c41}, {x}, {b1}\n",
+                "vbroadcastss {x}, dword ptr [{r5} + {off}]\n",
+                "vfmadd231ps {c50}, {x}, {b0}\n",
+                "vfmadd231ps {c51}, {x}, {b1}\n",
+                "add {off}, {aps}\n",
+            )
+        };
+    }
 
     /// The AVX2 + FMA microkernel.
     ///
@@ -168,7 +207,6 @@ mod avx2 {
         a: *const f32,
         (a_rs, a_ps): (isize, isize),
         b: *const f32,
-        b_rs: usize,
         c: *mut f32,
         ldc: usize,
         mr: usize,
@@ -176,25 +214,72 @@ mod avx2 {
         alpha: f32,
         accumulate: bool,
     ) {
-        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-        let rows = rows(a, a_rs, mr);
-        let mut bp = b;
-        let mut off = 0isize;
-        for _ in 0..kc {
-            // SAFETY: NR = 16 readable f32 at bp and A[min(r, mr − 1)][p] at
-            // rows[r] + off (contract).
-            unsafe {
-                let b0 = _mm256_loadu_ps(bp);
-                let b1 = _mm256_loadu_ps(bp.add(8));
-                for (row, &ar) in acc.iter_mut().zip(&rows) {
-                    let x = _mm256_broadcast_ss(&*ar.offset(off));
-                    row[0] = _mm256_fmadd_ps(x, b0, row[0]);
-                    row[1] = _mm256_fmadd_ps(x, b1, row[1]);
-                }
-                off += a_ps;
-                bp = bp.add(b_rs);
-            }
-        }
+        let [r0, r1, r2, r3, r4, r5] = rows(a, a_rs, mr);
+        let z = _mm256_setzero_ps();
+        let (mut c00, mut c01, mut c10, mut c11, mut c20, mut c21) = (z, z, z, z, z, z);
+        let (mut c30, mut c31, mut c40, mut c41, mut c50, mut c51) = (z, z, z, z, z, z);
+        // SAFETY: the loop reads A[min(r, mr − 1)][p] = rR + p·a_ps (in bytes: `off`) and
+        // the panel's row p at b + p·NR for p < kc, all in range by the contract; it
+        // writes only its register operands.
+        unsafe {
+            asm!(
+                "test {n4}, {n4}",
+                "jz 3f",
+                ".p2align 5",
+                "2:",
+                step!("0", "32"),
+                step!("64", "96"),
+                step!("128", "160"),
+                step!("192", "224"),
+                "add {bp}, 256",
+                "dec {n4}",
+                "jnz 2b",
+                "3:",
+                "test {rem}, {rem}",
+                "jz 5f",
+                "4:",
+                step!("0", "32"),
+                "add {bp}, 64",
+                "dec {rem}",
+                "jnz 4b",
+                "5:",
+                n4 = inout(reg) kc / 4 => _,
+                rem = inout(reg) kc % 4 => _,
+                bp = inout(reg) b => _,
+                off = inout(reg) 0isize => _,
+                aps = in(reg) a_ps * 4,
+                r0 = in(reg) r0,
+                r1 = in(reg) r1,
+                r2 = in(reg) r2,
+                r3 = in(reg) r3,
+                r4 = in(reg) r4,
+                r5 = in(reg) r5,
+                b0 = out(ymm_reg) _,
+                b1 = out(ymm_reg) _,
+                x = out(ymm_reg) _,
+                c00 = inout(ymm_reg) c00,
+                c01 = inout(ymm_reg) c01,
+                c10 = inout(ymm_reg) c10,
+                c11 = inout(ymm_reg) c11,
+                c20 = inout(ymm_reg) c20,
+                c21 = inout(ymm_reg) c21,
+                c30 = inout(ymm_reg) c30,
+                c31 = inout(ymm_reg) c31,
+                c40 = inout(ymm_reg) c40,
+                c41 = inout(ymm_reg) c41,
+                c50 = inout(ymm_reg) c50,
+                c51 = inout(ymm_reg) c51,
+                options(nostack, readonly, pure),
+            )
+        };
+        let acc = [
+            [c00, c01],
+            [c10, c11],
+            [c20, c21],
+            [c30, c31],
+            [c40, c41],
+            [c50, c51],
+        ];
         let va = _mm256_set1_ps(alpha);
         if mr == MR && nr == NR {
             for (r, row) in acc.iter().enumerate() {
@@ -229,44 +314,60 @@ mod avx2 {
 mod tests {
     use super::{MR, Micro, NR};
 
+    /// Every tile shape and `k` depth (around the 4-step unroll) for `A` stored by
+    /// columns and by rows; small integers, so every sum is exact.
     fn check(micro: Micro) {
-        let kc = 7;
-        let a: Vec<f32> = (0..kc * MR).map(|i| (i % 5) as f32 - 2.0).collect();
-        let b_rs = NR + 3;
-        let b: Vec<f32> = (0..kc * b_rs).map(|i| (i % 7) as f32 * 0.5).collect();
-        for (mr, nr, acc) in [
-            (MR, NR, false),
-            (MR, NR, true),
-            (2, 5, false),
-            (5, 16, true),
-        ] {
-            let ldc = NR + 1;
-            let mut c = vec![1f32; MR * ldc];
-            // SAFETY: buffers sized for the contract.
-            unsafe {
-                micro.run(
-                    kc,
-                    a.as_ptr(),
-                    (1, MR as isize),
-                    b.as_ptr(),
-                    b_rs,
-                    c.as_mut_ptr(),
-                    ldc,
-                    mr,
-                    nr,
-                    -2.0,
-                    acc,
-                )
-            };
-            for r in 0..MR {
-                for j in 0..ldc {
-                    let want = if r < mr && j < nr {
-                        let s: f32 = (0..kc).map(|p| a[p * MR + r] * b[p * b_rs + j]).sum();
-                        -2.0 * s + if acc { 1.0 } else { 0.0 }
-                    } else {
-                        1.0
+        for kc in [0, 1, 3, 4, 5, 8, 13] {
+            let b: Vec<f32> = (0..kc * NR).map(|i| (i % 7) as f32 * 0.5).collect();
+            let vals: Vec<f32> = (0..kc * MR).map(|i| (i % 5) as f32 - 2.0).collect();
+            for by_rows in [false, true] {
+                // A[r][p] = vals[p·MR + r] stored by columns, or a copy stored by rows.
+                let (a, strides) = if by_rows {
+                    let t: Vec<f32> = (0..MR * kc).map(|i| vals[(i % kc) * MR + i / kc]).collect();
+                    (t, (kc as isize, 1))
+                } else {
+                    (vals.clone(), (1, MR as isize))
+                };
+                for (mr, nr, acc) in [
+                    (MR, NR, false),
+                    (MR, NR, true),
+                    (2, 5, false),
+                    (5, 16, true),
+                    (1, 16, false),
+                ] {
+                    let ldc = NR + 1;
+                    let mut c = vec![1f32; MR * ldc];
+                    // SAFETY: buffers sized for the contract.
+                    unsafe {
+                        micro.run(
+                            kc,
+                            a.as_ptr(),
+                            strides,
+                            b.as_ptr(),
+                            c.as_mut_ptr(),
+                            ldc,
+                            mr,
+                            nr,
+                            -2.0,
+                            acc,
+                        )
                     };
-                    assert_eq!(c[r * ldc + j], want, "{micro:?} r {r} c {j} ({mr}×{nr})");
+                    for r in 0..MR {
+                        for j in 0..ldc {
+                            let want = if r < mr && j < nr {
+                                let s: f32 =
+                                    (0..kc).map(|p| vals[p * MR + r] * b[p * NR + j]).sum();
+                                -2.0 * s + if acc { 1.0 } else { 0.0 }
+                            } else {
+                                1.0
+                            };
+                            assert_eq!(
+                                c[r * ldc + j],
+                                want,
+                                "{micro:?} kc {kc} rows {by_rows} r {r} c {j} ({mr}×{nr})"
+                            );
+                        }
+                    }
                 }
             }
         }
