@@ -2,7 +2,8 @@
 # CPU benchmark: DiT-S/2 with onnxruntime vs dqc (`dqc bench`: the runtime `dqc run` uses),
 # same inputs, same threads.
 #
-#   scripts/bench-cpu.sh [--threads N] [--iters N] [--separate] [--rounds R]
+#   scripts/bench-cpu.sh [--threads N] [--iters N] [--pairs P] [--separate] [--rounds R]
+#                        [--model dit-s2|gemm-chain]
 #
 # Builds the release CLI, makes a Python venv with torch/diffusers/onnx/onnxruntime if
 # $DQC_VENV is not set (target/bench-venv, needs network once), exports DiT-S/2 to ONNX,

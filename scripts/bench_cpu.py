@@ -23,6 +23,10 @@ This repeats for --pairs fresh pairs of processes, alternating which engine load
 (a process started second has measured a few per cent faster than an identical one
 started first). The per-forward times are kept in OUT/interleaved_ms.json.
 
+--model gemm-chain runs the same comparison on the matrix products of DiT-S/2's MLPs
+alone (24 MatMuls, nothing fused): it compares the two GEMM cores, which the full model's
+fusions hide.
+
 With --separate (or --rounds R > 1) each engine instead runs all its forwards in one
 process of its own, R times, in the order ort, dqc, dqc, ort, ...; each engine's figures
 are then the medians over its rounds and the ratio is the median of the per-round ratios.
@@ -80,6 +84,37 @@ def export(out: Path) -> None:
     np.savez(out / "inputs.npz", **{k: v.numpy() for k, v in inputs.items()})
     params = sum(p.numel() for p in m.parameters())
     (out / "config.json").write_text(json.dumps(dict(cfg, params=params), indent=1))
+
+
+def export_gemm_chain(out: Path) -> None:
+    """The GEMM core alone: the MatMuls of DiT-S/2's twelve MLPs, nothing between them
+    (x[2,256,384] through 384->1536 and 1536->384, twelve times; 54 MB of seeded random
+    weights, so like the model's they do not stay in cache). Both engines run only their
+    matrix products here."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    nodes, inits, cur = [], [], "x"
+    for i in range(12):
+        for j, (k, n) in enumerate([(384, 1536), (1536, 384)]):
+            w = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)
+            inits.append(numpy_helper.from_array(w, f"w{i}_{j}"))
+            nxt = "sample" if (i, j) == (11, 1) else f"h{i}_{j}"
+            nodes.append(helper.make_node("MatMul", [cur, f"w{i}_{j}"], [nxt]))
+            cur = nxt
+    g = helper.make_graph(
+        nodes, "gemm_chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 256, 384])],
+        [helper.make_tensor_value_info("sample", TensorProto.FLOAT, [2, 256, 384])],
+        inits)
+    out.mkdir(parents=True, exist_ok=True)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]),
+              str(out / "model.onnx"))
+    np.savez(out / "inputs.npz", x=rng.standard_normal((2, 256, 384)).astype(np.float32))
+    (out / "config.json").write_text(json.dumps(dict(model="gemm-chain",
+                                                     params=12 * 2 * 384 * 1536)))
 
 
 def ort_session(out: Path, threads: int, warmup: int):
@@ -192,7 +227,10 @@ def child(cmd: list[str], env: dict | None = None) -> tuple[str, float, int]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dqc", default=str(ROOT / "target" / "release" / "dqc"))
-    ap.add_argument("--out", default=str(ROOT / "target" / "bench-cpu"))
+    ap.add_argument("--model", choices=["dit-s2", "gemm-chain"], default="dit-s2",
+                    help="gemm-chain: only the matrix products of DiT-S/2's MLPs, to "
+                         "compare the GEMM cores (default out: target/bench-cpu-chain)")
+    ap.add_argument("--out", default=None)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
@@ -208,10 +246,12 @@ def main() -> int:
                     help="interleaved: idle milliseconds before each turn")
     ap.add_argument("--step", choices=["all", "export", "ort", "ort-worker"], default="all")
     a = ap.parse_args()
+    if a.out is None:
+        a.out = str(ROOT / "target" / ("bench-cpu" if a.model == "dit-s2" else "bench-cpu-chain"))
     out = Path(a.out)
     interleave = not a.separate and a.rounds <= 1
     if a.step == "export":
-        export(out)
+        (export if a.model == "dit-s2" else export_gemm_chain)(out)
         return 0
     if a.step == "ort":
         ort(out, a.threads, a.iters, a.warmup)
@@ -220,12 +260,13 @@ def main() -> int:
         ort_worker(out, a.threads, a.iters, a.warmup)
         return 0
 
-    me = [sys.executable, __file__, "--out", str(out), "--threads", str(a.threads),
+    me = [sys.executable, __file__, "--model", a.model, "--out", str(out),
+          "--threads", str(a.threads),
           "--iters", str(a.iters), "--warmup", str(a.warmup)]
     if not (out / "model.onnx").exists():
         child(me + ["--step", "export"])
     cfg = json.loads((out / "config.json").read_text())
-    plan = out / "dit-s2.dqcplan"
+    plan = out / f"{a.model}.dqcplan"
     _, compile_s, _ = child([a.dqc, "compile", str(out / "model.onnx"), "--target", "cpu",
                              "-o", str(plan)])
     env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads))
@@ -304,7 +345,9 @@ def main() -> int:
     got = np.load(out / "dqc_outputs.npz")["sample"]
     rel = float(np.abs(ref - got).max() / max(np.abs(ref).max(), 1e-30))
 
-    print(f"DiT-S/2 ({cfg['params'] / 1e6:.1f} M params), batch 2, latent 32x32x4, "
+    what = ("DiT-S/2" if a.model == "dit-s2"
+            else "MatMul chain of DiT-S/2's MLPs (24 products)")
+    print(f"{what} ({cfg['params'] / 1e6:.1f} M params), batch 2, latent 32x32x4, "
           f"{a.threads} threads, {a.iters} iterations after {a.warmup} warm-up")
     print(f"{'engine':<12} {'median ms':>10} {'p10 ms':>8} {'p90 ms':>8} {'peak RSS MiB':>13}")
     for name, t, rss in (("onnxruntime", ort_t, ort_rss), ("dqc", dqc_t, dqc_rss)):
