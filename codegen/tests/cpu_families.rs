@@ -4,7 +4,7 @@ mod cpu_common;
 
 use cpu_common::*;
 use dqc_codegen::spec::{
-    Attention, Conv, Expr, Exprs, Gemm, HeadsView, Kernel, MatOperand, RowOp, RowReduce,
+    Attention, Conv, Expr, Exprs, Gemm, HeadsView, Kernel, MatOperand, RowOp, RowReduce, Scalar,
     SelectiveScan,
 };
 use dqc_ir::op::{BinaryOp, GeluApprox, ReduceOp};
@@ -607,6 +607,97 @@ proptest! {
         run(&p, &mut bufs).unwrap();
         let want = naive_gemm(batch, m, n, k, &av, (abs, ars, acs), &bv, (bbs, brs, bcs), alpha);
         assert_close(&bufs[2].to_f32(), &want, 1e-5);
+    }
+}
+
+/// GEMMs whose product is made in place in the f32 output (see `GemmKernel::direct`): the
+/// output starts as NaN, so an element the product or its epilogue skips shows up. Sizes
+/// cross the 6 × 16 register tile, the 144-row / 128-column cache blocks and the 384-deep
+/// k blocks (accumulated in the output); epilogues: the plain product (stored as it lies),
+/// `2·acc + 1` (rewritten in place) and tanh-GELU (the block activation, applied in place).
+#[test]
+fn gemm_products_made_in_place_overwrite_the_whole_output() {
+    for (m, n, k) in [
+        (1, 1, 1),
+        (7, 17, 5),
+        (150, 130, 400),
+        (301, 40, 800),
+        (13, 48, 0),
+    ] {
+        let av = rand_f32((m * k).max(1) as usize, m + 1);
+        let bv = rand_f32((k * n).max(1) as usize, n + 2);
+        let prod = naive_gemm(
+            1,
+            m,
+            n,
+            k,
+            &av,
+            (0, k as i64, 1),
+            &bv,
+            (0, n as i64, 1),
+            1.0,
+        );
+        for which in 0..3 {
+            let mut e = Exprs::new();
+            let acc = e.push(DType::F32, Expr::Acc);
+            let root = match which {
+                0 => acc,
+                1 => {
+                    let two = e.push(DType::F32, Expr::Const(Scalar::F(2.0)));
+                    let one = e.push(DType::F32, Expr::Const(Scalar::F(1.0)));
+                    let x = e.push(
+                        DType::F32,
+                        Expr::Binary {
+                            op: BinaryOp::Mul,
+                            a: acc,
+                            b: two,
+                        },
+                    );
+                    e.push(
+                        DType::F32,
+                        Expr::Binary {
+                            op: BinaryOp::Add,
+                            a: x,
+                            b: one,
+                        },
+                    )
+                }
+                _ => e.push(
+                    DType::F32,
+                    Expr::Gelu {
+                        approx: GeluApprox::Tanh,
+                        x: acc,
+                    },
+                ),
+            };
+            let p = program(
+                &[
+                    (DType::F32, vec![(m * k).max(1)]),
+                    (DType::F32, vec![(k * n).max(1)]),
+                    (DType::F32, vec![m, n]),
+                ],
+                dense_f32_gemm(m, n, k, e, root, 2),
+                vec![2],
+            );
+            let mut bufs = [
+                Buf::f32(&av),
+                Buf::f32(&bv),
+                Buf::f32(&vec![f32::NAN; (m * n) as usize]),
+            ];
+            run(&p, &mut bufs).unwrap();
+            let want: Vec<f32> = prod
+                .iter()
+                .map(|&x| match which {
+                    0 => x,
+                    1 => 2.0 * x + 1.0,
+                    _ => {
+                        let u = 0.797_884_6 * (x + 0.044_715 * x * x * x);
+                        0.5 * x * (1.0 + u.tanh())
+                    }
+                })
+                .collect();
+            assert_close(&bufs[2].to_f32(), &want, 1e-4);
+        }
     }
 }
 

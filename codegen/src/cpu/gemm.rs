@@ -16,7 +16,7 @@ use super::par::ArgsPtr;
 use super::resolve::Ctx;
 use super::with_scratch;
 use super::{CpuError, fault_error};
-use crate::spec::{Expr, Gemm, MatOperand};
+use crate::spec::{Expr, ExprNode, Gemm, MatOperand};
 use cranelift_module::FuncId;
 use dqc_ir::DType;
 use rayon::prelude::*;
@@ -73,6 +73,9 @@ pub(super) struct GemmKernel {
     /// each finished block where it lies, instead of over a copy in a per-thread buffer
     /// (one pass less over the product; 4–5 % of a chain of DiT-S/2 products).
     direct: Option<u32>,
+    /// The epilogue (after the block activation, if any) stores the f32 value unchanged:
+    /// with the product made in place there is nothing left for it to do.
+    stores_acc: bool,
 }
 
 fn operand(
@@ -194,8 +197,16 @@ pub(super) fn compile(
         && spec.b.arg != spec.out
         && !reads_out)
         .then_some(spec.out);
+    let stores_acc = matches!(
+        exprs.get(spec.epilogue),
+        Some(ExprNode {
+            dtype: DType::F32,
+            expr: Expr::Acc
+        })
+    );
     Ok(GemmKernel {
         direct,
+        stores_acc,
         b_weight,
         packed: Mutex::new(None),
         epilogue,
@@ -600,7 +611,15 @@ impl GemmKernel {
                     let lin = (bi * m + m0 + blk.row as u64) * n + n0 + blk.col as u64;
                     // SAFETY: the block holds rows × cols values, `ld` apart, of the
                     // product's rows and columns from `lin` on.
-                    unsafe { self.finish_f32(epi, args, lin, blk.rows, blk.cols, blk.data, blk.ld) }
+                    unsafe {
+                        self.finish_f32(
+                            epi,
+                            args,
+                            lin,
+                            (blk.rows, blk.cols, blk.data, blk.ld),
+                            dest.is_some(),
+                        )
+                    }
                 };
                 // SAFETY: A and B address the task's mc × k and k × nc operands (checked
                 // at compile time); `micro` was detected on this CPU.
@@ -622,24 +641,26 @@ impl GemmKernel {
 
     /// Finish `rows × cols` f32 values of the product (`ld` apart) whose first is element
     /// `lin` of the output (linear, row-major): the block activation, if any, in place, then
-    /// the compiled epilogue.
+    /// the compiled epilogue — unless the values already lie in the output (`in_place`)
+    /// and the epilogue would store them unchanged.
     ///
     /// # Safety
-    /// As [`epilogue_rows`]; the values are writable.
-    #[allow(clippy::too_many_arguments)]
+    /// As [`epilogue_rows`]; the values are writable; with `in_place` they are the
+    /// output's own elements.
     unsafe fn finish_f32(
         &self,
         epi: ExprFn,
         args: ArgsPtr,
         lin: u64,
-        rows: usize,
-        cols: usize,
-        data: *mut f32,
-        ld: usize,
+        (rows, cols, data, ld): (usize, usize, *mut f32, usize),
+        in_place: bool,
     ) -> Result<(), jit::Fault> {
         if let Some(act) = &self.act {
             // SAFETY: forwarded; the values are columns `lin % n ..` of the product.
             unsafe { act.apply(args, lin % self.n.max(1), rows, cols, data, ld) };
+        }
+        if in_place && self.stores_acc {
+            return Ok(());
         }
         // SAFETY: forwarded contract.
         unsafe { epilogue_rows(epi, args, lin, self.n, rows, cols, data, ld) }
@@ -687,7 +708,9 @@ impl GemmKernel {
                 let (rows, cols) = (mc as usize, cw as usize);
                 let lin = (bi * m + m0) * n + cn0;
                 // SAFETY: the tile holds mc × cw values, cw apart, of the product from `lin`.
-                unsafe { self.finish_f32(epi, args, lin, rows, cols, tile.as_mut_ptr(), cols) }?;
+                unsafe {
+                    self.finish_f32(epi, args, lin, (rows, cols, tile.as_mut_ptr(), cols), false)
+                }?;
                 c0 += cw;
             }
             Ok(())
