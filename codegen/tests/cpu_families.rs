@@ -645,22 +645,8 @@ fn gemm_products_made_in_place_overwrite_the_whole_output() {
                 1 => {
                     let two = e.push(DType::F32, Expr::Const(Scalar::F(2.0)));
                     let one = e.push(DType::F32, Expr::Const(Scalar::F(1.0)));
-                    let x = e.push(
-                        DType::F32,
-                        Expr::Binary {
-                            op: BinaryOp::Mul,
-                            a: acc,
-                            b: two,
-                        },
-                    );
-                    e.push(
-                        DType::F32,
-                        Expr::Binary {
-                            op: BinaryOp::Add,
-                            a: x,
-                            b: one,
-                        },
-                    )
+                    let x = bin(&mut e, DType::F32, BinaryOp::Mul, acc, two);
+                    bin(&mut e, DType::F32, BinaryOp::Add, x, one)
                 }
                 _ => e.push(
                     DType::F32,

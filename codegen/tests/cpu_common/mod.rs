@@ -6,6 +6,7 @@ use dqc_codegen::cpu::{Bindings, CpuError, CpuProgram};
 use dqc_codegen::spec::{
     Buffer, BufferKind, Expr, ExprId, Exprs, IndexMap, Kernel, KernelSpec, Program, Term,
 };
+use dqc_ir::op::BinaryOp;
 use dqc_ir::{DType, Dim, Shape, Tensor};
 
 /// A 64-byte aligned byte buffer.
@@ -159,6 +160,11 @@ pub fn dense(shape: &[u64]) -> Vec<i64> {
 
 pub fn load(e: &mut Exprs, dt: DType, arg: u32, m: IndexMap) -> ExprId {
     e.push(dt, Expr::Load { arg, map: m })
+}
+
+/// `op(a, b)` of dtype `dt`.
+pub fn bin(e: &mut Exprs, dt: DType, op: BinaryOp, a: ExprId, b: ExprId) -> ExprId {
+    e.push(dt, Expr::Binary { op, a, b })
 }
 
 pub fn fixed(s: &[u64]) -> Shape {
