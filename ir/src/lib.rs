@@ -32,4 +32,4 @@ pub use op::Op;
 pub use quant::QuantScheme;
 pub use shape::{Dim, Shape, TensorType};
 pub use target::Target;
-pub use tensor::Tensor;
+pub use tensor::{SharedBytes, Tensor};

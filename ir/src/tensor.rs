@@ -25,6 +25,16 @@ pub enum Storage {
         /// Length in bytes.
         len: usize,
     },
+    /// Bytes in a buffer of another owner's kind, e.g. a runtime's output buffer that goes
+    /// back to its session for reuse when the last tensor holding it is dropped.
+    Shared(Arc<dyn SharedBytes>),
+}
+
+/// A read-only byte buffer a [`Storage::Shared`] tensor keeps alive; its bytes must not
+/// change while any tensor holds it.
+pub trait SharedBytes: Send + Sync {
+    /// The bytes.
+    fn bytes(&self) -> &[u8];
 }
 
 impl Storage {
@@ -33,6 +43,7 @@ impl Storage {
         match self {
             Storage::Owned(b) => b,
             Storage::Mapped { map, offset, len } => &map[*offset..*offset + *len],
+            Storage::Shared(b) => b.bytes(),
         }
     }
 }

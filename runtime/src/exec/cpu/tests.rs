@@ -246,3 +246,39 @@ fn kernels_see_inputs_weights_arena_and_aliases() {
     // Earlier outputs are not overwritten by later runs.
     assert_eq!(out[0].1.to_f32_vec(), expected(&xs));
 }
+
+#[test]
+fn dropped_outputs_are_reused_and_held_ones_are_not() {
+    let plan = plan();
+    let exec = CpuExecutor::<Interp>::new(&plan).unwrap();
+    let xs: Vec<f32> = (0..8).map(|i| i as f32).collect();
+    let ys: Vec<f32> = (0..8).map(|i| 10.0 - i as f32).collect();
+    let x = Tensor::from_f32(DType::F32, vec![2, 4], &xs).unwrap();
+    let y = Tensor::from_f32(DType::F32, vec![2, 4], &ys).unwrap();
+    let addr = |o: &[(String, Tensor)]| o[0].1.bytes().as_ptr() as usize;
+    // Held: the next run gets another buffer and the first output keeps its values.
+    let first = run(&exec, &plan, &x).unwrap();
+    let second = run(&exec, &plan, &y).unwrap();
+    assert_ne!(addr(&first), addr(&second));
+    assert_eq!(first[0].1.to_f32_vec(), expected(&xs));
+    assert_eq!(second[0].1.to_f32_vec(), expected(&ys));
+    // Dropped (every clone of it): its buffer serves the next run of that size.
+    let a = addr(&first);
+    let clone = first[0].1.clone();
+    drop(first);
+    let third = run(&exec, &plan, &y).unwrap();
+    assert_ne!(addr(&third), a, "a clone still holds the first buffer");
+    assert_eq!(clone.to_f32_vec(), expected(&xs));
+    drop(clone);
+    let fourth = run(&exec, &plan, &x).unwrap();
+    assert_eq!(addr(&fourth), a);
+    assert_eq!(fourth[0].1.to_f32_vec(), expected(&xs));
+    // Another size does not take it; an output outliving its session stays readable.
+    drop(fourth);
+    let x1 = Tensor::from_f32(DType::F32, vec![1, 4], &xs[4..]).unwrap();
+    let small = run(&exec, &plan, &x1).unwrap();
+    assert_ne!(addr(&small), a);
+    drop(exec);
+    assert_eq!(small[0].1.to_f32_vec(), expected(&xs[4..]));
+    assert_eq!(third[0].1.to_f32_vec(), expected(&ys));
+}
