@@ -97,7 +97,8 @@ enum OutBuf {
 /// Output buffers that came back from dropped output tensors, for the next runs: a fresh
 /// mapping costs a page fault (or, populated, a page clear) per page and a `munmap` every
 /// run — a fifth of the time of a single 3 MiB-output GEMM.
-type Spare = Arc<Mutex<Vec<memmap2::MmapMut>>>;
+type Spare = Arc<SpareList>;
+type SpareList = Mutex<Vec<memmap2::MmapMut>>;
 
 /// At most this many spare output buffers are kept per session.
 const SPARE_OUTPUTS: usize = 16;
@@ -106,7 +107,7 @@ const SPARE_OUTPUTS: usize = 16;
 /// it is dropped (if the session still exists and has room).
 struct PooledOutput {
     map: Option<memmap2::MmapMut>,
-    spare: std::sync::Weak<Mutex<Vec<memmap2::MmapMut>>>,
+    spare: std::sync::Weak<SpareList>,
 }
 
 impl dqc_ir::SharedBytes for PooledOutput {
